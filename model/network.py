@@ -1,0 +1,33 @@
+"""The convolutional network of the design card, written once."""
+
+import keras
+
+# Ten digit classes, one grayscale 28x28 input image.
+num_classes = 10
+input_shape = (28, 28, 1)
+
+
+def build_network() -> keras.Sequential:
+    """Build the card's CNN: two convolutions, pooling, dropout, dense head, softmax."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            # 32 local edge and stroke detectors
+            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            # 64 detectors of stroke combinations
+            keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            # halve the resolution, keep the strongest response
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            # regularise the convolutional features
+            keras.layers.Dropout(0.25),
+            # one long feature vector
+            keras.layers.Flatten(),
+            # a hidden layer that combines features into digit evidence
+            keras.layers.Dense(128, activation="relu"),
+            # regularise the dense layer
+            keras.layers.Dropout(0.5),
+            # a probability for each digit
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="digit_cnn",
+    )

@@ -1,0 +1,271 @@
+"""From uploaded image bytes to the 28x28 array the network reads, normalised the way MNIST was made.
+
+Bytes in, array out, no web framework: decode any image Pillow reads, find the ink whatever
+the background, pick the digit, fit it into a 20x20 box keeping its aspect ratio and centre
+it by its centre of mass in a 28x28 frame, bright ink on black, values 0..1.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy import ndimage
+
+from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
+
+# MNIST's geometry: the digit fits a 20x20 box whose centre of mass sits at (14, 14) of 28x28.
+frame_size = 28
+box_size = 20
+# The digit is found on a copy at most this many pixels on its longer side.
+working_size = 640
+# Stroke widths are measured and adjusted with the digit's longer side at this many pixels.
+stroke_scale = 80
+# MNIST's typical stroke is about 2.6 pixels wide in the 20-pixel box (13 % of the box).
+typical_stroke_width = 0.13 * stroke_scale
+# The default ceiling on decoded pixels (a 50-megapixel phone photo still fits).
+default_max_pixels = 50_000_000
+
+
+@dataclass(frozen=True)
+class Ink:
+    """Where the ink is: bright-on-black strengths and the bounding box of the chosen digit."""
+
+    strength: np.ndarray  # float32 (H, W), 0 = background, 1 = full ink
+    box: tuple[int, int, int, int]  # top, left, bottom, right (exclusive) in `strength`
+
+
+def decode_image(data: bytes, max_pixels: int = default_max_pixels) -> Image.Image:
+    """Open image bytes with Pillow: first frame, EXIF orientation applied, fully loaded."""
+    if not data:
+        raise InvalidImageError("The uploaded file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(f"The image has more than {max_pixels:,} pixels.") from None
+    except Exception:  # Pillow raises many kinds for bytes that are not an image
+        raise InvalidImageError("The upload is not an image in a format this service reads.") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"The image has {width * height:,} pixels ({width}x{height}); the limit is {max_pixels:,}."
+        )
+    if width < 1 or height < 1:
+        raise InvalidImageError("The image has no pixels.")
+    try:
+        image.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale, which saves time and memory on big photos
+        image.draft(image.mode if image.mode in ("L", "RGB") else None, (working_size, working_size))
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(f"The image has more than {max_pixels:,} pixels.") from None
+    except Exception:
+        raise InvalidImageError("The image is corrupted or truncated and cannot be decoded.") from None
+    return image
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Luminance 0..1 as float32, transparent areas filled so that strokes keep their contrast."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16-bit and float images: scale by the type's range, not Pillow's 8-bit clipping
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
+        if image.mode == "F":
+            top = max(float(values.max(initial=0)), 1.0) if values.max(initial=0) > 1 else 1.0
+        return np.clip(values / top, 0.0, 1.0)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if not has_alpha:
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+    alpha = rgba[..., 3]
+    luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if alpha.min() > 0.98:
+        return luminance
+    opaque = alpha > 0.5
+    if not opaque.any():
+        return np.ones_like(alpha)  # fully transparent: blank
+    if opaque.mean() < 0.5:
+        # few opaque pixels are the strokes (a canvas export): fill behind them with the
+        # opposite of their colour, white behind dark strokes and black behind light ones
+        stroke_luminance = float(np.average(luminance, weights=alpha))
+        fill = 1.0 if stroke_luminance < 0.5 else 0.0
+    else:
+        # mostly opaque: the opaque part is the scene; fill holes with its background
+        fill = float(np.median(luminance[opaque]))
+    return luminance * alpha + fill * (1.0 - alpha)
+
+
+def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
+    """Scale a grayscale array down (area averaging) so its longer side is at most `longest`."""
+    height, width = gray.shape
+    factor = longest / max(height, width)
+    if factor >= 1.0:
+        return gray
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return np.asarray(Image.fromarray(gray, "F").resize(size, Image.BOX), dtype=np.float32)
+
+
+def _background(values: np.ndarray) -> np.ndarray:
+    """A smooth surface under the ink (uneven light, vignetting): a robust quadratic fit to block medians."""
+    height, width = values.shape
+    block = max(1, max(height, width) // 24)
+    flat = np.full_like(values, np.median(values))
+    if min(height, width) < 48:
+        return flat  # a small picture (a 28x28 digit, an icon) has no lighting to model
+    rows, cols = height // block, width // block
+    medians = np.median(
+        values[: rows * block, : cols * block].reshape(rows, block, cols, block), axis=(1, 3)
+    ).ravel()
+    y, x = np.meshgrid(
+        (np.arange(rows) + 0.5) * block / height * 2 - 1, (np.arange(cols) + 0.5) * block / width * 2 - 1,
+        indexing="ij",
+    )
+    x, y = x.ravel(), y.ravel()
+    design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+    keep = medians <= np.percentile(medians, 60)  # start from the darker (background) blocks
+    for _ in range(4):
+        coefficients, *_ = np.linalg.lstsq(design[keep], medians[keep], rcond=None)
+        residual = medians - design @ coefficients
+        spread = 1.4826 * np.median(np.abs(residual[keep])) + 1e-3
+        # ink is bright here: blocks far above the surface are ink, not background
+        keep = (residual < 2.0 * spread) & (residual > -4.0 * spread)
+        if keep.sum() < design.shape[1] * 2:
+            return flat
+    grid_y, grid_x = np.meshgrid(
+        (np.arange(height) + 0.5) / height * 2 - 1, (np.arange(width) + 0.5) / width * 2 - 1, indexing="ij"
+    )
+    c = coefficients
+    surface = c[0] + c[1] * grid_x + c[2] * grid_y + c[3] * grid_x**2 + c[4] * grid_x * grid_y + c[5] * grid_y**2
+    # the surface stays within the background's own range
+    return np.clip(surface, values.min(), medians[keep].max()).astype(np.float32)
+
+
+def find_ink(gray: np.ndarray) -> Ink:
+    """Turn a grayscale picture into bright ink on black and locate the digit in it."""
+    # the ink level is a high order statistic, so that a few hot pixels of noise do not set it
+    rank = int(np.clip(0.0002 * gray.size, 3, 50)) if gray.size > 6 else 1
+    ordered = np.partition(gray.ravel(), (rank - 1, gray.size // 2, gray.size - rank))
+    low, middle, high = ordered[rank - 1], ordered[gray.size // 2], ordered[gray.size - rank]
+    # the ink is the tail farther from the typical (background) level: dark ink on light paper is flipped
+    values = 1.0 - gray if (middle - low) > (high - middle) else gray.copy()
+    residual = values - _background(values)
+    noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    strength = np.clip(residual, 0.0, None)
+    peak = float(np.partition(strength.ravel(), -rank)[-rank])
+    if peak < max(0.08, 8.0 * noise):
+        raise NoDigitError("No digit found: the image is blank or has too little contrast.")
+
+    # hysteresis: faint ink counts where it connects to clearly dark (strong) ink
+    strong = strength > 0.5 * peak
+    weak = strength > max(0.2 * peak, 4.0 * noise)
+    labels, count = ndimage.label(weak, structure=np.ones((3, 3)))
+    index = np.arange(1, count + 1)
+    has_strong = ndimage.maximum(strong, labels, index).astype(bool)
+    areas = ndimage.sum_labels(np.ones_like(strength), labels, index)
+    masses = ndimage.sum_labels(strength, labels, index)
+    slices = ndimage.find_objects(labels)
+    height, width = strength.shape
+    touches_border = np.array(
+        [s[0].start == 0 or s[1].start == 0 or s[0].stop == height or s[1].stop == width for s in slices]
+    )
+    candidates = has_strong & (areas >= max(2.0, 0.0001 * strength.size))
+    if not candidates.any():
+        raise NoDigitError("No digit found: only specks of noise.")
+    # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
+    ranking = np.where(candidates, masses * np.where(touches_border, 0.25, 1.0), -1.0)
+    main = int(np.argmax(ranking))
+    top, left, bottom, right = slices[main][0].start, slices[main][1].start, slices[main][0].stop, slices[main][1].stop
+    chosen = {main}
+    grew = True
+    while grew:  # gather the other strokes of the same digit: big enough and close by
+        grew = False
+        reach = 0.3 * max(bottom - top, right - left)
+        for other in np.flatnonzero(candidates | (areas >= 0.03 * areas[main])):
+            if other in chosen or areas[other] < 0.03 * areas[main]:
+                continue
+            o = slices[other]
+            gap_y = max(o[0].start - bottom, top - o[0].stop, 0)
+            gap_x = max(o[1].start - right, left - o[1].stop, 0)
+            if max(gap_y, gap_x) <= reach:
+                chosen.add(int(other))
+                top, left = min(top, o[0].start), min(left, o[1].start)
+                bottom, right = max(bottom, o[0].stop), max(right, o[1].stop)
+                grew = True
+    # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else
+    keep = np.isin(labels, [i + 1 for i in chosen])
+    keep = ndimage.binary_dilation(keep, iterations=2)
+    level = float(np.percentile(strength[np.isin(labels, [i + 1 for i in chosen])], 90))
+    strength = np.where(keep, np.clip(strength / max(level, 1e-6), 0.0, 1.0), 0.0).astype(np.float32)
+    rows = np.flatnonzero((strength > 0.05).any(axis=1))
+    cols = np.flatnonzero((strength > 0.05).any(axis=0))
+    return Ink(strength=strength, box=(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1))
+
+
+def _stroke_width(strength: np.ndarray) -> float:
+    """Typical stroke width in pixels: twice the inked area over its outline length."""
+    mask = strength > 0.5
+    outline = mask & ~ndimage.binary_erosion(mask)
+    return 2.0 * mask.sum() / max(int(outline.sum()), 1)
+
+
+def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resample a float array with anti-aliasing."""
+    return np.asarray(Image.fromarray(values, "F").resize((width, height), Image.LANCZOS), dtype=np.float32)
+
+
+def normalize_digit(ink: Ink) -> np.ndarray:
+    """Fit the digit into a 20x20 box (aspect kept), even out its stroke width, centre it by mass in 28x28."""
+    top, left, bottom, right = ink.box
+    digit = ink.strength[top:bottom, left:right]
+    height, width = digit.shape
+    # at a fixed working scale, thicken hairlines and slim very fat marker strokes towards MNIST's width
+    scale = stroke_scale / max(height, width)
+    scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
+    digit = np.clip(_resize(digit, scaled_w, scaled_h), 0.0, 1.0)
+    # faint strokes (a fine pen shrunk from a big photo) back to full strength
+    inked = digit[digit > 0.1 * digit.max()]
+    digit = np.clip(digit / max(float(np.percentile(inked, 90)), 1e-6), 0.0, 1.0) if inked.size else digit
+    stroke = _stroke_width(digit)
+    if stroke < 0.6 * typical_stroke_width:
+        radius = max(1, round((typical_stroke_width - stroke) / 2))
+        digit = ndimage.grey_dilation(np.pad(digit, radius), footprint=_disk(radius))
+    elif stroke > 2.0 * typical_stroke_width:
+        radius = max(1, round((stroke - 1.6 * typical_stroke_width) / 2))
+        digit = ndimage.grey_erosion(digit, footprint=_disk(radius))
+    # 20x20 box, longer side exactly 20, anti-aliased grey levels like MNIST
+    height, width = digit.shape
+    factor = box_size / max(height, width)
+    boxed = np.clip(_resize(digit, max(1, round(width * factor)), max(1, round(height * factor))), 0.0, 1.0)
+    if boxed.max() <= 0:
+        raise NoDigitError("No digit found: the marks vanish at 28x28.")
+    boxed /= boxed.max()
+    # centre of mass to (14, 14) by a whole-pixel shift, as MNIST did
+    centre_y, centre_x = ndimage.center_of_mass(boxed)
+    frame = np.zeros((frame_size, frame_size), dtype=np.float32)
+    offset_y = int(np.clip(round(frame_size / 2 - centre_y), 0, frame_size - boxed.shape[0]))
+    offset_x = int(np.clip(round(frame_size / 2 - centre_x), 0, frame_size - boxed.shape[1]))
+    frame[offset_y : offset_y + boxed.shape[0], offset_x : offset_x + boxed.shape[1]] = boxed
+    return frame
+
+
+def _disk(radius: int) -> np.ndarray:
+    """A round structuring element."""
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    return x * x + y * y <= radius * radius + radius
+
+
+def image_to_array(image: Image.Image) -> np.ndarray:
+    """A decoded picture -> the network's 28x28 float32 input (bright digit on black, 0..1)."""
+    gray = _shrink(to_grayscale(image), working_size)
+    return normalize_digit(find_ink(gray))
+
+
+def preprocess(data: bytes, max_pixels: int = default_max_pixels) -> np.ndarray:
+    """Image file bytes -> the network's 28x28 float32 input; raises the model package's errors."""
+    return image_to_array(decode_image(data, max_pixels))

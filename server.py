@@ -1,0 +1,228 @@
+"""The digit recognition web service: a thin Flask layer over the `model` package.
+
+    gunicorn 'server:create_app()'     (see Procfile)
+    python server.py                   (local use, on $PORT or 5000)
+"""
+
+import base64
+import binascii
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Request, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
+from model.inference import DEFAULT_MODEL_PATH, Classifier
+from model.preprocess import default_max_pixels
+
+logger = logging.getLogger("digit_recognition")
+
+# HTTP status for each domain error code raised by the model package.
+STATUS_BY_CODE = {
+    "missing_image": 400,
+    "invalid_json": 400,
+    "invalid_image": 400,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "no_digit": 422,
+}
+# snake_case codes for the HTTP errors Flask and Werkzeug raise themselves.
+CODE_BY_STATUS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    500: "internal",
+}
+DATA_URL = re.compile(r"^data:(?P<media_type>[^;,]*)(?P<parameters>(;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
+
+
+class ApiError(Exception):
+    """A client error detected by the web layer itself (the request's shape, not the image)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every setting of the service, read once from environment variables (12-factor)."""
+    return {
+        "HOST": environ.get("HOST", "127.0.0.1"),  # python server.py only; gunicorn binds per Procfile
+        "PORT": int(environ.get("PORT", 5000)),
+        "MODEL_PATH": environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
+        "MAX_CONTENT_LENGTH": int(environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
+        "MAX_IMAGE_PIXELS": int(environ.get("MAX_IMAGE_PIXELS", default_max_pixels)),
+        "SENTRY_DSN": environ.get("SENTRY_DSN", ""),
+        "SENTRY_ENVIRONMENT": environ.get("SENTRY_ENVIRONMENT", "production"),
+        "SENTRY_RELEASE": environ.get("SENTRY_RELEASE")
+        or environ.get("HEROKU_SLUG_COMMIT")  # set by Heroku's dyno metadata
+        or environ.get("SOURCE_VERSION", ""),  # set by Heroku during builds
+        "SENTRY_TRACES_SAMPLE_RATE": float(environ.get("SENTRY_TRACES_SAMPLE_RATE", 0.0)),
+        "ENABLE_DEBUG_ROUTES": environ.get("ENABLE_DEBUG_ROUTES", "0").lower() in ("1", "true", "yes"),
+        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+    }
+
+
+def init_sentry(settings: Mapping[str, Any]) -> None:
+    """Report unhandled exceptions, with their request, to Sentry when a DSN is configured."""
+    if not settings["SENTRY_DSN"]:
+        return
+    import sentry_sdk
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    sentry_sdk.init(
+        dsn=settings["SENTRY_DSN"],
+        integrations=[FlaskIntegration()],
+        environment=settings["SENTRY_ENVIRONMENT"],
+        release=settings["SENTRY_RELEASE"] or None,
+        traces_sample_rate=settings["SENTRY_TRACES_SAMPLE_RATE"],
+        send_default_pii=False,
+    )
+    logger.info("Sentry enabled (environment %s, release %s)", settings["SENTRY_ENVIRONMENT"], settings["SENTRY_RELEASE"] or "unset")
+
+
+def decode_base64_image(text: str) -> bytes:
+    """Image bytes from a base64 string or a `data:image/...;base64,` URL."""
+    text = text.strip()
+    match = DATA_URL.match(text)
+    if match:
+        media_type = match["media_type"].strip().lower()
+        if media_type and not media_type.startswith("image/"):
+            raise UnsupportedImageTypeError(f"The data URL holds {media_type!r}, not an image.")
+        if ";base64" not in match["parameters"].lower():
+            raise InvalidImageError("The data URL must be base64-encoded (data:image/png;base64,...).")
+        text = match["payload"]
+    text = re.sub(r"\s+", "", text)
+    if not text:
+        raise InvalidImageError("The image string is empty.")
+    try:
+        alphabet = "-_" if ("-" in text or "_" in text) else "+/"  # accept URL-safe base64 too
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=alphabet.encode(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImageError("The image is not valid base64.") from None
+
+
+def image_from_request(incoming: Request) -> bytes:
+    """The uploaded image's bytes, from a multipart/form field, a JSON body or a raw image body."""
+    media_type = incoming.mimetype
+    if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        upload = incoming.files.get("image")
+        if upload is not None and (upload.filename or upload.content_length):
+            return upload.read()
+        if incoming.form.get("image"):
+            return decode_base64_image(incoming.form["image"])
+        raise ApiError(
+            "missing_image",
+            "No image found: send the file in a form field named 'image' (curl -F image=@digit.png), "
+            "or raw bytes with an image Content-Type such as image/png.",
+        )
+    if media_type == "application/json" or media_type.endswith("+json"):
+        payload = incoming.get_json(silent=True)
+        if not isinstance(payload, dict):
+            raise ApiError("invalid_json", 'The body must be a JSON object like {"image": "<base64 or data URL>"}.')
+        if "image" not in payload:
+            raise ApiError("missing_image", 'The JSON object has no "image" field.')
+        if not isinstance(payload["image"], str):
+            raise InvalidImageError('"image" must be a string: base64 or a data URL.')
+        return decode_base64_image(payload["image"])
+    if media_type.startswith("image/") or media_type == "application/octet-stream":
+        data = incoming.get_data(cache=False)
+        if not data:
+            raise ApiError("missing_image", "The request body is empty: it should be the image file.")
+        return data
+    if not media_type and not incoming.content_length:
+        raise ApiError("missing_image", "No image found: the request has no body.")
+    raise UnsupportedImageTypeError(
+        f"Content-Type {media_type or '(none)'!r} is not accepted: use multipart/form-data with a field "
+        "'image', application/json with an 'image' string, or the image itself with an image/* type."
+    )
+
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
+    """Every error has the same JSON shape: {"error": {"code": ..., "message": ...}}."""
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory: settings, logging, Sentry, the classifier, then routes and error handlers."""
+    app = Flask(__name__)
+    app.config.from_mapping(settings_from_environment(os.environ))
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(app.config["LOG_LEVEL"])
+    init_sentry(app.config)
+
+    # the network is loaded here, once per worker process, never in a master that forks
+    classifier = app.config.get("CLASSIFIER") or Classifier.load(
+        Path(app.config["MODEL_PATH"]), max_pixels=app.config["MAX_IMAGE_PIXELS"]
+    )
+    app.extensions["classifier"] = classifier
+
+    @app.post("/recognize.json")
+    def recognize():
+        """Read the digit in the uploaded image."""
+        prediction = classifier.recognize(image_from_request(request))
+        return jsonify(prediction.as_dict())
+
+    @app.get("/healthz")
+    def healthz():
+        """Ready: the model is loaded (it is, or the app would not exist)."""
+        return jsonify({"status": "ok"})
+
+    @app.get("/model.json")
+    def model_card():
+        """The model card and the model file's sha256."""
+        return jsonify(classifier.describe())
+
+    if app.config["ENABLE_DEBUG_ROUTES"]:
+
+        @app.get("/_debug/error")
+        def debug_error():
+            """Raise on purpose, so an operator can see an error arrive in Sentry."""
+            raise RuntimeError("Deliberate error from /_debug/error to check error reporting")
+
+    @app.errorhandler(RecognitionError)
+    def handle_recognition_error(error: RecognitionError):
+        return error_response(STATUS_BY_CODE[error.code], error.code, error.message)
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(error: ApiError):
+        return error_response(STATUS_BY_CODE[error.code], error.code, error.message)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException):
+        status = error.code or 500
+        headers = {"Allow": error.get_response().headers["Allow"]} if status == 405 else None
+        message = error.description or error.name
+        if status == 413:
+            message = f"The request is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes."
+        return error_response(status, CODE_BY_STATUS.get(status, re.sub(r"\W+", "_", error.name.lower())), message, headers)
+
+    @app.errorhandler(InternalServerError)
+    def handle_internal_error(error: InternalServerError):
+        # reached for unhandled exceptions, after Flask has signalled them to Sentry
+        logger.error("unhandled error on %s %s", request.method, request.path, exc_info=error.original_exception)
+        return error_response(500, "internal", "Something went wrong on our side; it has been reported.")
+
+    return app
+
+
+if __name__ == "__main__":
+    application = create_app()
+    application.run(host=application.config["HOST"], port=application.config["PORT"])

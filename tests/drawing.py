@@ -1,0 +1,86 @@
+"""Digits drawn by the tests themselves: pen strokes rendered with Pillow into many kinds of picture."""
+
+import io
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+Point = tuple[float, float]
+
+
+def _arc(centre_x: float, centre_y: float, radius_x: float, radius_y: float, start: float, end: float, steps: int = 24) -> list[Point]:
+    """Points along an elliptical arc; angles in degrees, 0 = right, 90 = down."""
+    return [
+        (centre_x + radius_x * math.cos(math.radians(angle)), centre_y + radius_y * math.sin(math.radians(angle)))
+        for angle in np.linspace(start, end, steps)
+    ]
+
+
+# Each digit as pen strokes in a unit box (x to the right, y down); a stroke is a list of points.
+STROKES: dict[int, list[list[Point]]] = {
+    0: [_arc(0.5, 0.5, 0.33, 0.48, 0, 360, 40)],
+    1: [[(0.3, 0.2), (0.55, 0.0), (0.55, 1.0)]],
+    2: [_arc(0.5, 0.28, 0.35, 0.27, 190, 370) + [(0.12, 1.0), (0.9, 1.0)]],
+    3: [_arc(0.48, 0.26, 0.32, 0.25, 200, 450), _arc(0.48, 0.74, 0.36, 0.26, 270, 520)],
+    4: [[(0.62, 0.0), (0.05, 0.68), (0.95, 0.68)], [(0.68, 0.25), (0.68, 1.0)]],
+    5: [[(0.85, 0.0), (0.22, 0.0), (0.17, 0.45)] + _arc(0.5, 0.68, 0.36, 0.31, 220, 510)],
+    6: [_arc(0.5, 0.7, 0.33, 0.3, 0, 360, 32), [(0.17, 0.7), (0.3, 0.28), (0.72, 0.0)]],
+    7: [[(0.08, 0.0), (0.92, 0.0), (0.38, 1.0)]],
+    8: [_arc(0.5, 0.25, 0.27, 0.25, 0, 360, 32), _arc(0.5, 0.73, 0.33, 0.27, 0, 360, 32)],
+    9: [_arc(0.5, 0.3, 0.33, 0.3, 0, 360, 32), [(0.83, 0.3), (0.7, 0.72), (0.3, 1.0)]],
+}
+
+
+def draw_digit(
+    digit: int,
+    size: tuple[int, int] = (280, 280),
+    box: tuple[float, float, float, float] | None = None,
+    stroke_width: float | None = None,
+    ink: tuple = (0, 0, 0),
+    background: tuple | None = (255, 255, 255),
+    mode: str = "RGB",
+    strokes: list[list[Point]] | None = None,
+) -> Image.Image:
+    """Draw a digit with a round pen; `box` = (left, top, width, height) in pixels, `background` None = transparent."""
+    width, height = size
+    if box is None:
+        box = (width * 0.3, height * 0.15, width * 0.4, height * 0.7)
+    left, top, box_width, box_height = box
+    if stroke_width is None:
+        stroke_width = box_height * 0.12
+    # small pictures are drawn at up to 4x and shrunk, for smooth anti-aliased edges like a browser canvas
+    scale = max(1, min(4, 2000 // max(width, height)))
+    canvas_mode = "RGBA" if background is None else mode
+    fill_background = (0, 0, 0, 0) if background is None else background
+    big = Image.new(canvas_mode, (width * scale, height * scale), fill_background)
+    pen = ImageDraw.Draw(big)
+    radius = stroke_width * scale / 2
+    for stroke in strokes or STROKES[digit]:
+        points = [((left + x * box_width) * scale, (top + y * box_height) * scale) for x, y in stroke]
+        pen.line(points, fill=ink, width=max(1, round(stroke_width * scale)), joint="curve")
+        for x, y in (points[0], points[-1]):
+            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
+    return big.resize(size, Image.LANCZOS) if scale > 1 else big
+
+
+def encode(image: Image.Image, image_format: str = "PNG", **options) -> bytes:
+    """Encode a Pillow image into file bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def photo_of_digit(digit: int, seed: int = 0, size: tuple[int, int] = (1600, 1200), paper=(250, 228, 95)) -> Image.Image:
+    """A phone photo: the digit in pen on coloured paper, uneven light, camera noise and slight blur."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    digit_height = height * 0.3
+    box = (width * 0.55, height * 0.2, digit_height * 0.6, digit_height)
+    image = draw_digit(digit, size, box=box, stroke_width=digit_height * 0.05, ink=(30, 35, 90), background=paper)
+    pixels = np.asarray(image, dtype=np.float32)
+    y, x = np.mgrid[0:height, 0:width]
+    light = 1.0 - 0.35 * (x / width) * (y / height)  # darker towards one corner
+    pixels = pixels * light[..., None] + rng.normal(0, 6, pixels.shape)
+    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return photo.filter(ImageFilter.GaussianBlur(1.2))

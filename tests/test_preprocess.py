@@ -1,0 +1,213 @@
+"""Decoding and normalisation: every format and kind of picture becomes an MNIST-like 28x28 digit."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
+from model.preprocess import preprocess
+from tests.drawing import STROKES, draw_digit, encode, photo_of_digit
+
+
+def reference(digit: int) -> np.ndarray:
+    """The digit drawn plainly (black marker on white), as the decoder normalises it."""
+    return preprocess(encode(draw_digit(digit)))
+
+
+def similarity(first: np.ndarray, second: np.ndarray) -> float:
+    """Correlation of two 28x28 images, slightly blurred so that a pixel of shift or width counts little."""
+    first, second = (ndimage.gaussian_filter(image, 1.0) for image in (first, second))
+    return float(np.corrcoef(first.ravel(), second.ravel())[0, 1])
+
+
+def assert_mnist_like(array: np.ndarray) -> None:
+    """Shape, range, 20-pixel box and centre of mass at (14, 14), as MNIST was made."""
+    assert array.shape == (28, 28) and array.dtype == np.float32
+    assert array.min() >= 0.0 and array.max() == pytest.approx(1.0, abs=0.02)
+    rows = np.flatnonzero((array > 0.1).any(axis=1))
+    cols = np.flatnonzero((array > 0.1).any(axis=0))
+    assert 18 <= max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) <= 21
+    centre_y, centre_x = ndimage.center_of_mass(array)
+    assert abs(centre_y - 14) < 0.8 and abs(centre_x - 14) < 0.8
+    # background is black: the corners hold no ink
+    assert array[:3, :3].max() == array[-3:, -3:].max() == 0.0
+
+
+def grayscale_16_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit grayscale copy (values spread over 0..65535)."""
+    return Image.fromarray((np.asarray(image.convert("L"), dtype=np.uint16) * 257).astype(np.uint16))
+
+
+def exif_rotated(image: Image.Image) -> bytes:
+    """A JPEG stored sideways with EXIF orientation 6 ("rotate 90 degrees clockwise to view")."""
+    stored = image.rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(stored, "JPEG", quality=92, exif=exif.tobytes())
+
+
+def animated(first: Image.Image, second: Image.Image, image_format: str, **options) -> bytes:
+    """A two-frame animation or two-page file whose first frame is `first`."""
+    return encode(first, image_format, save_all=True, append_images=[second], **options)
+
+
+SEVEN = draw_digit(7)
+ONE = draw_digit(1)
+FORMATS = {
+    "png_rgb": lambda: encode(SEVEN),
+    "png_grayscale": lambda: encode(SEVEN.convert("L")),
+    "png_rgba_opaque": lambda: encode(SEVEN.convert("RGBA")),
+    "png_palette": lambda: encode(SEVEN.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)),
+    "png_1_bit": lambda: encode(SEVEN.convert("L").point(lambda v: 255 if v > 128 else 0).convert("1")),
+    "png_16_bit": lambda: encode(grayscale_16_bit(SEVEN)),
+    "png_grayscale_alpha": lambda: encode(draw_digit(7, background=None).convert("LA")),
+    "png_palette_transparent": lambda: encode(draw_digit(7, background=None).convert("P")),
+    "jpeg_rgb": lambda: encode(SEVEN, "JPEG", quality=85),
+    "jpeg_grayscale": lambda: encode(SEVEN.convert("L"), "JPEG", quality=85),
+    "jpeg_cmyk": lambda: encode(SEVEN.convert("CMYK"), "JPEG", quality=90),
+    "jpeg_exif_rotated": lambda: exif_rotated(SEVEN),
+    "gif_animated_first_frame": lambda: animated(SEVEN.convert("P"), ONE.convert("P"), "GIF", duration=100),
+    "bmp": lambda: encode(SEVEN, "BMP"),
+    "webp_lossless": lambda: encode(SEVEN, "WEBP", lossless=True),
+    "webp_lossy": lambda: encode(SEVEN, "WEBP", quality=80),
+    "tiff_multipage_first_page": lambda: animated(SEVEN, ONE, "TIFF"),
+}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_format_reads_the_same_digit(name):
+    array = preprocess(FORMATS[name]())
+    assert_mnist_like(array)
+    assert similarity(array, reference(7)) > 0.9
+    # the first frame or page (a 7), not the second (a 1)
+    assert similarity(array, reference(7)) > similarity(array, reference(1)) + 0.2
+
+
+def test_exif_orientation_is_applied():
+    sideways = preprocess(encode(SEVEN.rotate(90, expand=True), "JPEG", quality=92))
+    upright = preprocess(exif_rotated(SEVEN))
+    assert similarity(upright, reference(7)) > 0.9
+    assert similarity(sideways, reference(7)) < 0.6
+
+
+def test_transparent_canvas_export_is_read_as_strokes_not_black():
+    data = encode(draw_digit(3, background=None))  # what canvas.toDataURL() gives
+    # the trap: transparent pixels are (0, 0, 0, 0), so a plain grayscale conversion is all black
+    assert np.asarray(Image.open(io.BytesIO(data)).convert("L")).max() == 0
+    array = preprocess(data)
+    assert_mnist_like(array)
+    assert similarity(array, reference(3)) > 0.9
+
+
+def test_white_strokes_on_transparent_background():
+    array = preprocess(encode(draw_digit(3, ink=(255, 255, 255, 255), background=None)))
+    assert similarity(array, reference(3)) > 0.9
+
+
+@pytest.mark.parametrize(
+    "ink, background",
+    [((0, 0, 0), (255, 255, 255)), ((235, 235, 235), (32, 33, 36)), ((20, 20, 120), (255, 182, 193)), ((255, 255, 0), (0, 0, 128))],
+    ids=["dark_on_light", "light_on_dark_screen", "blue_on_pink_paper", "yellow_on_navy"],
+)
+def test_ink_polarity_and_colours(ink, background):
+    array = preprocess(encode(draw_digit(5, ink=ink, background=background)))
+    assert_mnist_like(array)
+    assert similarity(array, reference(5)) > 0.9
+
+
+@pytest.mark.parametrize("digit", [2, 5, 8])
+def test_sticky_note_photo_with_uneven_light_and_noise(digit):
+    data = encode(photo_of_digit(digit, seed=digit), "JPEG", quality=85)
+    array = preprocess(data)
+    assert_mnist_like(array)
+    assert similarity(array, reference(digit)) > 0.8
+    # squashing the whole photo to 28x28 (what earlier services did) loses the digit entirely
+    squashed = 1.0 - np.asarray(Image.open(io.BytesIO(data)).convert("L").resize((28, 28)), dtype=np.float32) / 255
+    assert similarity(squashed, reference(digit)) < 0.3
+
+
+def test_small_digit_anywhere_in_a_large_scan():
+    scan = draw_digit(9, size=(2480, 3508), box=(1900, 300, 90, 150), stroke_width=10, background=(245, 245, 240))
+    noisy = np.asarray(scan, dtype=np.float32) + np.random.default_rng(1).normal(0, 3, (3508, 2480, 3))
+    data = encode(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), "JPEG", quality=90)
+    array = preprocess(data)
+    assert_mnist_like(array)
+    assert similarity(array, reference(9)) > 0.85
+
+
+def test_thin_ballpoint_stroke_on_a_high_resolution_photo_is_thickened():
+    data = encode(draw_digit(2, size=(3000, 4000), box=(1100, 1200, 480, 800), stroke_width=4), "JPEG", quality=90)
+    array = preprocess(data)
+    assert_mnist_like(array)
+    assert similarity(array, reference(2)) > 0.75
+    assert array.sum() > 0.5 * reference(2).sum()  # strokes brought towards MNIST's width
+
+
+def test_fat_marker_stroke():
+    array = preprocess(encode(draw_digit(0, size=(400, 400), box=(80, 30, 240, 340), stroke_width=80)))
+    assert_mnist_like(array)
+    assert similarity(array, reference(0)) > 0.8
+
+
+def test_digit_touching_the_edge_of_a_canvas():
+    array = preprocess(encode(draw_digit(1, size=(280, 280), box=(100, -10, 90, 300))))
+    assert_mnist_like(array)
+    assert similarity(array, reference(1)) > 0.85
+
+
+def test_strokes_that_do_not_touch_belong_to_one_digit():
+    floating_bar = [[(0.88, 0.0), (0.3, 0.0)], [(0.22, 0.12), (0.17, 0.45)] + STROKES[5][0][3:]]
+    array = preprocess(encode(draw_digit(5, strokes=floating_bar)))
+    assert_mnist_like(array)
+    assert similarity(array, reference(5)) > 0.85
+
+
+def test_specks_of_noise_beside_the_digit_are_ignored():
+    image = draw_digit(4, size=(400, 400), box=(150, 100, 120, 200))
+    pixels = np.asarray(image).copy()
+    for y, x in [(20, 20), (350, 40), (380, 380), (30, 360)]:
+        pixels[y : y + 3, x : x + 3] = 0
+    array = preprocess(encode(Image.fromarray(pixels)))
+    assert_mnist_like(array)
+    assert similarity(array, reference(4)) > 0.9
+
+
+def test_an_mnist_digit_passes_through_almost_unchanged(mnist):
+    for index in range(20):
+        original = mnist["x_test"][index].astype(np.float32) / 255
+        array = preprocess(encode(Image.fromarray(mnist["x_test"][index])))
+        assert similarity(array, original) > 0.9
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [
+        Image.new("RGB", (200, 200), "white"),
+        Image.new("L", (28, 28), 0),
+        Image.new("RGB", (640, 480), (128, 128, 128)),
+        Image.new("RGBA", (280, 280), (0, 0, 0, 0)),
+        Image.fromarray(np.clip(np.random.default_rng(0).normal(128, 5, (480, 640)), 0, 255).astype(np.uint8)),
+    ],
+    ids=["white", "black", "grey", "transparent", "camera_noise"],
+)
+def test_nothing_drawn_is_no_digit(picture):
+    with pytest.raises(NoDigitError):
+        preprocess(encode(picture))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"hello, this is text", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, encode(SEVEN)[:300], encode(SEVEN, "JPEG")[:500]],
+    ids=["empty", "text", "png_signature_only", "truncated_png", "truncated_jpeg"],
+)
+def test_bytes_that_are_not_a_readable_image(data):
+    with pytest.raises(InvalidImageError):
+        preprocess(data)
+
+
+def test_too_many_pixels():
+    with pytest.raises(ImageTooLargeError):
+        preprocess(encode(Image.new("L", (2000, 1000), 255)), max_pixels=1_000_000)
