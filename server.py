@@ -169,15 +169,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     init_sentry(app.config)
 
     # the network is loaded here, once per worker process, never in a master that forks
-    classifier = app.config.get("CLASSIFIER") or Classifier.load(
-        Path(app.config["MODEL_PATH"]), max_pixels=app.config["MAX_IMAGE_PIXELS"]
-    )
+    classifier = app.config.get("CLASSIFIER") or Classifier.load(Path(app.config["MODEL_PATH"]))
     app.extensions["classifier"] = classifier
 
     @app.post("/recognize.json")
     def recognize():
         """Read the digit in the uploaded image."""
-        prediction = classifier.recognize(image_from_request(request))
+        prediction = classifier.recognize(image_from_request(request), max_pixels=app.config["MAX_IMAGE_PIXELS"])
         return jsonify(prediction.as_dict())
 
     @app.get("/healthz")

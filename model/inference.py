@@ -40,13 +40,12 @@ def prediction_from(probabilities: np.ndarray) -> Prediction:
 class Classifier:
     """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction."""
 
-    def __init__(self, network, card: dict, model_sha256: str, max_pixels: int = default_max_pixels) -> None:
+    def __init__(self, network, card: dict, model_sha256: str) -> None:
         import tensorflow as tf
 
         self.network = network
         self.card = card
         self.model_sha256 = model_sha256
-        self.max_pixels = max_pixels
         # one graph, traced once for any batch size; no per-call model.predict machinery
         self._forward = tf.function(
             lambda images: self.network(images, training=False),
@@ -56,7 +55,7 @@ class Classifier:
         self.predict_probabilities(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_MODEL_PATH, max_pixels: int = default_max_pixels) -> "Classifier":
+    def load(cls, path: str | Path = DEFAULT_MODEL_PATH) -> "Classifier":
         """Load a .keras file and the JSON model card beside it."""
         import keras
 
@@ -66,7 +65,7 @@ class Classifier:
         card = json.loads(card_file.read_text()) if card_file.exists() else {}
         model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         logger.info("loaded model %s (sha256 %s)", path, model_sha256)
-        return cls(network, card, model_sha256, max_pixels)
+        return cls(network, card, model_sha256)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1."""
@@ -77,9 +76,9 @@ class Classifier:
         """The Prediction for one preprocessed 28x28 image."""
         return prediction_from(self.predict_probabilities(image[np.newaxis])[0])
 
-    def recognize(self, data: bytes) -> Prediction:
+    def recognize(self, data: bytes, max_pixels: int = default_max_pixels) -> Prediction:
         """Image file bytes -> Prediction; raises the model package's errors for bad input."""
-        return self.classify(preprocess(data, self.max_pixels))
+        return self.classify(preprocess(data, max_pixels))
 
     def describe(self) -> dict:
         """The model card plus the model file's sha256, for GET /model.json."""

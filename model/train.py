@@ -111,7 +111,10 @@ def train(
     _, test_accuracy = network.evaluate(to_network_input(dataset.x_test), dataset.y_test, verbose=0)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    network.save(output)
+    # save the weights in a fresh, uncompiled copy: the optimizer's state would triple the file
+    served = build_network()
+    served.set_weights(network.get_weights())
+    served.save(output)
 
     card = {
         "name": "digit_cnn",

@@ -1,0 +1,232 @@
+"""The HTTP API through Flask's test client: every input style and every error."""
+
+import base64
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.inference import DEFAULT_MODEL_PATH
+from server import create_app, settings_from_environment
+from tests.drawing import draw_digit, encode, photo_of_digit
+
+CANVAS_SEVEN = encode(draw_digit(7, background=None))
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    """A data URL like the one canvas.toDataURL() returns."""
+    return f"data:{media_type};base64," + base64.b64encode(data).decode()
+
+
+def assert_answer(response, digit: int) -> dict:
+    """A 200 JSON answer naming `digit`, with a consistent probability distribution."""
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert list(body) == ["digit", "confidence", "probabilities"]
+    assert body["digit"] == digit
+    assert len(body["probabilities"]) == 10
+    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
+    assert body["confidence"] == body["probabilities"][digit] == max(body["probabilities"])
+    return body
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """An error answer in the one JSON shape: {"error": {"code", "message"}}."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert list(body) == ["error"] and body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and len(body["error"]["message"]) > 10
+    return body
+
+
+# --- the three input styles -------------------------------------------------------------------
+
+
+def test_multipart_file_upload(client):
+    response = client.post("/recognize.json", data={"image": (io.BytesIO(CANVAS_SEVEN), "seven.png")})
+    assert_answer(response, 7)
+
+
+def test_json_base64(client):
+    response = client.post("/recognize.json", json={"image": base64.b64encode(CANVAS_SEVEN).decode()})
+    assert_answer(response, 7)
+
+
+def test_json_data_url_from_a_canvas(client):
+    response = client.post("/recognize.json", json={"image": data_url(CANVAS_SEVEN)})
+    assert_answer(response, 7)
+
+
+def test_json_url_safe_base64_without_padding(client):
+    response = client.post("/recognize.json", json={"image": base64.urlsafe_b64encode(CANVAS_SEVEN).decode().rstrip("=")})
+    assert_answer(response, 7)
+
+
+@pytest.mark.parametrize("media_type", ["image/png", "application/octet-stream"])
+def test_raw_body(client, media_type):
+    response = client.post("/recognize.json", data=CANVAS_SEVEN, content_type=media_type)
+    assert_answer(response, 7)
+
+
+def test_form_field_holding_a_data_url(client):
+    response = client.post("/recognize.json", data={"image": data_url(CANVAS_SEVEN)})
+    assert_answer(response, 7)
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_each_digit_drawn_on_a_transparent_canvas(client, digit):
+    response = client.post("/recognize.json", json={"image": data_url(encode(draw_digit(digit, background=None)))})
+    assert_answer(response, digit)
+
+
+def test_photo_of_a_sticky_note(client):
+    photo = encode(photo_of_digit(3, seed=4), "JPEG", quality=85)
+    response = client.post("/recognize.json", data=photo, content_type="image/jpeg")
+    assert_answer(response, 3)
+
+
+def test_mnist_test_digits_posted_as_png(client, mnist):
+    correct = 0
+    for index in range(100):
+        png = encode(Image.fromarray(mnist["x_test"][index]))
+        response = client.post("/recognize.json", data={"image": (io.BytesIO(png), f"{index}.png")})
+        correct += response.get_json()["digit"] == int(mnist["y_test"][index])
+    assert correct >= 98
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": {"picture": (io.BytesIO(CANVAS_SEVEN), "seven.png")}},
+        {"data": {"image": (io.BytesIO(b""), "")}},
+        {"json": {"img": "abc"}},
+        {"data": b"", "content_type": "image/png"},
+        {},
+    ],
+    ids=["other_field", "no_file_chosen", "json_without_image", "empty_raw_body", "no_body"],
+)
+def test_missing_image(client, kwargs):
+    assert_error(client.post("/recognize.json", **kwargs), 400, "missing_image")
+
+
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '"image"', "null"], ids=["malformed", "array", "string", "null"])
+def test_json_that_is_not_an_object(client, body):
+    assert_error(client.post("/recognize.json", data=body, content_type="application/json"), 400, "invalid_json")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": b"just some text", "content_type": "image/png"},
+        {"data": CANVAS_SEVEN[: len(CANVAS_SEVEN) // 2], "content_type": "image/png"},
+        {"data": {"image": (io.BytesIO(b""), "empty.png")}},
+        {"json": {"image": "this is not base64!"}},
+        {"json": {"image": "data:image/png;base64,@@@@"}},
+        {"json": {"image": "data:image/png,rawbytes"}},
+        {"json": {"image": 12345}},
+        {"json": {"image": ""}},
+    ],
+    ids=["not_an_image", "truncated", "empty_file", "bad_base64", "bad_base64_in_data_url", "data_url_not_base64", "not_a_string", "empty_string"],
+)
+def test_invalid_image(client, kwargs):
+    assert_error(client.post("/recognize.json", **kwargs), 400, "invalid_image")
+
+
+def test_body_over_the_upload_limit(classifier):
+    client = create_app({"TESTING": True, "CLASSIFIER": classifier, "MAX_CONTENT_LENGTH": 50_000}).test_client()
+    big = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300), dtype=np.uint8)))
+    assert len(big) > 50_000
+    assert_error(client.post("/recognize.json", data=big, content_type="image/png"), 413, "too_large")
+    assert_error(client.post("/recognize.json", data={"image": (io.BytesIO(big), "big.png")}), 413, "too_large")
+
+
+def test_image_over_the_pixel_limit(classifier):
+    client = create_app({"TESTING": True, "CLASSIFIER": classifier, "MAX_IMAGE_PIXELS": 100_000}).test_client()
+    wide = encode(draw_digit(7, size=(400, 300)))
+    assert_error(client.post("/recognize.json", data=wide, content_type="image/png"), 413, "too_large")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"data": "hello", "content_type": "text/plain"},
+        {"data": CANVAS_SEVEN, "content_type": "application/pdf"},
+        {"json": {"image": data_url(b"hello", "text/plain")}},
+    ],
+    ids=["text_body", "pdf_type", "data_url_of_text"],
+)
+def test_unsupported_media_type(client, kwargs):
+    assert_error(client.post("/recognize.json", **kwargs), 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [Image.new("RGBA", (280, 280), (0, 0, 0, 0)), Image.new("RGB", (280, 280), "white")],
+    ids=["empty_canvas", "blank_paper"],
+)
+def test_nothing_drawn(client, picture):
+    assert_error(client.post("/recognize.json", json={"image": data_url(encode(picture))}), 422, "no_digit")
+
+
+def test_unknown_path_is_json_404(client):
+    assert_error(client.get("/nothing-here"), 404, "not_found")
+
+
+def test_wrong_method_is_json_405(client):
+    response = client.get("/recognize.json")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_a_bug_is_json_500(client, classifier, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(classifier, "recognize", broken)
+    assert_error(client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png"), 500, "internal")
+
+
+# --- health, model card, debug route, settings ------------------------------------------------
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_model_card_names_the_served_file(client):
+    card = client.get("/model.json").get_json()
+    assert card["sha256"] == hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()
+    assert card["parameters"] == 1_199_882
+    assert card["test_accuracy"] >= 0.994
+    assert {"architecture", "data", "training", "validation_accuracy", "trained_at"} <= set(card)
+
+
+def test_debug_route_is_off_by_default(client):
+    assert_error(client.get("/_debug/error"), 404, "not_found")
+
+
+def test_debug_route_raises_when_enabled(classifier):
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, "ENABLE_DEBUG_ROUTES": True})
+    assert_error(app.test_client().get("/_debug/error"), 500, "internal")
+
+
+def test_settings_come_from_the_environment_with_defaults():
+    defaults = settings_from_environment({})
+    assert defaults["MAX_CONTENT_LENGTH"] == 10 * 1024 * 1024
+    assert defaults["MAX_IMAGE_PIXELS"] == 50_000_000
+    assert defaults["SENTRY_DSN"] == "" and defaults["ENABLE_DEBUG_ROUTES"] is False
+    assert defaults["PORT"] == 5000
+    configured = settings_from_environment(
+        {"MAX_UPLOAD_BYTES": "1000", "ENABLE_DEBUG_ROUTES": "1", "HEROKU_SLUG_COMMIT": "abc123", "PORT": "8080"}
+    )
+    assert configured["MAX_CONTENT_LENGTH"] == 1000 and configured["ENABLE_DEBUG_ROUTES"] is True
+    assert configured["SENTRY_RELEASE"] == "abc123" and configured["PORT"] == 8080
+    assert settings_from_environment({"SENTRY_RELEASE": "v7", "HEROKU_SLUG_COMMIT": "abc"})["SENTRY_RELEASE"] == "v7"

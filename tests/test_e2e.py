@@ -1,0 +1,201 @@
+"""End to end: the Procfile's gunicorn on a free port, real files over real HTTP, real Sentry SDK."""
+
+import base64
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT_ROOT
+from tests.drawing import draw_digit, encode, photo_of_digit
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def procfile_command() -> str:
+    """The `web:` command of the Procfile, exactly as Heroku runs it."""
+    for line in (PROJECT_ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line.removeprefix("web:").strip()
+    raise AssertionError("Procfile has no web: process")
+
+
+class SentryReceiver:
+    """A small HTTP server standing in for Sentry: it keeps every event the SDK sends."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                receiver.take_envelope(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take_envelope(self, body: bytes) -> None:
+        """An envelope is a header line, then item header / payload line pairs; keep the events."""
+        lines = body.split(b"\n")
+        for header, payload in zip(lines[1::2], lines[2::2]):
+            if json.loads(header).get("type") == "event":
+                self.events.append(json.loads(payload))
+
+    def wait_for_events(self, count: int, timeout: float = 15.0) -> list[dict]:
+        """Wait until `count` events arrived."""
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.events
+
+
+@pytest.fixture(scope="module")
+def sentry():
+    receiver = SentryReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def service(sentry, tmp_path_factory):
+    """The service as Heroku starts it: the Procfile command with PORT and the environment set."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "output.log"
+    environment = {
+        **os.environ,
+        # the gunicorn installed beside this Python, as on Heroku where it is on the PATH
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1",
+        "SENTRY_ENVIRONMENT": "e2e",
+        "SENTRY_RELEASE": "e2e-release",
+        "ENABLE_DEBUG_ROUTES": "1",
+        "MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
+    }
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            ["bash", "-c", "exec " + procfile_command()], cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:  # not listening yet, or workers still loading
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("gunicorn did not come up:\n" + log.read_text()[-3000:])
+        time.sleep(0.25)
+    yield {"url": base_url, "process": process, "log": log}
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_curl_style_multipart_upload_of_a_real_file(service, tmp_path):
+    path = tmp_path / "three.png"
+    path.write_bytes(encode(draw_digit(3, background=None)))
+    with open(path, "rb") as handle:
+        response = requests.post(service["url"] + "/recognize.json", files={"image": handle}, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["digit"] == 3 and body["confidence"] == max(body["probabilities"])
+
+
+def test_json_data_url_and_raw_jpeg(service):
+    canvas = encode(draw_digit(2, background=None))
+    response = requests.post(
+        service["url"] + "/recognize.json", json={"image": "data:image/png;base64," + base64.b64encode(canvas).decode()}, timeout=10
+    )
+    assert response.status_code == 200 and response.json()["digit"] == 2
+    photo = encode(photo_of_digit(5, seed=2), "JPEG", quality=85)
+    response = requests.post(service["url"] + "/recognize.json", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=10)
+    assert response.status_code == 200 and response.json()["digit"] == 5
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs, status, code",
+    [
+        ("post", "/recognize.json", {"data": b"not an image", "headers": {"Content-Type": "image/png"}}, 400, "invalid_image"),
+        ("post", "/recognize.json", {"files": {"other": b"x"}}, 400, "missing_image"),
+        ("post", "/recognize.json", {"data": b"x" * (3 * 1024 * 1024), "headers": {"Content-Type": "image/png"}}, 413, "too_large"),
+        ("post", "/recognize.json", {"data": "hi", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type"),
+        ("post", "/recognize.json", {"data": encode(draw_digit(1, background=None).crop((0, 0, 20, 20))), "headers": {"Content-Type": "image/png"}}, 422, "no_digit"),
+        ("get", "/recognize.json", {}, 405, "method_not_allowed"),
+        ("get", "/no/such/page", {}, 404, "not_found"),
+    ],
+    ids=["invalid_image", "missing_image", "too_large", "unsupported", "no_digit", "wrong_method", "wrong_path"],
+)
+def test_errors_are_json_with_their_status(service, method, path, kwargs, status, code):
+    response = getattr(requests, method)(service["url"] + path, timeout=10, **kwargs)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+
+
+def test_model_card_and_health(service):
+    assert requests.get(service["url"] + "/healthz", timeout=5).json() == {"status": "ok"}
+    card = requests.get(service["url"] + "/model.json", timeout=5).json()
+    assert len(card["sha256"]) == 64 and card["parameters"] == 1_199_882
+
+
+def test_crash_reaches_sentry_with_request_context_and_client_errors_do_not(service, sentry):
+    # client errors first: had they been reported, they would arrive before the crash's event
+    requests.post(service["url"] + "/recognize.json", data=b"junk", headers={"Content-Type": "image/png"}, timeout=10)
+    requests.get(service["url"] + "/missing", timeout=10)
+    response = requests.get(service["url"] + "/_debug/error", timeout=10)
+    assert response.status_code == 500 and response.json()["error"]["code"] == "internal"
+    events = sentry.wait_for_events(1)
+    assert len(events) >= 1
+    time.sleep(1.0)  # anything else in flight has arrived by now
+    exceptions = [event for event in sentry.events if "exception" in event]
+    assert len(exceptions) == 1, [event.get("message") or event.get("exception") for event in sentry.events]
+    event = exceptions[0]
+    assert event["exception"]["values"][-1]["type"] == "RuntimeError"
+    assert event["request"]["url"].endswith("/_debug/error") and event["request"]["method"] == "GET"
+    assert event["environment"] == "e2e" and event["release"] == "e2e-release"
+
+
+def test_tensorflow_is_loaded_in_workers_not_in_the_master(service):
+    master = service["process"].pid
+    workers = [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    assert len(workers) == 2
+
+    def has_tensorflow(pid: int) -> bool:
+        return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
+
+    assert not has_tensorflow(master)
+    assert all(has_tensorflow(worker) for worker in workers)
+
+
+def test_access_log_goes_to_stdout(service):
+    requests.get(service["url"] + "/healthz", timeout=5)
+    time.sleep(0.5)
+    assert '"GET /healthz HTTP/1.1" 200' in service["log"].read_text()

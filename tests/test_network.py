@@ -1,0 +1,44 @@
+"""The network is exactly the design card's CNN."""
+
+import numpy as np
+
+from model.network import build_network, input_shape, num_classes
+
+
+def test_layers_are_the_cards_cnn():
+    network = build_network()
+    described = [
+        (type(layer).__name__, getattr(layer, "filters", None) or getattr(layer, "units", None) or getattr(layer, "rate", None))
+        for layer in network.layers
+    ]
+    assert described == [
+        ("Conv2D", 32),
+        ("Conv2D", 64),
+        ("MaxPooling2D", None),
+        ("Dropout", 0.25),
+        ("Flatten", None),
+        ("Dense", 128),
+        ("Dropout", 0.5),
+        ("Dense", 10),
+    ]
+    convolutions = [layer for layer in network.layers if type(layer).__name__ == "Conv2D"]
+    assert all(layer.kernel_size == (3, 3) and layer.activation.__name__ == "relu" for layer in convolutions)
+    assert network.layers[2].pool_size == (2, 2)
+    assert network.layers[5].activation.__name__ == "relu"
+    assert network.layers[-1].activation.__name__ == "softmax"
+
+
+def test_shapes_and_parameter_count():
+    network = build_network()
+    assert tuple(network.input_shape[1:]) == input_shape == (28, 28, 1)
+    assert network.output_shape == (None, num_classes)
+    # 320 + 18,496 + 1,179,776 + 1,290 weights and biases
+    assert network.count_params() == 1_199_882
+
+
+def test_output_is_a_probability_distribution():
+    network = build_network()
+    probabilities = np.asarray(network(np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)))
+    assert probabilities.shape == (4, 10)
+    assert np.all(probabilities >= 0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

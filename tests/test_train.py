@@ -1,0 +1,100 @@
+"""Training: a tiny run on small synthetic data that saves, reloads and predicts."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model.data import file_sha256, load_mnist
+from model.inference import Classifier
+from model import evaluate as evaluation
+from model import train as training
+
+
+def synthetic_mnist(path, per_class: int = 30, seed: int = 0) -> None:
+    """An npz in Keras's mnist layout whose class k is a bright bar at row 2 + 2k, with noise."""
+    rng = np.random.default_rng(seed)
+
+    def make(count: int):
+        labels = np.repeat(np.arange(10, dtype=np.uint8), count)
+        images = (rng.random((len(labels), 28, 28)) * 40).astype(np.uint8)
+        for index, label in enumerate(labels):
+            images[index, 4 + 2 * label : 6 + 2 * label, 4:24] = 255
+        return images, labels
+
+    x_train, y_train = make(per_class)
+    x_test, y_test = make(5)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    path = tmp_path / "tiny.npz"
+    synthetic_mnist(path)
+    return path
+
+
+def test_load_mnist_reads_the_keras_layout_and_checksums_it(tiny_data):
+    dataset = load_mnist(tiny_data)
+    assert dataset.x_train.shape == (300, 28, 28) and dataset.x_test.shape == (50, 28, 28)
+    assert dataset.sha256 == file_sha256(tiny_data)
+
+
+def test_load_mnist_rejects_another_layout(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, images=np.zeros((2, 28, 28)))
+    with pytest.raises(ValueError, match="x_train"):
+        load_mnist(path)
+
+
+def test_tiny_training_run_saves_a_model_and_card_that_reload_and_predict(tiny_data, tmp_path, capsys):
+    output = tmp_path / "tiny.keras"
+    exit_code = training.main(
+        ["--data", str(tiny_data), "--output", str(output), "--epochs", "8", "--batch-size", "32",
+         "--validation-size", "30", "--seed", "3", "--learning-rate", "0.003", "--no-augment"]
+    )
+    assert exit_code == 0 and output.exists()
+    card = json.loads(output.with_suffix(".json").read_text())
+    assert card["parameters"] == 1_199_882
+    assert card["data"]["sha256"] == file_sha256(tiny_data)
+    assert card["training"]["seed"] == 3 and card["training"]["epochs"] == 8
+    assert card["data"]["train_images"] == 270 and card["data"]["validation_images"] == 30
+    assert [layer["type"] for layer in card["architecture"]][:2] == ["Conv2D", "Conv2D"]
+    assert card["test_accuracy"] > 0.5  # ten bar positions are easy: far above chance (0.1)
+
+    classifier = Classifier.load(output)
+    dataset = load_mnist(tiny_data)
+    probabilities = classifier.predict_probabilities(dataset.x_test / 255.0)
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == dataset.y_test))
+    assert accuracy == pytest.approx(card["test_accuracy"], abs=1e-6)
+    assert classifier.describe()["sha256"] == file_sha256(output)
+
+    # the evaluation command agrees with the card
+    assert evaluation.main(["--data", str(tiny_data), "--model", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert f"accuracy:  {100 * card['test_accuracy']:.2f}%" in printed
+    assert "confusion matrix" in printed
+
+
+def test_confusion_matrix_counts_true_against_predicted():
+    counts = evaluation.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), classes=3)
+    np.testing.assert_array_equal(counts, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
+    assert evaluation.format_confusion(counts).splitlines()[2].split() == ["1", "0", "1", "1"]
+
+
+def test_augmentation_is_reproducible_and_keeps_the_digit_in_range():
+    import tensorflow as tf
+
+    from model.augment import Augmentation, augment_batch
+
+    images = np.zeros((8, 28, 28, 1), dtype=np.float32)
+    images[:, 8:20, 12:16] = 1.0
+    first = augment_batch(tf.constant(images), Augmentation(), tf.constant(5)).numpy()
+    again = augment_batch(tf.constant(images), Augmentation(), tf.constant(5)).numpy()
+    other = augment_batch(tf.constant(images), Augmentation(), tf.constant(6)).numpy()
+    assert first.shape == images.shape
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+    assert first.min() >= 0.0 and first.max() <= 1.0
+    # distortions move and reshape the stroke but keep most of it on the frame
+    assert np.all(first.sum(axis=(1, 2, 3)) > 0.4 * images[0].sum())
