@@ -35,6 +35,8 @@ SOFT_EDGE = 1.5
 # round, even outlines instead of the wobble of the 28-pixel lattice.
 SHAPE_SMOOTHING = 0.6
 SHAPE_LEVEL = 0.45
+# An MNIST stroke is typically this share of the digit's longer side.
+TYPICAL_STROKE_FRACTION = 0.13
 # An off-centre digit starts within this share of the free room from one edge or the other.
 OFF_CENTRE_SHARE = 0.4
 
@@ -93,9 +95,11 @@ BAND_ROWS = 512  # large frames are built this many rows at a time
 MARKER_WIDTHS = (1000, 1600)  # frame width; the frame is 4:3
 MARKER_PAPER: Color = (250, 250, 247)
 MARKER_INK: Color = (18, 18, 20)
-MARKER_DIGIT_FRACTION = (0.4, 0.7)  # of the frame height
-MARKER_STROKE_FRACTION = (0.2, 0.25)  # of the digit height
+MARKER_DIGIT_FRACTION = (0.4, 0.7)  # longer side of the digit, of the frame height
+MARKER_STROKE_FRACTION = (0.2, 0.25)  # of the digit's longer side
 MARKER_NOISE = 2.0
+MARKER_ROUNDING = 0.4  # outline smoothing, as a share of how far the shape is dilated
+MARKER_MIN_ROUNDING = 0.015  # and at least this share of the digit's size
 
 # Dark felt-tip ink on a saturated sheet of coloured paper.
 PAPER_COLORS: tuple[Color, ...] = ((246, 168, 200), (158, 204, 242), (150, 222, 150))
@@ -132,16 +136,41 @@ def _upscale(values: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.BICUBIC), dtype=np.float32)
 
 
-def shape_alpha(digit: np.ndarray, size: int) -> np.ndarray:
-    """Ink coverage 0..1 of the digit smoothly upscaled so its longer side is about `size` pixels."""
+def _shape_field(digit: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """The digit smoothly upscaled so its longer side is about `size` pixels, and the scale factor used."""
     crop = _crop(digit)
     factor = size / (max(crop.shape) - 2 * CROP_MARGIN)
     height, width = (max(1, round(side * factor)) for side in crop.shape)
-    field = _upscale(crop, width, height)
-    field = ndimage.gaussian_filter(field, sigma=SHAPE_SMOOTHING * factor)  # round off the 28-pixel lattice
+    # blurring rounds off the wobble of the 28-pixel lattice
+    field = ndimage.gaussian_filter(_upscale(crop, width, height), sigma=SHAPE_SMOOTHING * factor)
+    return field, factor
+
+
+def shape_alpha(digit: np.ndarray, size: int) -> np.ndarray:
+    """Ink coverage 0..1 of the digit smoothly upscaled so its longer side is about `size` pixels."""
+    field, factor = _shape_field(digit, size)
     # the field rises by about 1 over `factor` pixels at a stroke's edge: a ramp SOFT_EDGE pixels wide
     alpha = np.clip((field - SHAPE_LEVEL) * factor / SOFT_EDGE + 0.5, 0.0, 1.0)
     return np.pad(alpha, DRAW_PADDING).astype(np.float32)
+
+
+def marker_alpha(digit: np.ndarray, size: int, stroke_fraction: float) -> np.ndarray:
+    """Ink coverage 0..1 of the digit's shape dilated until its strokes are `stroke_fraction` of its size."""
+    # dilation adds to the outline too: start smaller so the grown digit ends up about `size` pixels
+    inner = max(8, round(size * (1.0 - stroke_fraction) / (1.0 - TYPICAL_STROKE_FRACTION)))
+    field, _ = _shape_field(digit, inner)
+    mask = field >= SHAPE_LEVEL
+    outline = mask & ~ndimage.binary_erosion(mask)
+    own_width = 2.0 * mask.sum() / max(int(outline.sum()), 1)
+    grow = max(0.0, (stroke_fraction * size - own_width) / 2.0)
+    pad = int(np.ceil(grow)) + DRAW_PADDING
+    mask = np.pad(mask, pad)
+    # signed distance to the outline, positive inside: grow it and keep a one-pixel anti-aliased edge
+    inside, outside = ndimage.distance_transform_edt(mask), ndimage.distance_transform_edt(~mask)
+    signed = (inside - outside + grow).astype(np.float32)
+    rounding = max(MARKER_ROUNDING * grow, MARKER_MIN_ROUNDING * size)
+    signed = ndimage.gaussian_filter(signed, rounding)  # a felt tip rounds off small bumps
+    return np.clip(signed + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 def _thin(mask: np.ndarray) -> np.ndarray:
@@ -335,11 +364,10 @@ def file_extension(data: bytes) -> str:
 def _canvas_alpha(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 280x280 stroke coverage: the digit at a random size and place on a canvas."""
     size = int(rng.integers(CANVAS_DIGIT_SIZE[0], CANVAS_DIGIT_SIZE[1] + 1))
-    alpha = shape_alpha(digit, size)
-    alpha = alpha[: CANVAS_SIZE, : CANVAS_SIZE]
+    alpha = shape_alpha(digit, size)[:CANVAS_SIZE, :CANVAS_SIZE]
     frame = np.zeros((CANVAS_SIZE, CANVAS_SIZE), dtype=np.float32)
     top, left = _place(frame.shape, alpha.shape, rng, margin=CANVAS_MARGIN - DRAW_PADDING)
-    _paint(frame, alpha, max(top, 0), max(left, 0), 1.0)
+    _paint(frame, alpha, top, left, 1.0)
     return frame
 
 
@@ -441,9 +469,8 @@ def fat_marker(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     height = width * 3 // 4
     frame = np.empty((height, width, 3), dtype=np.float32)
     frame[:] = _jitter(MARKER_PAPER, rng, 1.5)
-    digit_height = rng.uniform(*MARKER_DIGIT_FRACTION) * height
-    stroke = rng.uniform(*MARKER_STROKE_FRACTION) * digit_height
-    alpha = pen_alpha(digit, digit_height, stroke, max_width=0.9 * width)
+    size = round(rng.uniform(*MARKER_DIGIT_FRACTION) * height)
+    alpha = marker_alpha(digit, size, rng.uniform(*MARKER_STROKE_FRACTION))
     top, left = _place((height, width), alpha.shape, rng)
     _paint(frame, alpha, top, left, MARKER_INK)
     frame += (rng.standard_normal((height, width), dtype=np.float32) * np.float32(MARKER_NOISE))[..., None]

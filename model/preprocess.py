@@ -178,33 +178,37 @@ def find_ink(gray: np.ndarray) -> Ink:
     if not candidates.any():
         raise NoDigitError("No digit found: only specks of noise.")
     # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
-    ranking = np.where(candidates, masses * np.where(touches_border, 0.25, 1.0), -1.0)
-    main = int(np.argmax(ranking))
-    top, left, bottom, right = slices[main][0].start, slices[main][1].start, slices[main][0].stop, slices[main][1].stop
-    chosen = {main}
-    grew = True
-    while grew:  # gather the other strokes of the same digit: big enough and close by
-        grew = False
-        reach = 0.3 * max(bottom - top, right - left)
-        for other in np.flatnonzero(candidates | (areas >= 0.03 * areas[main])):
-            if other in chosen or areas[other] < 0.03 * areas[main]:
-                continue
-            o = slices[other]
-            gap_y = max(o[0].start - bottom, top - o[0].stop, 0)
-            gap_x = max(o[1].start - right, left - o[1].stop, 0)
-            if max(gap_y, gap_x) <= reach:
-                chosen.add(int(other))
-                top, left = min(top, o[0].start), min(left, o[1].start)
-                bottom, right = max(bottom, o[0].stop), max(right, o[1].stop)
-                grew = True
+    chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates)
     # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else
-    keep = np.isin(labels, [i + 1 for i in chosen])
-    keep = ndimage.binary_dilation(keep, iterations=2)
-    level = float(np.percentile(strength[np.isin(labels, [i + 1 for i in chosen])], 90))
+    strokes = np.isin(labels, chosen + 1)
+    keep = ndimage.binary_dilation(strokes, iterations=2)
+    level = float(np.percentile(strength[strokes], 90))
     strength = np.where(keep, np.clip(strength / max(level, 1e-6), 0.0, 1.0), 0.0).astype(np.float32)
     rows = np.flatnonzero((strength > 0.05).any(axis=1))
     cols = np.flatnonzero((strength > 0.05).any(axis=0))
     return Ink(strength=strength, box=(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1))
+
+
+def _choose_digit_strokes(slices: list, areas: np.ndarray, weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Indices of the digit's strokes: the heaviest one, then every sizeable stroke close to the growing box."""
+    main = int(np.argmax(np.where(candidates, weights, -1.0)))
+    sizeable = np.flatnonzero(areas >= 0.03 * areas[main])  # a 5's floating bar, not a speck
+    top, left = slices[main][0].start, slices[main][1].start
+    bottom, right = slices[main][0].stop, slices[main][1].stop
+    chosen = [main]
+    grew = True
+    while grew:
+        grew = False
+        reach = 0.3 * max(bottom - top, right - left)
+        for other in sizeable:
+            rows, cols = slices[other]
+            gap = max(rows.start - bottom, top - rows.stop, cols.start - right, left - cols.stop, 0)
+            if other not in chosen and gap <= reach:
+                chosen.append(int(other))
+                top, left = min(top, rows.start), min(left, cols.start)
+                bottom, right = max(bottom, rows.stop), max(right, cols.stop)
+                grew = True
+    return np.array(chosen)
 
 
 def _stroke_width(strength: np.ndarray) -> float:
@@ -232,11 +236,12 @@ def normalize_digit(ink: Ink) -> np.ndarray:
     inked = digit[digit > 0.1 * digit.max()]
     digit = np.clip(digit / max(float(np.percentile(inked, 90)), 1e-6), 0.0, 1.0) if inked.size else digit
     stroke = _stroke_width(digit)
-    if stroke < 0.6 * typical_stroke_width:
-        radius = max(1, round((typical_stroke_width - stroke) / 2))
+    # MNIST's own strokes span about 0.8-1.55x the typical width: only pens outside that change
+    if stroke < 0.75 * typical_stroke_width:
+        radius = max(1, round((0.95 * typical_stroke_width - stroke) / 2))
         digit = ndimage.grey_dilation(np.pad(digit, radius), footprint=_disk(radius))
-    elif stroke > 2.0 * typical_stroke_width:
-        radius = max(1, round((stroke - 1.6 * typical_stroke_width) / 2))
+    elif stroke > 1.6 * typical_stroke_width:
+        radius = max(1, round((stroke - 1.3 * typical_stroke_width) / 2))
         digit = ndimage.grey_erosion(digit, footprint=_disk(radius))
     # 20x20 box, longer side exactly 20, anti-aliased grey levels like MNIST
     height, width = digit.shape

@@ -4,7 +4,6 @@ import base64
 import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,23 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import PROJECT_ROOT
+from bench.service import PROJECT_ROOT, free_port, start_service
 from tests.drawing import draw_digit, encode, photo_of_digit
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def procfile_command() -> str:
-    """The `web:` command of the Procfile, exactly as Heroku runs it."""
-    for line in (PROJECT_ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip()
-    raise AssertionError("Procfile has no web: process")
 
 
 class SentryReceiver:
@@ -84,13 +68,7 @@ def sentry():
 @pytest.fixture(scope="module")
 def service(sentry, tmp_path_factory):
     """The service as Heroku starts it: the Procfile command with PORT and the environment set."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "output.log"
     environment = {
-        **os.environ,
-        # the gunicorn installed beside this Python, as on Heroku where it is on the PATH
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1",
         "SENTRY_ENVIRONMENT": "e2e",
@@ -98,25 +76,8 @@ def service(sentry, tmp_path_factory):
         "ENABLE_DEBUG_ROUTES": "1",
         "MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
     }
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            ["bash", "-c", "exec " + procfile_command()], cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:  # not listening yet, or workers still loading
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("gunicorn did not come up:\n" + log.read_text()[-3000:])
-        time.sleep(0.25)
-    yield {"url": base_url, "process": process, "log": log}
-    process.terminate()
-    process.wait(timeout=30)
+    with start_service(tmp_path_factory.mktemp("gunicorn") / "output.log", environment) as running:
+        yield {"url": running.url, "process": running.process, "log": running.log}
 
 
 def test_curl_style_multipart_upload_of_a_real_file(service, tmp_path):
@@ -199,3 +160,27 @@ def test_access_log_goes_to_stdout(service):
     requests.get(service["url"] + "/healthz", timeout=5)
     time.sleep(0.5)
     assert '"GET /healthz HTTP/1.1" 200' in service["log"].read_text()
+
+
+def test_python_server_py_serves_locally(tmp_path):
+    port = free_port()
+    environment = {**os.environ, "PORT": str(port)}
+    with open(tmp_path / "server.log", "wb") as output:
+        process = subprocess.Popen([sys.executable, "server.py"], cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                response = requests.post(
+                    f"http://127.0.0.1:{port}/recognize.json", data=encode(draw_digit(4, background=None)),
+                    headers={"Content-Type": "image/png"}, timeout=5,
+                )
+                break
+            except requests.RequestException:
+                time.sleep(0.25)
+        else:
+            pytest.fail("python server.py did not serve:\n" + (tmp_path / "server.log").read_text()[-3000:])
+        assert response.status_code == 200 and response.json()["digit"] == 4
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
