@@ -18,7 +18,8 @@ from flask import Flask, Request, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
-from model.inference import DEFAULT_MODEL_PATH, Classifier
+from model import DEFAULT_MODEL_PATH
+from model.inference import Classifier
 from model.preprocess import default_max_pixels
 
 logger = logging.getLogger("digit_recognition")
@@ -59,6 +60,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         "HOST": environ.get("HOST", "127.0.0.1"),  # python server.py only; gunicorn binds per Procfile
         "PORT": int(environ.get("PORT", 5000)),
         "MODEL_PATH": environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
+        "MODEL_RUNTIME": environ.get("MODEL_RUNTIME", "litert").lower(),  # "litert" (no TensorFlow) or "keras"
         "MAX_CONTENT_LENGTH": int(environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
         "MAX_IMAGE_PIXELS": int(environ.get("MAX_IMAGE_PIXELS", default_max_pixels)),
         "SENTRY_DSN": environ.get("SENTRY_DSN", ""),
@@ -169,7 +171,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     init_sentry(app.config)
 
     # the network is loaded here, once per worker process, never in a master that forks
-    classifier = app.config.get("CLASSIFIER") or Classifier.load(Path(app.config["MODEL_PATH"]))
+    classifier = app.config.get("CLASSIFIER") or Classifier.load(Path(app.config["MODEL_PATH"]), app.config["MODEL_RUNTIME"])
     app.extensions["classifier"] = classifier
 
     @app.post("/recognize.json")

@@ -24,7 +24,8 @@ from PIL import Image
 from bench.scenes import SCENES, Renderer, file_extension
 from model.data import load_mnist
 from model.errors import RecognitionError
-from model.inference import DEFAULT_MODEL_PATH, Classifier
+from model import DEFAULT_MODEL_PATH
+from model.inference import Classifier
 from model.preprocess import preprocess
 
 logger = logging.getLogger("bench.accuracy")

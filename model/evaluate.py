@@ -12,7 +12,8 @@ import time
 import numpy as np
 
 from model.data import load_mnist
-from model.inference import DEFAULT_MODEL_PATH, Classifier
+from model import DEFAULT_MODEL_PATH
+from model.inference import RUNTIMES, Classifier
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="model file (default: %(default)s)")
+    parser.add_argument("--runtime", default="keras", choices=RUNTIMES, help="run the network in (default: %(default)s)")
     parser.add_argument("--through-decoder", action="store_true",
                         help="post-style: encode each test image as PNG and decode it as the service does")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
     dataset = load_mnist(arguments.data)
-    classifier = Classifier.load(arguments.model)
+    classifier = Classifier.load(arguments.model, runtime=arguments.runtime)
     started = time.monotonic()
     images = decode_as_uploads(dataset.x_test) if arguments.through_decoder else dataset.x_test / 255.0
     predictions = classifier.predict_probabilities(images).argmax(axis=1)
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = 1.0 - errors / len(dataset.y_test)
 
     path = "PNG upload -> decoder -> network" if arguments.through_decoder else "network on the raw test arrays"
-    print(f"model:     {arguments.model} (sha256 {classifier.model_sha256[:12]})")
+    print(f"model:     {arguments.model}, {arguments.runtime} runtime (sha256 {classifier.model_sha256[:12]})")
     print(f"data:      {dataset.source} (sha256 {dataset.sha256[:12]})")
     print(f"path:      {path}")
     print(f"accuracy:  {100 * accuracy:.2f}% ({len(dataset.y_test) - errors}/{len(dataset.y_test)}, {errors} wrong) in {elapsed:.1f} s")

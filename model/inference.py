@@ -1,19 +1,25 @@
-"""Inference: the trained network loaded once per process and called through a compiled function."""
+"""Inference: the trained network loaded once per process and called through a compiled function.
+
+Two runtimes run the same trained network:
+- "keras": the .keras file in TensorFlow, called through one `tf.function` with a fixed signature;
+- "litert": its TensorFlow Lite export run by LiteRT (ai-edge-litert), without importing TensorFlow.
+"""
 
 import hashlib
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from model import DEFAULT_MODEL_PATH
 from model.preprocess import default_max_pixels, preprocess
 
 logger = logging.getLogger(__name__)
 
-MODEL_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL_PATH = MODEL_DIR / "digits.keras"
+RUNTIMES = ("keras", "litert")
 
 
 @dataclass(frozen=True)
@@ -37,40 +43,76 @@ def prediction_from(probabilities: np.ndarray) -> Prediction:
     return Prediction(digit=digit, confidence=float(values[digit]), probabilities=[float(v) for v in values])
 
 
+class KerasRuntime:
+    """The .keras network in TensorFlow: one graph, traced once for any batch size."""
+
+    def __init__(self, path: Path) -> None:
+        import keras
+        import tensorflow as tf
+
+        network = keras.models.load_model(path, compile=False)
+        self._forward = tf.function(
+            lambda images: network(images, training=False),
+            input_signature=[tf.TensorSpec(shape=(None, 28, 28, 1), dtype=tf.float32)],
+        )
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax outputs for a float32 (N, 28, 28, 1) batch."""
+        return self._forward(batch).numpy()
+
+
+class LiteRTRuntime:
+    """The TensorFlow Lite export run by LiteRT's interpreter; no TensorFlow in the process."""
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch_size = 0
+        self._lock = threading.Lock()  # an interpreter runs one call at a time
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax outputs for a float32 (N, 28, 28, 1) batch."""
+        with self._lock:
+            if len(batch) != self._batch_size:
+                self._interpreter.resize_tensor_input(self._input, list(batch.shape))
+                self._interpreter.allocate_tensors()
+                self._batch_size = len(batch)
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
+
+
 class Classifier:
     """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction."""
 
-    def __init__(self, network, card: dict, model_sha256: str) -> None:
-        import tensorflow as tf
-
-        self.network = network
+    def __init__(self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras") -> None:
+        self.runtime = runtime
+        self.runtime_name = runtime_name
         self.card = card
         self.model_sha256 = model_sha256
-        # one graph, traced once for any batch size; no per-call model.predict machinery
-        self._forward = tf.function(
-            lambda images: self.network(images, training=False),
-            input_signature=[tf.TensorSpec(shape=(None, 28, 28, 1), dtype=tf.float32)],
-            reduce_retracing=True,
-        )
         self.predict_probabilities(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_MODEL_PATH) -> "Classifier":
-        """Load a .keras file and the JSON model card beside it."""
-        import keras
-
+    def load(cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras") -> "Classifier":
+        """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it) and its card."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown model runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         path = Path(path)
-        network = keras.models.load_model(path, compile=False)
+        served = path.with_suffix(".tflite") if runtime == "litert" else path
+        engine = LiteRTRuntime(served) if runtime == "litert" else KerasRuntime(served)
         card_file = path.with_suffix(".json")
         card = json.loads(card_file.read_text()) if card_file.exists() else {}
-        model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-        logger.info("loaded model %s (sha256 %s)", path, model_sha256)
-        return cls(network, card, model_sha256)
+        model_sha256 = hashlib.sha256(served.read_bytes()).hexdigest()
+        logger.info("loaded model %s with the %s runtime (sha256 %s)", served, runtime, model_sha256)
+        return cls(engine, card, model_sha256, runtime)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1."""
-        batch = np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1)
-        return self._forward(batch).numpy()
+        batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1))
+        return self.runtime(batch)
 
     def classify(self, image: np.ndarray) -> Prediction:
         """The Prediction for one preprocessed 28x28 image."""
@@ -81,5 +123,5 @@ class Classifier:
         return self.classify(preprocess(data, max_pixels))
 
     def describe(self) -> dict:
-        """The model card plus the model file's sha256, for GET /model.json."""
-        return {**self.card, "sha256": self.model_sha256}
+        """The model card plus the served file's sha256 and the runtime, for GET /model.json."""
+        return {**self.card, "runtime": self.runtime_name, "sha256": self.model_sha256}

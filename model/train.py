@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from model import DEFAULT_MODEL_PATH
 from model.data import Dataset, file_sha256, load_mnist
+from model.export import export_model_file
 
 logger = logging.getLogger(__name__)
-
-MODEL_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL_PATH = MODEL_DIR / "digits.keras"
-
 
 def card_path_for(model_path: str | Path) -> Path:
     """The model card lives beside the model file: digits.keras -> digits.json."""
@@ -147,6 +145,9 @@ def train(
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    # the same network for the LiteRT runtime, beside the .keras file, recorded in the card
+    export_model_file(output)
+    card = json.loads(card_path_for(output).read_text())
     logger.info(
         "saved %s (sha256 %s): validation accuracy %.4f, test accuracy %.4f",
         output, file_sha256(output), validation_accuracy, test_accuracy,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.inference import DEFAULT_MODEL_PATH
+from model import DEFAULT_MODEL_PATH
 from server import create_app, settings_from_environment
 from tests.drawing import draw_digit, encode, photo_of_digit
 
@@ -223,7 +223,7 @@ def test_settings_come_from_the_environment_with_defaults():
     assert defaults["MAX_CONTENT_LENGTH"] == 10 * 1024 * 1024
     assert defaults["MAX_IMAGE_PIXELS"] == 50_000_000
     assert defaults["SENTRY_DSN"] == "" and defaults["ENABLE_DEBUG_ROUTES"] is False
-    assert defaults["PORT"] == 5000
+    assert defaults["PORT"] == 5000 and defaults["MODEL_RUNTIME"] == "litert"
     configured = settings_from_environment(
         {"MAX_UPLOAD_BYTES": "1000", "ENABLE_DEBUG_ROUTES": "1", "HEROKU_SLUG_COMMIT": "abc123", "PORT": "8080"}
     )

@@ -144,16 +144,34 @@ def test_crash_reaches_sentry_with_request_context_and_client_errors_do_not(serv
     assert event["environment"] == "e2e" and event["release"] == "e2e-release"
 
 
-def test_tensorflow_is_loaded_in_workers_not_in_the_master(service):
-    master = service["process"].pid
-    workers = [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+def gunicorn_processes(master: int) -> tuple[int, list[int]]:
+    """The master's pid and its workers' pids."""
+    return master, [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
+
+def has_tensorflow(pid: int) -> bool:
+    """Whether TensorFlow's library is mapped into the process."""
+    return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_default_deploy_runs_litert_without_tensorflow(service):
+    master, workers = gunicorn_processes(service["process"].pid)
     assert len(workers) == 2
+    assert not any(has_tensorflow(pid) for pid in [master, *workers])
+    assert requests.get(service["url"] + "/model.json", timeout=5).json()["runtime"] == "litert"
 
-    def has_tensorflow(pid: int) -> bool:
-        return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
 
-    assert not has_tensorflow(master)
-    assert all(has_tensorflow(worker) for worker in workers)
+def test_keras_runtime_loads_tensorflow_in_workers_not_in_the_master(tmp_path):
+    environment = {"MODEL_RUNTIME": "keras", "WEB_CONCURRENCY": "1"}
+    with start_service(tmp_path / "keras.log", environment) as running:
+        master, workers = gunicorn_processes(running.process.pid)
+        assert len(workers) == 1
+        assert not has_tensorflow(master) and has_tensorflow(workers[0])
+        response = requests.post(
+            running.url + "/recognize.json", data=encode(draw_digit(6, background=None)), headers={"Content-Type": "image/png"}, timeout=10
+        )
+        assert response.status_code == 200 and response.json()["digit"] == 6
+        assert requests.get(running.url + "/model.json", timeout=5).json()["runtime"] == "keras"
 
 
 def test_access_log_goes_to_stdout(service):

@@ -69,6 +69,11 @@ def test_tiny_training_run_saves_a_model_and_card_that_reload_and_predict(tiny_d
     assert accuracy == pytest.approx(card["test_accuracy"], abs=1e-6)
     assert classifier.describe()["sha256"] == file_sha256(output)
 
+    # the training command also exported the network for LiteRT, and both runtimes agree
+    assert card["exports"]["tflite"]["sha256"] == file_sha256(output.with_suffix(".tflite"))
+    litert = Classifier.load(output, runtime="litert")
+    assert np.abs(litert.predict_probabilities(dataset.x_test / 255.0) - probabilities).max() < 1e-4
+
     # the evaluation command agrees with the card
     assert evaluation.main(["--data", str(tiny_data), "--model", str(output)]) == 0
     printed = capsys.readouterr().out

@@ -1,0 +1,54 @@
+"""Memory and cold start of the service per runtime, started as the Procfile starts it.
+
+    python -m bench.footprint [--workers 2] [--requests 1000]
+
+For each runtime: launch of the Procfile command -> first 200 from /healthz (cold start), then
+N recognitions of a 280x280 canvas PNG, then the RSS of the gunicorn master plus its workers.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.service import start_service
+from model.inference import RUNTIMES
+from tests.drawing import draw_digit, encode
+
+
+def total_rss_megabytes(master: int) -> float:
+    """Resident memory of a process and its direct children, in MB."""
+    pids = [master] + [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    kilobytes = sum(int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0]) for pid in pids)
+    return kilobytes / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m bench.footprint", description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY (default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=1000, help="recognitions before measuring (default: %(default)s)")
+    arguments = parser.parse_args(argv)
+
+    canvas = encode(draw_digit(7, background=None))
+    print(f"{'runtime':<8}  {'workers':>7}  {'cold start':>10}  {'RSS after ' + str(arguments.requests) + ' requests':>24}  {'ms/request':>10}")
+    with tempfile.TemporaryDirectory() as folder:
+        for runtime in RUNTIMES:
+            environment = {"MODEL_RUNTIME": runtime, "WEB_CONCURRENCY": str(arguments.workers)}
+            with start_service(Path(folder) / f"{runtime}.log", environment) as service, requests.Session() as session:
+                started = time.perf_counter()
+                for _ in range(arguments.requests):
+                    response = session.post(service.url + "/recognize.json", data=canvas, headers={"Content-Type": "image/png"}, timeout=30)
+                    if response.status_code != 200 or response.json()["digit"] != 7:
+                        raise RuntimeError(f"{runtime}: unexpected answer {response.status_code} {response.text[:200]}")
+                per_request = (time.perf_counter() - started) / arguments.requests * 1000
+                rss = total_rss_megabytes(service.process.pid)
+                print(f"{runtime:<8}  {arguments.workers:>7}  {service.cold_start_seconds:>9.1f}s  {rss:>21.0f} MB  {per_request:>10.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Export a trained Keras model to TensorFlow Lite, for the LiteRT runtime that needs no TensorFlow.
+
+    python -m model.export [--model model/digits.keras]     # writes model/digits.tflite beside it
+"""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from model import DEFAULT_MODEL_PATH
+from model.data import file_sha256
+
+logger = logging.getLogger(__name__)
+
+def tflite_path_for(model_path: str | Path) -> Path:
+    """The TensorFlow Lite file lives beside the Keras file: digits.keras -> digits.tflite."""
+    return Path(model_path).with_suffix(".tflite")
+
+
+def export_tflite(network, output: Path) -> Path:
+    """Convert the network (float32, batch dimension left free) and write the .tflite file."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(network)
+    output.write_bytes(converter.convert())
+    logger.info("exported %s (sha256 %s)", output, file_sha256(output))
+    return output
+
+
+def export_model_file(model_path: Path = DEFAULT_MODEL_PATH) -> Path:
+    """Export the .keras file's network beside it and record the export in its model card."""
+    import keras
+
+    network = keras.models.load_model(model_path, compile=False)
+    output = export_tflite(network, tflite_path_for(model_path))
+    card_path = Path(model_path).with_suffix(".json")
+    if card_path.exists():
+        card = json.loads(card_path.read_text())
+        card["exports"] = {"tflite": {"file": output.name, "sha256": file_sha256(output)}}
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m model.export", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="the .keras file (default: %(default)s)")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    export_model_file(Path(arguments.model))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

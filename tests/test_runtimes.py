@@ -1,0 +1,52 @@
+"""The two runtimes of the same trained network: Keras (TensorFlow) and LiteRT (its TensorFlow Lite export)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.service import PROJECT_ROOT
+from model.inference import Classifier
+
+
+@pytest.fixture(scope="module")
+def litert_classifier():
+    return Classifier.load(runtime="litert")
+
+
+def test_both_runtimes_agree_on_every_mnist_test_image(classifier, litert_classifier, mnist):
+    images = mnist["x_test"] / 255.0
+    keras_probabilities = classifier.predict_probabilities(images)
+    litert_probabilities = litert_classifier.predict_probabilities(images)
+    assert keras_probabilities.shape == litert_probabilities.shape == (10_000, 10)
+    np.testing.assert_array_equal(keras_probabilities.argmax(axis=1), litert_probabilities.argmax(axis=1))
+    assert np.abs(keras_probabilities - litert_probabilities).max() < 1e-4
+
+
+def test_litert_batches_of_changing_size(litert_classifier, mnist):
+    images = mnist["x_test"][:7] / 255.0
+    together = litert_classifier.predict_probabilities(images)
+    one_by_one = np.concatenate([litert_classifier.predict_probabilities(image[np.newaxis]) for image in images])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+
+
+def test_the_litert_runtime_never_imports_tensorflow():
+    program = (
+        "import sys; from model.inference import Classifier; "
+        "classifier = Classifier.load(runtime='litert'); "
+        "print(classifier.predict_probabilities(__import__('numpy').zeros((2, 28, 28))).shape, 'tensorflow' in sys.modules)"
+    )
+    output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "(2, 10) False"
+
+
+def test_model_card_records_the_export_and_the_runtime(litert_classifier):
+    described = litert_classifier.describe()
+    assert described["runtime"] == "litert"
+    assert described["sha256"] == described["exports"]["tflite"]["sha256"]
+
+
+def test_unknown_runtime_is_refused():
+    with pytest.raises(ValueError, match="litert"):
+        Classifier.load(runtime="onnx")
