@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
 from model import DEFAULT_MODEL_PATH
-from model.inference import Classifier
+from model.inference import Classifier, Prediction
 from model.preprocess import default_max_pixels
 
 logger = logging.getLogger("digit_recognition")
@@ -63,6 +63,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         "MODEL_RUNTIME": environ.get("MODEL_RUNTIME", "litert").lower(),  # "litert" (no TensorFlow) or "keras"
         "MAX_CONTENT_LENGTH": int(environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
         "MAX_IMAGE_PIXELS": int(environ.get("MAX_IMAGE_PIXELS", default_max_pixels)),
+        "MAX_BATCH_IMAGES": int(environ.get("MAX_BATCH_IMAGES", 64)),
         "SENTRY_DSN": environ.get("SENTRY_DSN", ""),
         "SENTRY_ENVIRONMENT": environ.get("SENTRY_ENVIRONMENT", "production"),
         "SENTRY_RELEASE": environ.get("SENTRY_RELEASE")
@@ -113,8 +114,30 @@ def decode_base64_image(text: str) -> bytes:
         raise InvalidImageError("The image is not valid base64.") from None
 
 
-def image_from_request(incoming: Request) -> bytes:
-    """The uploaded image's bytes, from a multipart/form field, a JSON body or a raw image body."""
+def batch_from_json(images: Any, limit: int) -> list:
+    """The items of a JSON batch {"images": [...]}: image bytes, or the item's own RecognitionError."""
+    if not isinstance(images, list):
+        raise ApiError("invalid_json", '"images" must be a list of base64 strings or data URLs.')
+    if not images:
+        raise ApiError("missing_image", '"images" is empty.')
+    if len(images) > limit:
+        raise ApiError("too_large", f"A batch holds at most {limit} images; this one has {len(images)}.")
+    uploads: list = []
+    for item in images:
+        try:
+            if not isinstance(item, str):
+                raise InvalidImageError("Each image must be a string: base64 or a data URL.")
+            uploads.append(decode_base64_image(item))
+        except RecognitionError as error:
+            uploads.append(error)
+    return uploads
+
+
+def image_from_request(incoming: Request, batch_limit: int = 64) -> bytes | list:
+    """The uploaded image's bytes, from a multipart/form field, a JSON body or a raw image body.
+
+    A JSON body {"images": [...]} is a batch: a list of image bytes (or per-item errors) instead.
+    """
     media_type = incoming.mimetype
     if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         upload = incoming.files.get("image")
@@ -131,8 +154,10 @@ def image_from_request(incoming: Request) -> bytes:
         payload = incoming.get_json(silent=True)
         if not isinstance(payload, dict):
             raise ApiError("invalid_json", 'The body must be a JSON object like {"image": "<base64 or data URL>"}.')
+        if "images" in payload:
+            return batch_from_json(payload["images"], batch_limit)
         if "image" not in payload:
-            raise ApiError("missing_image", 'The JSON object has no "image" field.')
+            raise ApiError("missing_image", 'The JSON object has no "image" field (or "images" list).')
         if not isinstance(payload["image"], str):
             raise InvalidImageError('"image" must be a string: base64 or a data URL.')
         return decode_base64_image(payload["image"])
@@ -149,9 +174,19 @@ def image_from_request(incoming: Request) -> bytes:
     )
 
 
+def error_body(code: str, message: str) -> dict:
+    """The one JSON shape of every error."""
+    return {"error": {"code": code, "message": message}}
+
+
+def result_body(result: Prediction | RecognitionError) -> dict:
+    """One item of a batch answer: the single-image answer, or that image's error."""
+    return error_body(result.code, result.message) if isinstance(result, RecognitionError) else result.as_dict()
+
+
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
     """Every error has the same JSON shape: {"error": {"code": ..., "message": ...}}."""
-    response = jsonify({"error": {"code": code, "message": message}})
+    response = jsonify(error_body(code, message))
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -177,8 +212,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.post("/recognize.json")
     def recognize():
         """Read the digit in the uploaded image."""
-        prediction = classifier.recognize(image_from_request(request), max_pixels=app.config["MAX_IMAGE_PIXELS"])
-        return jsonify(prediction.as_dict())
+        upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"])
+        if isinstance(upload, list):
+            results = classifier.recognize_batch(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
+            return jsonify({"results": [result_body(result) for result in results]})
+        return jsonify(classifier.recognize(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"]).as_dict())
 
     @app.get("/healthz")
     def healthz():

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_MODEL_PATH
+from model.errors import RecognitionError
 from model.preprocess import default_max_pixels, preprocess
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,28 @@ class Classifier:
     def recognize(self, data: bytes, max_pixels: int = default_max_pixels) -> Prediction:
         """Image file bytes -> Prediction; raises the model package's errors for bad input."""
         return self.classify(preprocess(data, max_pixels))
+
+    def recognize_batch(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
+        """Many uploads at once, in order: a Prediction per readable image, its RecognitionError otherwise.
+
+        Items that are already a RecognitionError (e.g. bad base64) pass through; all readable
+        images go through the network in one call.
+        """
+        results: list = list(uploads)
+        readable: list[int] = []
+        images: list[np.ndarray] = []
+        for index, upload in enumerate(uploads):
+            if isinstance(upload, RecognitionError):
+                continue
+            try:
+                images.append(preprocess(upload, max_pixels))
+                readable.append(index)
+            except RecognitionError as error:
+                results[index] = error
+        if images:
+            for index, probabilities in zip(readable, self.predict_probabilities(np.stack(images))):
+                results[index] = prediction_from(probabilities)
+        return results
 
     def describe(self) -> dict:
         """The model card plus the served file's sha256 and the runtime, for GET /model.json."""

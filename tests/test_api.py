@@ -224,9 +224,52 @@ def test_settings_come_from_the_environment_with_defaults():
     assert defaults["MAX_IMAGE_PIXELS"] == 50_000_000
     assert defaults["SENTRY_DSN"] == "" and defaults["ENABLE_DEBUG_ROUTES"] is False
     assert defaults["PORT"] == 5000 and defaults["MODEL_RUNTIME"] == "litert"
+    assert defaults["MAX_BATCH_IMAGES"] == 64
     configured = settings_from_environment(
         {"MAX_UPLOAD_BYTES": "1000", "ENABLE_DEBUG_ROUTES": "1", "HEROKU_SLUG_COMMIT": "abc123", "PORT": "8080"}
     )
     assert configured["MAX_CONTENT_LENGTH"] == 1000 and configured["ENABLE_DEBUG_ROUTES"] is True
     assert configured["SENTRY_RELEASE"] == "abc123" and configured["PORT"] == 8080
     assert settings_from_environment({"SENTRY_RELEASE": "v7", "HEROKU_SLUG_COMMIT": "abc"})["SENTRY_RELEASE"] == "v7"
+
+
+# --- batch requests ---------------------------------------------------------------------------
+
+
+def test_batch_answers_each_image_in_order_and_one_bad_image_does_not_fail_the_batch(client):
+    drawings = {digit: data_url(encode(draw_digit(digit, background=None))) for digit in (7, 2, 5)}
+    images = [
+        drawings[7],
+        "not base64 at all!",
+        drawings[2],
+        data_url(encode(Image.new("RGB", (50, 50), "white"))),
+        12345,
+        data_url(b"hello", "text/plain"),
+        drawings[5],
+    ]
+    response = client.post("/recognize.json", json={"images": images})
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [result.get("digit", result.get("error", {}).get("code")) for result in results] == [
+        7, "invalid_image", 2, "no_digit", "invalid_image", "unsupported_media_type", 5,
+    ]
+    # each answer is exactly what the image alone gets
+    alone = client.post("/recognize.json", json={"image": drawings[2]}).get_json()
+    assert results[2]["digit"] == alone["digit"]
+    assert results[2]["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-6)
+
+
+def test_batch_of_only_bad_images(client):
+    results = client.post("/recognize.json", json={"images": ["@@@", ""]}).get_json()["results"]
+    assert [result["error"]["code"] for result in results] == ["invalid_image", "invalid_image"]
+
+
+def test_batch_over_the_limit(classifier):
+    client = create_app({"TESTING": True, "CLASSIFIER": classifier, "MAX_BATCH_IMAGES": 2}).test_client()
+    assert_error(client.post("/recognize.json", json={"images": [data_url(CANVAS_SEVEN)] * 3}), 413, "too_large")
+    assert client.post("/recognize.json", json={"images": [data_url(CANVAS_SEVEN)] * 2}).status_code == 200
+
+
+@pytest.mark.parametrize("images, status, code", [("abc", 400, "invalid_json"), ({"a": 1}, 400, "invalid_json"), ([], 400, "missing_image")])
+def test_batch_that_is_not_a_list_of_images(client, images, status, code):
+    assert_error(client.post("/recognize.json", json={"images": images}), status, code)

@@ -101,6 +101,14 @@ def test_json_data_url_and_raw_jpeg(service):
     assert response.status_code == 200 and response.json()["digit"] == 5
 
 
+def test_batch_request_over_http(service):
+    images = ["data:image/png;base64," + base64.b64encode(encode(draw_digit(digit, background=None))).decode() for digit in (1, 8)]
+    response = requests.post(service["url"] + "/recognize.json", json={"images": images + ["%%%"]}, timeout=10)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [results[0]["digit"], results[1]["digit"], results[2]["error"]["code"]] == [1, 8, "invalid_image"]
+
+
 @pytest.mark.parametrize(
     "method, path, kwargs, status, code",
     [
