@@ -133,7 +133,7 @@ def batch_from_json(images: Any, limit: int) -> list:
     return uploads
 
 
-def image_from_request(incoming: Request, batch_limit: int = 64) -> bytes | list:
+def image_from_request(incoming: Request, batch_limit: int) -> bytes | list:
     """The uploaded image's bytes, from a multipart/form field, a JSON body or a raw image body.
 
     A JSON body {"images": [...]} is a batch: a list of image bytes (or per-item errors) instead.

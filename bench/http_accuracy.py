@@ -7,7 +7,6 @@ Without --url it starts the service from the Procfile on a free port and stops i
 
 import argparse
 import contextlib
-import io
 import logging
 import sys
 import tempfile
@@ -19,19 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from PIL import Image
 
+from bench.accuracy import encode_png
 from bench.service import start_service
 from model.data import load_mnist
 
 logger = logging.getLogger("bench.http_accuracy")
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """A grayscale uint8 array as a PNG file."""
-    buffer = io.BytesIO()
-    Image.fromarray(image, "L").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def post_all(url: str, images: np.ndarray, clients: int) -> tuple[list[int | None], list[int], list[float]]:
@@ -41,7 +33,7 @@ def post_all(url: str, images: np.ndarray, clients: int) -> tuple[list[int | Non
     def post(index: int) -> tuple[int | None, int, float]:
         session = local.__dict__.setdefault("session", requests.Session())
         started = time.perf_counter()
-        response = session.post(url + "/recognize.json", files={"image": (f"{index}.png", png_bytes(images[index]), "image/png")}, timeout=30)
+        response = session.post(url + "/recognize.json", files={"image": (f"{index}.png", encode_png(images[index]), "image/png")}, timeout=30)
         elapsed = time.perf_counter() - started
         digit = response.json().get("digit") if response.status_code == 200 else None
         return digit, response.status_code, elapsed
