@@ -32,7 +32,7 @@ default_max_pixels = 50_000_000
 class Ink:
     """Where the ink is: bright-on-black strengths and the bounding box of the chosen digit."""
 
-    strength: np.ndarray  # float32 (H, W), 0 = background, 1 = full ink
+    strength: np.ndarray  # float32, the digit's neighbourhood: 0 = background, 1 = full ink
     box: tuple[int, int, int, int]  # top, left, bottom, right (exclusive) in `strength`
 
 
@@ -165,10 +165,10 @@ def find_ink(gray: np.ndarray) -> Ink:
     strong = strength > 0.5 * peak
     weak = strength > max(0.2 * peak, 4.0 * noise)
     labels, count = ndimage.label(weak, structure=np.ones((3, 3)))
-    index = np.arange(1, count + 1)
-    has_strong = ndimage.maximum(strong, labels, index).astype(bool)
-    areas = ndimage.sum_labels(np.ones_like(strength), labels, index)
-    masses = ndimage.sum_labels(strength, labels, index)
+    flat_labels = labels.ravel()
+    has_strong = np.bincount(flat_labels, weights=strong.ravel(), minlength=count + 1)[1:] > 0
+    areas = np.bincount(flat_labels, minlength=count + 1)[1:].astype(np.float64)
+    masses = np.bincount(flat_labels, weights=strength.ravel(), minlength=count + 1)[1:]
     slices = ndimage.find_objects(labels)
     height, width = strength.shape
     touches_border = np.array(
@@ -180,7 +180,14 @@ def find_ink(gray: np.ndarray) -> Ink:
     # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
     chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates)
     # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else
-    strokes = np.isin(labels, chosen + 1)
+    # work on the digit's neighbourhood only: its strokes' box and a margin for their rims
+    margin = 3
+    top = max(min(slices[i][0].start for i in chosen) - margin, 0)
+    left = max(min(slices[i][1].start for i in chosen) - margin, 0)
+    bottom = min(max(slices[i][0].stop for i in chosen) + margin, height)
+    right = min(max(slices[i][1].stop for i in chosen) + margin, width)
+    strength = strength[top:bottom, left:right]
+    strokes = np.isin(labels[top:bottom, left:right], chosen + 1)
     keep = ndimage.binary_dilation(strokes, iterations=2)
     level = float(np.percentile(strength[strokes], 90))
     strength = np.where(keep, np.clip(strength / max(level, 1e-6), 0.0, 1.0), 0.0).astype(np.float32)
