@@ -17,8 +17,8 @@ from typing import Any
 from flask import Flask, Request, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
 from model import DEFAULT_MODEL_PATH
+from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
 from model.inference import Classifier, Prediction
 from model.preprocess import default_max_pixels
 
@@ -114,6 +114,13 @@ def decode_base64_image(text: str) -> bytes:
         raise InvalidImageError("The image is not valid base64.") from None
 
 
+def decode_json_image(value: Any) -> bytes:
+    """Image bytes from a JSON value, which must be a base64 string or data URL."""
+    if not isinstance(value, str):
+        raise InvalidImageError("An image must be a string: base64 or a data URL.")
+    return decode_base64_image(value)
+
+
 def batch_from_json(images: Any, limit: int) -> list:
     """The items of a JSON batch {"images": [...]}: image bytes, or the item's own RecognitionError."""
     if not isinstance(images, list):
@@ -125,9 +132,7 @@ def batch_from_json(images: Any, limit: int) -> list:
     uploads: list = []
     for item in images:
         try:
-            if not isinstance(item, str):
-                raise InvalidImageError("Each image must be a string: base64 or a data URL.")
-            uploads.append(decode_base64_image(item))
+            uploads.append(decode_json_image(item))
         except RecognitionError as error:
             uploads.append(error)
     return uploads
@@ -158,9 +163,7 @@ def image_from_request(incoming: Request, batch_limit: int) -> bytes | list:
             return batch_from_json(payload["images"], batch_limit)
         if "image" not in payload:
             raise ApiError("missing_image", 'The JSON object has no "image" field (or "images" list).')
-        if not isinstance(payload["image"], str):
-            raise InvalidImageError('"image" must be a string: base64 or a data URL.')
-        return decode_base64_image(payload["image"])
+        return decode_json_image(payload["image"])
     if media_type.startswith("image/") or media_type == "application/octet-stream":
         data = incoming.get_data(cache=False)
         if not data:

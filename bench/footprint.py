@@ -14,14 +14,14 @@ from pathlib import Path
 
 import requests
 
-from bench.service import start_service
+from bench.service import start_service, worker_pids
 from model.inference import RUNTIMES
 from tests.drawing import draw_digit, encode
 
 
 def total_rss_megabytes(master: int) -> float:
     """Resident memory of a process and its direct children, in MB."""
-    pids = [master] + [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    pids = [master, *worker_pids(master)]
     kilobytes = sum(int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0]) for pid in pids)
     return kilobytes / 1024
 

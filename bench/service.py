@@ -40,6 +40,11 @@ def procfile_command(procfile: Path = PROJECT_ROOT / "Procfile") -> str:
     raise ValueError(f"{procfile} has no web: process")
 
 
+def worker_pids(master: int) -> list[int]:
+    """The pids of a gunicorn master's workers (its child processes)."""
+    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
+
 @contextlib.contextmanager
 def start_service(log: Path, environment: Mapping[str, str] | None = None, timeout: float = 120.0) -> Iterator[RunningService]:
     """Run the Procfile's web command with PORT set; wait for GET /healthz to answer 200; stop it after."""

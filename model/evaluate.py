@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from model.data import load_mnist
 from model import DEFAULT_MODEL_PATH
+from model.data import load_mnist
 from model.inference import RUNTIMES, Classifier
 
 logger = logging.getLogger(__name__)

@@ -9,14 +9,10 @@ import logging
 import sys
 from pathlib import Path
 
-from model import DEFAULT_MODEL_PATH
+from model import DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
 from model.data import file_sha256
 
 logger = logging.getLogger(__name__)
-
-def tflite_path_for(model_path: str | Path) -> Path:
-    """The TensorFlow Lite file lives beside the Keras file: digits.keras -> digits.tflite."""
-    return Path(model_path).with_suffix(".tflite")
 
 
 def export_tflite(network, output: Path) -> Path:
@@ -29,16 +25,21 @@ def export_tflite(network, output: Path) -> Path:
     return output
 
 
+def exports_entry(tflite_file: Path) -> dict:
+    """The model card's record of the export."""
+    return {"tflite": {"file": tflite_file.name, "sha256": file_sha256(tflite_file)}}
+
+
 def export_model_file(model_path: Path = DEFAULT_MODEL_PATH) -> Path:
     """Export the .keras file's network beside it and record the export in its model card."""
     import keras
 
     network = keras.models.load_model(model_path, compile=False)
     output = export_tflite(network, tflite_path_for(model_path))
-    card_path = Path(model_path).with_suffix(".json")
+    card_path = card_path_for(model_path)
     if card_path.exists():
         card = json.loads(card_path.read_text())
-        card["exports"] = {"tflite": {"file": output.name, "sha256": file_sha256(output)}}
+        card["exports"] = exports_entry(output)
         card_path.write_text(json.dumps(card, indent=2) + "\n")
     return output
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_MODEL_PATH
+from model import DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
 from model.errors import RecognitionError
 from model.preprocess import default_max_pixels, preprocess
 
@@ -102,9 +102,9 @@ class Classifier:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown model runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         path = Path(path)
-        served = path.with_suffix(".tflite") if runtime == "litert" else path
+        served = tflite_path_for(path) if runtime == "litert" else path
         engine = LiteRTRuntime(served) if runtime == "litert" else KerasRuntime(served)
-        card_file = path.with_suffix(".json")
+        card_file = card_path_for(path)
         card = json.loads(card_file.read_text()) if card_file.exists() else {}
         model_sha256 = hashlib.sha256(served.read_bytes()).hexdigest()
         logger.info("loaded model %s with the %s runtime (sha256 %s)", served, runtime, model_sha256)

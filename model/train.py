@@ -13,15 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_MODEL_PATH
+from model import DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
 from model.data import Dataset, file_sha256, load_mnist
-from model.export import export_model_file
+from model.export import export_tflite, exports_entry
 
 logger = logging.getLogger(__name__)
-
-def card_path_for(model_path: str | Path) -> Path:
-    """The model card lives beside the model file: digits.keras -> digits.json."""
-    return Path(model_path).with_suffix(".json")
 
 
 def to_network_input(images: np.ndarray) -> np.ndarray:
@@ -113,6 +109,8 @@ def train(
     served = build_network()
     served.set_weights(network.get_weights())
     served.save(output)
+    # the same network for the LiteRT runtime, beside the .keras file
+    tflite_file = export_tflite(served, tflite_path_for(output))
 
     card = {
         "name": "digit_cnn",
@@ -143,11 +141,9 @@ def train(
         "test_accuracy": round(float(test_accuracy), 5),
         "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "exports": exports_entry(tflite_file),
     }
     card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
-    # the same network for the LiteRT runtime, beside the .keras file, recorded in the card
-    export_model_file(output)
-    card = json.loads(card_path_for(output).read_text())
     logger.info(
         "saved %s (sha256 %s): validation accuracy %.4f, test accuracy %.4f",
         output, file_sha256(output), validation_accuracy, test_accuracy,

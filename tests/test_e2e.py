@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.service import PROJECT_ROOT, free_port, start_service
+from bench.service import PROJECT_ROOT, free_port, start_service, worker_pids
 from tests.drawing import draw_digit, encode, photo_of_digit
 
 
@@ -152,18 +152,14 @@ def test_crash_reaches_sentry_with_request_context_and_client_errors_do_not(serv
     assert event["environment"] == "e2e" and event["release"] == "e2e-release"
 
 
-def gunicorn_processes(master: int) -> tuple[int, list[int]]:
-    """The master's pid and its workers' pids."""
-    return master, [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-
-
 def has_tensorflow(pid: int) -> bool:
     """Whether TensorFlow's library is mapped into the process."""
     return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
 
 
 def test_default_deploy_runs_litert_without_tensorflow(service):
-    master, workers = gunicorn_processes(service["process"].pid)
+    master = service["process"].pid
+    workers = worker_pids(master)
     assert len(workers) == 2
     assert not any(has_tensorflow(pid) for pid in [master, *workers])
     assert requests.get(service["url"] + "/model.json", timeout=5).json()["runtime"] == "litert"
@@ -172,7 +168,8 @@ def test_default_deploy_runs_litert_without_tensorflow(service):
 def test_keras_runtime_loads_tensorflow_in_workers_not_in_the_master(tmp_path):
     environment = {"MODEL_RUNTIME": "keras", "WEB_CONCURRENCY": "1"}
     with start_service(tmp_path / "keras.log", environment) as running:
-        master, workers = gunicorn_processes(running.process.pid)
+        master = running.process.pid
+        workers = worker_pids(master)
         assert len(workers) == 1
         assert not has_tensorflow(master) and has_tensorflow(workers[0])
         response = requests.post(
