@@ -46,8 +46,10 @@ def worker_pids(master: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def start_service(log: Path, environment: Mapping[str, str] | None = None, timeout: float = 120.0) -> Iterator[RunningService]:
-    """Run the Procfile's web command with PORT set; wait for GET /healthz to answer 200; stop it after."""
+def start_service(
+    log: Path, environment: Mapping[str, str] | None = None, timeout: float = 120.0, command: str | None = None
+) -> Iterator[RunningService]:
+    """Run the Procfile's web command (or `command`) with PORT set; wait for GET /healthz to answer 200; stop it after."""
     port = free_port()
     env = {
         **os.environ,
@@ -60,7 +62,7 @@ def start_service(log: Path, environment: Mapping[str, str] | None = None, timeo
     started = time.monotonic()
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            ["bash", "-c", "exec " + procfile_command()], cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            ["bash", "-c", "exec " + (command or procfile_command())], cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     try:
         while True:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
+from model.batching import MicroBatcher
 from model.errors import RecognitionError
 from model.preprocess import default_max_pixels, preprocess
 
@@ -87,17 +88,25 @@ class LiteRTRuntime:
 
 
 class Classifier:
-    """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction."""
+    """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction.
 
-    def __init__(self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras") -> None:
+    With `max_batch` above 1, concurrent `recognize` calls share network calls (micro-batching).
+    """
+
+    def __init__(
+        self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras", max_batch: int = 1, max_wait: float = 0.002
+    ) -> None:
         self.runtime = runtime
         self.runtime_name = runtime_name
         self.card = card
         self.model_sha256 = model_sha256
+        self.batcher = MicroBatcher(self.predict_probabilities, max_batch, max_wait) if max_batch > 1 else None
         self.predict_probabilities(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras") -> "Classifier":
+    def load(
+        cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras", max_batch: int = 1, max_wait: float = 0.002
+    ) -> "Classifier":
         """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it) and its card."""
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown model runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
@@ -108,7 +117,7 @@ class Classifier:
         card = json.loads(card_file.read_text()) if card_file.exists() else {}
         model_sha256 = hashlib.sha256(served.read_bytes()).hexdigest()
         logger.info("loaded model %s with the %s runtime (sha256 %s)", served, runtime, model_sha256)
-        return cls(engine, card, model_sha256, runtime)
+        return cls(engine, card, model_sha256, runtime, max_batch, max_wait)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1."""
@@ -121,7 +130,11 @@ class Classifier:
 
     def recognize(self, data: bytes, max_pixels: int = default_max_pixels) -> Prediction:
         """Image file bytes -> Prediction; raises the model package's errors for bad input."""
-        return self.classify(preprocess(data, max_pixels))
+        if self.batcher is None:
+            return self.classify(preprocess(data, max_pixels))
+        with self.batcher.preparing():
+            image = preprocess(data, max_pixels)
+        return prediction_from(self.batcher.probabilities(image))
 
     def recognize_batch(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
         """Many uploads at once, in order: a Prediction per readable image, its RecognitionError otherwise.

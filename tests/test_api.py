@@ -225,6 +225,9 @@ def test_settings_come_from_the_environment_with_defaults():
     assert defaults["SENTRY_DSN"] == "" and defaults["ENABLE_DEBUG_ROUTES"] is False
     assert defaults["PORT"] == 5000 and defaults["MODEL_RUNTIME"] == "litert"
     assert defaults["MAX_BATCH_IMAGES"] == 64
+    assert defaults["MICRO_BATCH_SIZE"] == 1 and defaults["MICRO_BATCH_WAIT_MS"] == 2.0  # off: sync workers, see README
+    tuned = settings_from_environment({"MICRO_BATCH_SIZE": "16", "MICRO_BATCH_WAIT_MS": "1.5"})
+    assert tuned["MICRO_BATCH_SIZE"] == 16 and tuned["MICRO_BATCH_WAIT_MS"] == 1.5
     configured = settings_from_environment(
         {"MAX_UPLOAD_BYTES": "1000", "ENABLE_DEBUG_ROUTES": "1", "HEROKU_SLUG_COMMIT": "abc123", "PORT": "8080"}
     )
@@ -273,3 +276,43 @@ def test_batch_over_the_limit(classifier):
 @pytest.mark.parametrize("images, status, code", [("abc", 400, "invalid_json"), ({"a": 1}, 400, "invalid_json"), ([], 400, "missing_image")])
 def test_batch_that_is_not_a_list_of_images(client, images, status, code):
     assert_error(client.post("/recognize.json", json={"images": images}), status, code)
+
+
+# --- multipart bodies as clients really send them -----------------------------------------------
+
+
+def test_multipart_bodies_from_http_libraries_are_split_without_werkzeug():
+    import requests
+    from urllib3 import encode_multipart_formdata
+
+    from server import split_multipart
+
+    prepared = requests.Request(
+        "POST", "http://x/", files={"image": ("seven.png", CANVAS_SEVEN, "image/png")}, data={"note": "hi"}
+    ).prepare()
+    boundary = prepared.headers["Content-Type"].split("boundary=")[1].encode()
+    assert split_multipart(prepared.body, boundary) == {"image": ("seven.png", CANVAS_SEVEN), "note": (None, b"hi")}
+    body, content_type = encode_multipart_formdata({"image": ("", b""), "other": "x"})
+    assert split_multipart(body, content_type.split("boundary=")[1].encode())["image"] == ("", b"")
+
+
+def test_unusual_multipart_bodies_fall_back_to_werkzeug(client):
+    from server import split_multipart
+
+    boundary = "b0undary"
+    lf_only = (f"--{boundary}\nContent-Disposition: form-data; name=\"image\"; filename=\"7.png\"\n"
+               "Content-Type: image/png\n\n").encode() + CANVAS_SEVEN + f"\n--{boundary}--\n".encode()
+    assert split_multipart(lf_only, boundary.encode()) is None
+    response = client.post("/recognize.json", data=lf_only, content_type=f"multipart/form-data; boundary={boundary}")
+    assert_answer(response, 7)
+    truncated = lf_only.replace(b"\n", b"\r\n")[:-40]
+    assert split_multipart(truncated, boundary.encode()) is None
+    response = client.post("/recognize.json", data=truncated, content_type=f"multipart/form-data; boundary={boundary}")
+    assert_error(response, 400, "missing_image")
+
+
+def test_multipart_text_field_with_a_data_url_and_a_new_boundary_per_request(client):
+    for boundary in ("----WebKitFormBoundaryA1b2C3", "------------------------d74496d66958873e"):
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n{data_url(CANVAS_SEVEN)}"
+                f"\r\n--{boundary}--\r\n").encode()
+        assert_answer(client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"), 7)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -177,6 +178,27 @@ def test_keras_runtime_loads_tensorflow_in_workers_not_in_the_master(tmp_path):
         )
         assert response.status_code == 200 and response.json()["digit"] == 6
         assert requests.get(running.url + "/model.json", timeout=5).json()["runtime"] == "keras"
+
+
+def test_default_workers_are_sync_and_each_request_gets_its_own_connection(service):
+    assert "Using worker: sync" in service["log"].read_text()
+    response = requests.get(service["url"] + "/healthz", timeout=5)
+    assert response.headers["Connection"].lower() == "close"  # so a free worker takes the next request
+
+
+def test_threaded_workers_with_micro_batching_answer_concurrent_clients(tmp_path):
+    environment = {"WEB_CONCURRENCY": "1", "WEB_THREADS": "8", "MICRO_BATCH_SIZE": "8"}
+    uploads = [encode(draw_digit(digit, background=None)) for digit in range(10)]
+
+    def post(index: int) -> requests.Response:
+        files = {"image": (f"{index}.png", uploads[index % 10], "image/png")}
+        return requests.post(running.url + "/recognize.json", files=files, timeout=30)
+
+    with start_service(tmp_path / "threads.log", environment) as running, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(post, range(64)))
+        assert "Using worker: gthread" in running.log.read_text()
+    assert [answer.status_code for answer in answers] == [200] * 64
+    assert [answer.json()["digit"] for answer in answers] == [index % 10 for index in range(64)]
 
 
 def test_access_log_goes_to_stdout(service):

@@ -211,3 +211,35 @@ def test_bytes_that_are_not_a_readable_image(data):
 def test_too_many_pixels():
     with pytest.raises(ImageTooLargeError):
         preprocess(encode(Image.new("L", (2000, 1000), 255)), max_pixels=1_000_000)
+
+
+# --- the fast helpers match the library functions they replace --------------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (28, 28), (61, 45)])
+def test_mask_helpers_match_scipy_morphology(shape):
+    from model.preprocess import _erode, _grow
+
+    mask = np.random.default_rng(sum(shape)).random(shape) > 0.4
+    np.testing.assert_array_equal(_erode(mask), ndimage.binary_erosion(mask))
+    np.testing.assert_array_equal(_grow(_grow(mask)), ndimage.binary_dilation(mask, iterations=2))
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 784, 10_001])
+def test_order_statistics_match_numpy(size):
+    from model.preprocess import _median, _percentile
+
+    values = np.random.default_rng(size).random(size).astype(np.float32)
+    values[: size // 2] = 0.25  # many ties, as on a flat background
+    assert _median(values) == pytest.approx(float(np.median(values)), abs=1e-7)
+    for percent in (0, 37.5, 90, 100):
+        assert _percentile(values, percent) == pytest.approx(float(np.percentile(values, percent)), abs=1e-6)
+
+
+@pytest.mark.parametrize("source, target", [((20, 16), (80, 64)), ((80, 64), (20, 16)), ((233, 97), (20, 8)), ((5, 5), (5, 5))])
+def test_matrix_resize_matches_pillow_lanczos(source, target):
+    from model.preprocess import _resize
+
+    values = np.random.default_rng(source[0]).random(source).astype(np.float32)
+    expected = np.asarray(Image.fromarray(values, "F").resize(target[::-1], Image.LANCZOS), dtype=np.float32)
+    np.testing.assert_allclose(_resize(values, target[1], target[0]), expected, atol=1e-5)

@@ -41,6 +41,24 @@ def test_the_litert_runtime_never_imports_tensorflow():
     assert output.strip() == "(2, 10) False"
 
 
+def test_the_service_runs_on_requirements_txt_alone():
+    """Heroku installs requirements.txt only: no TensorFlow, Keras, h5py or requests may be imported."""
+    program = (
+        "import sys\n"
+        "class Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras', 'h5py', 'requests'):\n"
+        "            raise ImportError(name + ' is not in requirements.txt')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "import server\n"
+        "client = server.create_app().test_client()\n"
+        "answer = client.post('/recognize.json', data=open('examples/three.png', 'rb').read(), content_type='image/png')\n"
+        "print(answer.status_code, answer.get_json()['digit'])\n"
+    )
+    output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "200 3"
+
+
 def test_model_card_records_the_export_and_the_runtime(litert_classifier):
     described = litert_classifier.describe()
     assert described["runtime"] == "litert"

@@ -1,0 +1,107 @@
+"""Micro-batching: concurrent requests in one process share one call of the network.
+
+Request threads hand their preprocessed 28x28 image to a `MicroBatcher` and wait. One batching
+thread takes every image already waiting (up to `max_batch`) and runs them through the network
+together, as TF Serving and Triton do. It waits up to `max_wait` seconds for more only while
+other requests of this process are still being preprocessed, so a lone request never waits.
+"""
+
+import collections
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+
+class _Job:
+    """One image waiting for its row of probabilities."""
+
+    __slots__ = ("image", "done", "probabilities", "error")
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+        self.done = threading.Event()
+        self.probabilities: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class MicroBatcher:
+    """Gathers images from concurrent threads into batches for one `predict(batch) -> probabilities` function."""
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_wait: float = 0.002) -> None:
+        self.predict = predict
+        self.max_batch = max(1, max_batch)
+        self.max_wait = max(0.0, max_wait)
+        self.batch_sizes: collections.deque[int] = collections.deque(maxlen=1000)  # the latest batches' sizes
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._preparing = 0  # requests of this process between "arrived" and "image ready"
+        self._lock = threading.Lock()
+        self._thread_pid: int | None = None
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Mark a request as on its way (being decoded), so that a forming batch waits for it."""
+        with self._lock:
+            self._preparing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._preparing -= 1
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """The network's output row for one image, computed in a batch with whatever else is waiting."""
+        self._start()
+        job = _Job(image)
+        self._jobs.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.probabilities
+
+    def _start(self) -> None:
+        """Start the batching thread once per process (a forked worker starts its own)."""
+        if self._thread_pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread_pid != os.getpid():
+                threading.Thread(target=self._run, name="micro-batcher", daemon=True).start()
+                self._thread_pid = os.getpid()
+
+    def _gather(self) -> list[_Job]:
+        """The next batch: the first waiting job, all others already queued, and late ones while worth waiting."""
+        jobs = [self._jobs.get()]
+        deadline = time.monotonic() + self.max_wait
+        while len(jobs) < self.max_batch:
+            try:
+                jobs.append(self._jobs.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if self._preparing == 0 or remaining <= 0:
+                break  # nobody else is on the way, or we waited long enough
+            try:
+                jobs.append(self._jobs.get(timeout=min(remaining, 0.0005)))
+            except queue.Empty:
+                continue
+        return jobs
+
+    def _run(self) -> None:
+        """The batching thread: forever gather, predict, hand out rows."""
+        while True:
+            jobs = self._gather()
+            try:
+                rows = self.predict(np.stack([job.image for job in jobs]))
+                for job, row in zip(jobs, rows):
+                    job.probabilities = row
+            except BaseException as error:  # the callers re-raise it in their own threads
+                for job in jobs:
+                    job.error = error
+            self.batch_sizes.append(len(jobs))
+            for job in jobs:
+                job.done.set()
