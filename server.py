@@ -176,7 +176,7 @@ def image_from_form(incoming: Request) -> bytes:
     """The image from a form: a file field named 'image', or a text field holding base64 or a data URL."""
     fields = None
     if incoming.mimetype == "multipart/form-data":
-        fields = split_multipart(incoming.get_data(), incoming.mimetype_params.get("boundary", "").encode("latin-1"))
+        fields = split_multipart(incoming.get_data(), incoming.mimetype_params.get("boundary", "").encode("utf-8", "replace"))
     if fields is not None:
         filename, content = fields.get("image", (None, b""))
         if filename is not None and (filename or content):

@@ -19,11 +19,14 @@ from model.inference import RUNTIMES
 from tests.drawing import draw_digit, encode
 
 
+def rss_megabytes(pid: int) -> float:
+    """Resident memory of one process, in MB."""
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+
 def total_rss_megabytes(master: int) -> float:
-    """Resident memory of a process and its direct children, in MB."""
-    pids = [master, *worker_pids(master)]
-    kilobytes = sum(int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0]) for pid in pids)
-    return kilobytes / 1024
+    """Resident memory of a process and its direct children (gunicorn's master and workers), in MB."""
+    return sum(rss_megabytes(pid) for pid in [master, *worker_pids(master)])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,10 +9,12 @@ workers. Each is loaded by `wrk` (Debian package `wrk`, written in C, one thread
 32 concurrent clients posting an MNIST test digit as a multipart PNG upload, with a fresh
 multipart boundary per request as curl and browsers send. It prints requests/s, p50/p99,
 errors, total RSS (master + workers) and cold start (launch -> first 200), then this service's
-RSS after 10,000 and 20,000 requests, batch throughput, and the issue's goals.
+RSS once 10,000 requests have been served and after 10,000 more, the throughput of batch
+requests, and whether the goals of "Fast and small" are met.
 """
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -20,14 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from bench.accuracy import encode_png
-from bench.footprint import total_rss_megabytes
-from bench.service import RunningService, start_service
+from bench.footprint import rss_megabytes, total_rss_megabytes
+from bench.service import RunningService, start_service, worker_pids
 from model.data import load_mnist
 
 USUAL_PATTERN_COMMAND = "gunicorn 'bench.usual_pattern:app' --bind 0.0.0.0:$PORT"
@@ -95,59 +97,98 @@ def check_answer(service: RunningService, payload: bytes, digit: int) -> None:
         raise RuntimeError(f"unexpected answer {response.status_code}: {response.text[:200]}")
 
 
-def measure(
-    name: str, command: str | None, workers: int, payload: Path, digit: int, scripts: dict, arguments, folder: Path
-) -> tuple[list[Load], float, float, list[str]]:
-    """Start one service, load it at each concurrency; return loads, cold start, RSS and extra report lines."""
-    extra: list[str] = []
-    with start_service(folder / f"{name}.log", {"WEB_CONCURRENCY": str(workers)}, command=command) as service:
+@dataclass
+class Measured:
+    """Everything measured of one service."""
+
+    name: str
+    loads: list[Load]
+    cold_start_seconds: float
+    rss: float  # MB, master + workers, after the loads
+    rss_parts: str
+    soak: list[tuple[int, float, int]] = field(default_factory=list)  # (requests so far, RSS MB, errors on the way)
+    batch: Load | None = None
+
+
+def measure(name: str, command: str | None, payload: Path, digit: int, scripts: dict, arguments, folder: Path) -> Measured:
+    """Start one service, check its answer, warm it up, load it at each concurrency, read its memory."""
+    environment = {"WEB_CONCURRENCY": str(arguments.workers)}
+    with start_service(folder / f"{name}.log", environment, command=command) as service:
         url = service.url + "/recognize.json"
         check_answer(service, payload.read_bytes(), digit)
-        run_wrk(url, scripts["upload"], payload, 8, min(2.0, arguments.duration))  # warm-up, not reported
+        run_wrk(url, scripts["upload"], payload, 8, 2)  # warm-up, not reported
         loads = [run_wrk(url, scripts["upload"], payload, clients, arguments.duration) for clients in arguments.clients]
-        rss = total_rss_megabytes(service.process.pid)
+        master = service.process.pid
+        workers = ", ".join(f"{rss_megabytes(pid):.0f}" for pid in worker_pids(master))
+        measured = Measured(
+            name, loads, service.cold_start_seconds, total_rss_megabytes(master),
+            f"master {rss_megabytes(master):.0f} MB + workers {workers} MB",
+        )
         if command is None and not arguments.no_soak:
-            extra += soak(url, scripts["upload"], payload, service, arguments.duration, sum(load.requests for load in loads))
+            measured.soak = soak(url, scripts["upload"], payload, service, arguments.duration, sum(load.requests for load in loads))
         if command is None:
             batch_file = folder / "batch.json"
-            batch_file.write_text(json.dumps({"images": ["data:image/png;base64," + _base64(payload)] * 64}))
-            batch = run_wrk(url, scripts["json"], batch_file, 1, arguments.duration)
-            extra.append(
-                f"Batch of 64 images in one JSON request, 1 client: {batch.requests_per_second * 64:,.0f} images/s, "
-                f"p50 {batch.p50_ms:.1f} ms per request, {batch.errors} errors"
-            )
-    return loads, service.cold_start_seconds, rss, extra
+            batch_file.write_text(json.dumps({"images": ["data:image/png;base64," + base64.b64encode(payload.read_bytes()).decode()] * 64}))
+            measured.batch = run_wrk(url, scripts["json"], batch_file, 1, arguments.duration)
+    return measured
 
 
-def soak(url: str, script: Path, payload: Path, service: RunningService, seconds: float, done: int) -> list[str]:
+def soak(url: str, script: Path, payload: Path, service: RunningService, seconds: int, done: int) -> list[tuple[int, float, int]]:
     """Keep loading at 8 clients: RSS once 10,000 requests have been served, then after 10,000 more."""
-    lines = []
-    for target in (10_000, 20_000):
+    readings = []
+    target = 10_000
+    for _ in range(2):
         errors = 0
         while done < target:
             load = run_wrk(url, script, payload, 8, seconds)
             done += load.requests
             errors += load.errors
-        lines.append(f"RSS after {done:,} requests: {total_rss_megabytes(service.process.pid):.0f} MB ({errors} errors on the way)")
-    return lines
+        readings.append((done, total_rss_megabytes(service.process.pid), errors))
+        target = done + 10_000
+    return readings
 
 
-def _base64(path: Path) -> str:
-    """A file's bytes as base64 text."""
-    import base64
-
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-def print_table(rows: list[tuple[str, list[Load], float, float]]) -> None:
-    """One line per service and concurrency."""
-    print(f"{'service':<22} {'clients':>7} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7} {'cold start':>10}")
-    for name, loads, cold_start, rss in rows:
-        for load in loads:
+def report(ours: Measured, usual: Measured | None) -> None:
+    """The table, the memory readings, batch throughput and the goals of the issue."""
+    print(f"{'service':<24} {'clients':>7} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7} {'cold start':>10}")
+    for measured in [ours, usual] if usual else [ours]:
+        for load in measured.loads:
             print(
-                f"{name:<22} {load.clients:>7} {load.requests_per_second:>11,.1f} {load.p50_ms:>8.1f} {load.p99_ms:>8.1f} "
-                f"{load.errors:>7} {rss:>7.0f} {cold_start:>9.1f}s"
+                f"{measured.name:<24} {load.clients:>7} {load.requests_per_second:>11,.1f} {load.p50_ms:>8.1f} {load.p99_ms:>8.1f} "
+                f"{load.errors:>7} {measured.rss:>7.0f} {measured.cold_start_seconds:>9.1f}s"
             )
+    print()
+    for measured in [ours, usual] if usual else [ours]:
+        print(f"{measured.name}: RSS after the loads = {measured.rss_parts}")
+    for done, rss, errors in ours.soak:
+        print(f"{ours.name}: RSS after {done:,} requests: {rss:.0f} MB ({errors} errors on the way)")
+    if ours.batch:
+        print(
+            f"{ours.name}: batches of 64 images in one JSON request, 1 client: {ours.batch.requests_per_second * 64:,.0f} images/s, "
+            f"p50 {ours.batch.p50_ms:.1f} ms per request, {ours.batch.errors} errors"
+        )
+    goals = [("no errors under any load", sum(load.errors for load in ours.loads) == 0 and all(s[2] == 0 for s in ours.soak))]
+    goals.append(("cold start <= 5 s", ours.cold_start_seconds <= 5.0))
+    if ours.soak:
+        goals.append(("RSS <= 512 MB after 10,000 requests", ours.soak[0][1] <= 512))
+        goals.append(("no RSS growth over the next 10,000 (within 2 %)", ours.soak[1][1] <= ours.soak[0][1] * 1.02))
+    if usual:
+        print()
+        by_clients = {load.clients: load for load in usual.loads}
+        for load in ours.loads:
+            base = by_clients[load.clients]
+            print(
+                f"{load.clients:>2} clients: {load.requests_per_second / base.requests_per_second:5.1f}x the usual pattern's requests/s, "
+                f"p50 1/{base.p50_ms / load.p50_ms:.0f} of its"
+            )
+        if 8 in by_clients and 1 in by_clients:
+            eight = next(load for load in ours.loads if load.clients == 8)
+            one = next(load for load in ours.loads if load.clients == 1)
+            goals.append(("throughput at 8 clients >= 40x the usual pattern's", eight.requests_per_second >= 40 * by_clients[8].requests_per_second))
+            goals.append(("p50 at 1 client <= 1/25 of the usual pattern's", one.p50_ms * 25 <= by_clients[1].p50_ms))
+    print()
+    for goal, met in goals:
+        print(f"[{'met' if met else 'NOT MET'}] {goal}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,25 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         scripts = {"upload": folder / "upload.lua", "json": folder / "json.lua"}
         scripts["upload"].write_text(UPLOAD_SCRIPT + SUMMARY)
         scripts["json"].write_text(JSON_SCRIPT + SUMMARY)
-
-        print(f"{time.strftime('%Y-%m-%d %H:%M')}, {arguments.workers} workers each, {arguments.duration:g} s per load, payload: "
-              f"MNIST test digit {digit} as a {payload.stat().st_size}-byte 28x28 PNG", flush=True)
-        ours, cold, rss, extra = measure("this service", None, arguments.workers, payload, digit, scripts, arguments, folder)
-        rows = [("this service (Procfile)", ours, cold, rss)]
-        if not arguments.skip_usual:
-            usual = measure("usual pattern", USUAL_PATTERN_COMMAND, arguments.workers, payload, digit, scripts, arguments, folder)
-            rows.append(("usual pattern", usual[0], usual[1], usual[2]))
-        print_table(rows)
-        for line in extra:
-            print(line)
-        if not arguments.skip_usual:
-            by_clients = {load.clients: load for load in usual[0]}
-            for load in ours:
-                base = by_clients[load.clients]
-                print(
-                    f"{load.clients:>2} clients: {load.requests_per_second / base.requests_per_second:5.1f}x the usual pattern's "
-                    f"requests/s; p50 {load.p50_ms / base.p50_ms:.3f} of its (1/{base.p50_ms / load.p50_ms:.0f})"
-                )
+        print(
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {arguments.workers} gunicorn workers each, "
+            f"{arguments.duration} s per load, payload: MNIST test digit {digit} as a {payload.stat().st_size}-byte 28x28 PNG\n",
+            flush=True,
+        )
+        ours = measure("this service (Procfile)", None, payload, digit, scripts, arguments, folder)
+        usual = None if arguments.skip_usual else measure("usual pattern", USUAL_PATTERN_COMMAND, payload, digit, scripts, arguments, folder)
+        report(ours, usual)
     return 0
 
 

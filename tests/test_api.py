@@ -316,3 +316,12 @@ def test_multipart_text_field_with_a_data_url_and_a_new_boundary_per_request(cli
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n{data_url(CANVAS_SEVEN)}"
                 f"\r\n--{boundary}--\r\n").encode()
         assert_answer(client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"), 7)
+
+
+@pytest.mark.parametrize("content_type", [
+    "multipart/form-data; boundary*=utf-8''%E2%82%AC",  # a boundary outside latin-1
+    "multipart/form-data",  # no boundary at all
+    "multipart/form-data; boundary=" + "x" * 300,
+])
+def test_odd_multipart_boundaries_are_client_errors(client, content_type):
+    assert_error(client.post("/recognize.json", data=b"--x\r\n\r\n--x--\r\n", content_type=content_type), 400, "missing_image")
