@@ -10,7 +10,8 @@ workers. Each is loaded by `wrk` (Debian package `wrk`, written in C, one thread
 multipart boundary per request as curl and browsers send. It prints requests/s, p50/p99,
 errors, total RSS (master + workers) and cold start (launch -> first 200), then this service's
 RSS once 10,000 requests have been served and after 10,000 more, the throughput of batch
-requests, and whether the goals of "Fast and small" are met.
+requests and of a 280x280 transparent canvas drawing (which the usual pattern would read as
+all black, so it is not compared), and whether the goals of "Fast and small" are met.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from bench.accuracy import encode_png
 from bench.footprint import rss_megabytes, total_rss_megabytes
 from bench.service import RunningService, start_service, worker_pids
 from model.data import load_mnist
+from tests.drawing import draw_digit, encode
 
 USUAL_PATTERN_COMMAND = "gunicorn 'bench.usual_pattern:app' --bind 0.0.0.0:$PORT"
 
@@ -108,9 +110,10 @@ class Measured:
     rss_parts: str
     soak: list[tuple[int, float, int]] = field(default_factory=list)  # (requests so far, RSS MB, errors on the way)
     batch: Load | None = None
+    canvas: list[Load] = field(default_factory=list)  # a 280x280 drawing exported from a <canvas>
 
 
-def measure(name: str, command: str | None, payload: Path, digit: int, scripts: dict, arguments, folder: Path) -> Measured:
+def measure(name: str, command: str | None, payload: Path, digit: int, scripts: dict, arguments, folder: Path, canvas: Path | None = None) -> Measured:
     """Start one service, check its answer, warm it up, load it at each concurrency, read its memory."""
     environment = {"WEB_CONCURRENCY": str(arguments.workers)}
     with start_service(folder / f"{name}.log", environment, command=command) as service:
@@ -130,6 +133,8 @@ def measure(name: str, command: str | None, payload: Path, digit: int, scripts: 
             batch_file = folder / "batch.json"
             batch_file.write_text(json.dumps({"images": ["data:image/png;base64," + base64.b64encode(payload.read_bytes()).decode()] * 64}))
             measured.batch = run_wrk(url, scripts["json"], batch_file, 1, arguments.duration)
+        if canvas is not None:
+            measured.canvas = [run_wrk(url, scripts["upload"], canvas, clients, arguments.duration) for clients in (1, 8)]
     return measured
 
 
@@ -166,6 +171,11 @@ def report(ours: Measured, usual: Measured | None) -> None:
         print(
             f"{ours.name}: batches of 64 images in one JSON request, 1 client: {ours.batch.requests_per_second * 64:,.0f} images/s, "
             f"p50 {ours.batch.p50_ms:.1f} ms per request, {ours.batch.errors} errors"
+        )
+    for load in ours.canvas:
+        print(
+            f"{ours.name}: 280x280 canvas PNG, {load.clients} client{'s' if load.clients > 1 else ''}: "
+            f"{load.requests_per_second:,.1f} requests/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, {load.errors} errors"
         )
     goals = [("no errors under any load", sum(load.errors for load in ours.loads) == 0 and all(s[2] == 0 for s in ours.soak))]
     goals.append(("cold start <= 5 s", ours.cold_start_seconds <= 5.0))
@@ -219,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{arguments.duration} s per load, payload: MNIST test digit {digit} as a {payload.stat().st_size}-byte 28x28 PNG\n",
             flush=True,
         )
-        ours = measure("this service (Procfile)", None, payload, digit, scripts, arguments, folder)
+        canvas = folder / "canvas.png"
+        canvas.write_bytes(encode(draw_digit(digit, background=None)))  # strokes on a transparent canvas
+        ours = measure("this service (Procfile)", None, payload, digit, scripts, arguments, folder, canvas)
         usual = None if arguments.skip_usual else measure("usual pattern", USUAL_PATTERN_COMMAND, payload, digit, scripts, arguments, folder)
         report(ours, usual)
     return 0

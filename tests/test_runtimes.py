@@ -1,5 +1,6 @@
 """The two runtimes of the same trained network: Keras (TensorFlow) and LiteRT (its TensorFlow Lite export)."""
 
+import os
 import subprocess
 import sys
 
@@ -68,3 +69,17 @@ def test_model_card_records_the_export_and_the_runtime(litert_classifier):
 def test_unknown_runtime_is_refused():
     with pytest.raises(ValueError, match="litert"):
         Classifier.load(runtime="onnx")
+
+
+def test_the_service_keeps_numpy_to_one_thread_per_worker():
+    """Workers each fill a core; BLAS threads of their own would spin and slow the other workers."""
+    program = (
+        "import os, server, numpy\n"
+        "matrix = numpy.ones((800, 800), dtype=numpy.float32)\n"
+        "for _ in range(5):\n"
+        "    matrix @ matrix\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "1"
