@@ -2,13 +2,14 @@
 
     python -m bench.throughput --data ../shared/data/mnist.npz [--workers 2] [--duration 10]
 
-Starts, one after the other on this machine, (1) this service exactly as its Procfile starts
-it, default settings, and (2) the usual pattern (`bench/usual_pattern.py`: Flask plus one
-`model.predict` per request, the same trained network), both with the same number of gunicorn
-workers. Each is loaded by `wrk` (Debian package `wrk`, written in C, one thread) at 1, 8 and
-32 concurrent clients posting an MNIST test digit as a multipart PNG upload, with a fresh
-multipart boundary per request as curl and browsers send. It prints requests/s, p50/p99,
-errors, total RSS (master + workers) and cold start (launch -> first 200), then this service's
+Starts on this machine (1) this service exactly as its Procfile starts it, default settings,
+and (2) the usual pattern (`bench/usual_pattern.py`: Flask plus one `model.predict` per
+request, the same trained network), both with the same number of gunicorn workers. `wrk`
+(Debian package `wrk`, written in C, one thread) loads them in turn, first one then the other
+at each concurrency (1, 8 and 32 clients), so that both meet the machine in the same state.
+Each request posts an MNIST test digit as a multipart PNG upload, with a fresh multipart
+boundary per request as curl and browsers send. It prints requests/s, p50/p99, errors, total
+RSS (master + workers) and cold start (launch -> first 200), then this service's
 RSS once 10,000 requests have been served and after 10,000 more, the throughput of batch
 requests and of a 280x280 transparent canvas drawing (which the usual pattern would read as
 all black, so it is not compared), and whether the goals of "Fast and small" are met.
@@ -16,6 +17,7 @@ all black, so it is not compared), and whether the goals of "Fast and small" are
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -35,6 +37,8 @@ from model.data import load_mnist
 from tests.drawing import draw_digit, encode
 
 USUAL_PATTERN_COMMAND = "gunicorn 'bench.usual_pattern:app' --bind 0.0.0.0:$PORT"
+OURS = "this service (Procfile)"
+USUAL = "usual pattern"
 
 # wrk script: a multipart upload of $WRK_IMAGE with a new boundary per request; JSON summary at the end
 UPLOAD_SCRIPT = r"""
@@ -113,29 +117,36 @@ class Measured:
     canvas: list[Load] = field(default_factory=list)  # a 280x280 drawing exported from a <canvas>
 
 
-def measure(name: str, command: str | None, payload: Path, digit: int, scripts: dict, arguments, folder: Path, canvas: Path | None = None) -> Measured:
-    """Start one service, check its answer, warm it up, load it at each concurrency, read its memory."""
-    environment = {"WEB_CONCURRENCY": str(arguments.workers)}
-    with start_service(folder / f"{name}.log", environment, command=command) as service:
-        url = service.url + "/recognize.json"
+def memory(service: RunningService) -> tuple[float, str]:
+    """Total RSS of gunicorn's master and workers, and its parts."""
+    master = service.process.pid
+    workers = ", ".join(f"{rss_megabytes(pid):.0f}" for pid in worker_pids(master))
+    return total_rss_megabytes(master), f"master {rss_megabytes(master):.0f} MB + workers {workers} MB"
+
+
+def compare(services: dict[str, RunningService], payload: Path, digit: int, script: Path, arguments) -> dict[str, Measured]:
+    """Load the services in turn at each concurrency, so that both see the machine in the same state."""
+    for service in services.values():
         check_answer(service, payload.read_bytes(), digit)
-        run_wrk(url, scripts["upload"], payload, 8, 2)  # warm-up, not reported
-        loads = [run_wrk(url, scripts["upload"], payload, clients, arguments.duration) for clients in arguments.clients]
-        master = service.process.pid
-        workers = ", ".join(f"{rss_megabytes(pid):.0f}" for pid in worker_pids(master))
-        measured = Measured(
-            name, loads, service.cold_start_seconds, total_rss_megabytes(master),
-            f"master {rss_megabytes(master):.0f} MB + workers {workers} MB",
-        )
-        if command is None and not arguments.no_soak:
-            measured.soak = soak(url, scripts["upload"], payload, service, arguments.duration, sum(load.requests for load in loads))
-        if command is None:
-            batch_file = folder / "batch.json"
-            batch_file.write_text(json.dumps({"images": ["data:image/png;base64," + base64.b64encode(payload.read_bytes()).decode()] * 64}))
-            measured.batch = run_wrk(url, scripts["json"], batch_file, 1, arguments.duration)
-        if canvas is not None:
-            measured.canvas = [run_wrk(url, scripts["upload"], canvas, clients, arguments.duration) for clients in (1, 8)]
-    return measured
+        run_wrk(service.url + "/recognize.json", script, payload, 8, 2)  # warm-up, not reported
+    loads: dict[str, list[Load]] = {name: [] for name in services}
+    for clients in arguments.clients:
+        for name, service in services.items():
+            loads[name].append(run_wrk(service.url + "/recognize.json", script, payload, clients, arguments.duration))
+    return {
+        name: Measured(name, loads[name], service.cold_start_seconds, *memory(service)) for name, service in services.items()
+    }
+
+
+def measure_more(measured: Measured, service: RunningService, payload: Path, canvas: Path, scripts: dict, arguments, folder: Path) -> None:
+    """This service only: memory over 20,000 requests, batch requests and canvas uploads."""
+    url = service.url + "/recognize.json"
+    if not arguments.no_soak:
+        measured.soak = soak(url, scripts["upload"], payload, service, arguments.duration, sum(load.requests for load in measured.loads))
+    batch_file = folder / "batch.json"
+    batch_file.write_text(json.dumps({"images": ["data:image/png;base64," + base64.b64encode(payload.read_bytes()).decode()] * 64}))
+    measured.batch = run_wrk(url, scripts["json"], batch_file, 1, arguments.duration)
+    measured.canvas = [run_wrk(url, scripts["upload"], canvas, clients, arguments.duration) for clients in (1, 8)]
 
 
 def soak(url: str, script: Path, payload: Path, service: RunningService, seconds: int, done: int) -> list[tuple[int, float, int]]:
@@ -231,8 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         canvas = folder / "canvas.png"
         canvas.write_bytes(encode(draw_digit(digit, background=None)))  # strokes on a transparent canvas
-        ours = measure("this service (Procfile)", None, payload, digit, scripts, arguments, folder, canvas)
-        usual = None if arguments.skip_usual else measure("usual pattern", USUAL_PATTERN_COMMAND, payload, digit, scripts, arguments, folder)
+        environment = {"WEB_CONCURRENCY": str(arguments.workers)}
+        with contextlib.ExitStack() as stack:
+            services = {OURS: stack.enter_context(start_service(folder / "ours.log", environment))}
+            if not arguments.skip_usual:
+                services[USUAL] = stack.enter_context(start_service(folder / "usual.log", environment, command=USUAL_PATTERN_COMMAND))
+            measured = compare(services, payload, digit, scripts["upload"], arguments)
+            ours, usual = measured[OURS], measured.get(USUAL)
+            measure_more(ours, services[OURS], payload, canvas, scripts, arguments, folder)
         report(ours, usual)
     return 0
 

@@ -182,11 +182,19 @@ def find_ink(gray: np.ndarray) -> Ink:
     strong = strength > 0.5 * peak
     weak = strength > max(0.2 * peak, 4.0 * noise)
     labels, count = ndimage.label(weak, structure=EIGHT_NEIGHBOURS)
-    flat_labels = labels.ravel()
-    has_strong = np.bincount(flat_labels, weights=strong.ravel(), minlength=count + 1)[1:] > 0
-    areas = np.bincount(flat_labels, minlength=count + 1)[1:].astype(np.float64)
-    masses = np.bincount(flat_labels, weights=strength.ravel(), minlength=count + 1)[1:]
-    slices = ndimage.find_objects(labels)
+    if count == 1:
+        # one connected stroke, as in most clean drawings: its statistics straight from the mask
+        rows, cols = np.flatnonzero(weak.any(axis=1)), np.flatnonzero(weak.any(axis=0))
+        slices = [(slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))]
+        has_strong = np.array([strong.any()])
+        areas = np.array([float(np.count_nonzero(weak))])
+        masses = np.ones(1)  # with one stroke there is nothing to weigh
+    else:
+        flat_labels = labels.ravel()
+        has_strong = np.bincount(flat_labels, weights=strong.ravel(), minlength=count + 1)[1:] > 0
+        areas = np.bincount(flat_labels, minlength=count + 1)[1:].astype(np.float64)
+        masses = np.bincount(flat_labels, weights=strength.ravel(), minlength=count + 1)[1:]
+        slices = ndimage.find_objects(labels)
     height, width = strength.shape
     touches_border = np.array(
         [s[0].start == 0 or s[1].start == 0 or s[0].stop == height or s[1].stop == width for s in slices]
@@ -196,8 +204,8 @@ def find_ink(gray: np.ndarray) -> Ink:
         raise NoDigitError("No digit found: only specks of noise.")
     # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
     chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates)
-    # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else
-    # work on the digit's neighbourhood only: its strokes' box and a margin for their rims
+    # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else,
+    # working on the digit's neighbourhood only: its strokes' box and a margin for their rims
     margin = 3
     top = max(min(slices[i][0].start for i in chosen) - margin, 0)
     left = max(min(slices[i][1].start for i in chosen) - margin, 0)

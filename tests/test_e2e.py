@@ -4,6 +4,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -201,10 +202,13 @@ def test_threaded_workers_with_micro_batching_answer_concurrent_clients(tmp_path
     assert [answer.json()["digit"] for answer in answers] == [index % 10 for index in range(64)]
 
 
-def test_access_log_goes_to_stdout(service):
+def test_each_request_is_logged_in_one_line(service):
     requests.get(service["url"] + "/healthz", timeout=5)
+    requests.post(service["url"] + "/recognize.json", data=encode(draw_digit(5, background=None)), headers={"Content-Type": "image/png"}, timeout=10)
     time.sleep(0.5)
-    assert '"GET /healthz HTTP/1.1" 200' in service["log"].read_text()
+    lines = service["log"].read_text().splitlines()
+    assert any(re.search(r"INFO digit_recognition\.requests: GET /healthz 200 [0-9.]+ms$", line) for line in lines)
+    assert any(re.search(r"digit_recognition\.requests: POST /recognize\.json 200 [0-9.]+ms digit=5$", line) for line in lines)
 
 
 def test_python_server_py_serves_locally(tmp_path):
