@@ -63,7 +63,8 @@ def decode_image(data: bytes, max_pixels: int = default_max_pixels) -> Image.Ima
     try:
         image.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame
         # JPEG can decode at 1/2, 1/4 or 1/8 scale, which saves time and memory on big photos
-        image.draft(image.mode if image.mode in ("L", "RGB") else None, (working_size, working_size))
+        if image.format in ("JPEG", "MPO"):
+            image.draft(image.mode if image.mode in ("L", "RGB") else None, (working_size, working_size))
         image.load()
         if image.getexif().get(ORIENTATION_TAG, 1) != 1:  # a phone photo taken sideways
             image = ImageOps.exif_transpose(image) or image
