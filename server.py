@@ -280,8 +280,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.after_request
     def log_request(response):
         """One line per request; cheaper than gunicorn's access log, which builds every header into a dict."""
+        path = request.path if request.path.isprintable() else repr(request.path)  # no forged log lines
         request_logger.info(
-            "%s %s %s %.1fms%s", request.method, request.path, response.status_code,
+            "%s %s %s %.1fms%s", request.method, path, response.status_code,
             (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, g.get("log_detail", ""),
         )
         return response

@@ -306,20 +306,23 @@ def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
     return (rows @ values @ columns.T).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=64)  # at most 64 x 400 kB: bounded, whatever sizes uploads come in
 def _lanczos_weights(source: int, target: int) -> np.ndarray:
     """The (target, source) Lanczos-3 weights Pillow uses, widened when shrinking so that it averages."""
     scale = source / target
     widen = max(scale, 1.0)
+    centres = (np.arange(target) + 0.5) * scale
+    # each output pixel reads the source pixels within 3 (widened) pixels of its centre, as Pillow does
+    first = np.maximum((centres - 3.0 * widen + 0.5).astype(int), 0)
+    last = np.minimum((centres + 3.0 * widen + 0.5).astype(int), source)
+    pixels = first[:, np.newaxis] + np.arange(int(np.ceil(6.0 * widen)) + 2)  # (target, window)
+    x = (pixels - centres[:, np.newaxis] + 0.5) / widen
+    inside = (pixels < last[:, np.newaxis]) & (np.abs(x) < 3.0)
+    kernel = np.where(inside, np.sinc(x) * np.sinc(x / 3.0), 0.0)
+    totals = kernel.sum(axis=1, keepdims=True)
+    kernel = np.divide(kernel, totals, out=np.zeros_like(kernel), where=totals != 0.0)
     weights = np.zeros((target, source))
-    for index in range(target):
-        centre = (index + 0.5) * scale
-        first = max(int(centre - 3.0 * widen + 0.5), 0)
-        last = min(int(centre + 3.0 * widen + 0.5), source)
-        x = (np.arange(first, last) - centre + 0.5) / widen
-        kernel = np.where(np.abs(x) < 3.0, np.sinc(x) * np.sinc(x / 3.0), 0.0)
-        if kernel.sum() != 0.0:
-            weights[index, first:last] = kernel / kernel.sum()
+    weights[np.nonzero(inside)[0], pixels[inside]] = kernel[inside]
     weights.flags.writeable = False  # shared by every call through the cache
     return weights
 

@@ -325,3 +325,13 @@ def test_multipart_text_field_with_a_data_url_and_a_new_boundary_per_request(cli
 ])
 def test_odd_multipart_boundaries_are_client_errors(client, content_type):
     assert_error(client.post("/recognize.json", data=b"--x\r\n\r\n--x--\r\n", content_type=content_type), 400, "missing_image")
+
+
+def test_one_log_line_per_request_and_no_forged_lines(client, caplog):
+    with caplog.at_level("INFO", logger="digit_recognition.requests"):
+        client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png")
+        client.get("/nowhere%0AINFO%20forged")
+    messages = [record.getMessage() for record in caplog.records if record.name == "digit_recognition.requests"]
+    assert len(messages) == 2
+    assert messages[0].startswith("POST /recognize.json 200 ") and messages[0].endswith(" digit=7")
+    assert messages[1].startswith("GET '/nowhere\\nINFO forged' 404 ") and "\n" not in messages[1]
