@@ -50,6 +50,8 @@ CODE_BY_STATUS = {
     415: "unsupported_media_type",
     500: "internal",
 }
+# A form with more parts than this is refused (Flask's MAX_FORM_PARTS default), before any is parsed.
+MAX_FORM_PARTS = 1000
 DATA_URL = re.compile(r"^data:(?P<media_type>[^;,]*)(?P<parameters>(;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
 
 
@@ -160,9 +162,9 @@ def split_multipart(body: bytes, boundary: bytes) -> dict[str, tuple[str | None,
     """
     if not boundary or len(boundary) > 200:
         return None
-    segments = (b"\r\n" + body).split(b"\r\n--" + boundary)
-    if len(segments) < 2 or not segments[-1].startswith(b"--"):
-        return None  # no closing delimiter: truncated or not this boundary
+    segments = (b"\r\n" + body).split(b"\r\n--" + boundary, MAX_FORM_PARTS + 1)
+    if len(segments) < 2 or len(segments) > MAX_FORM_PARTS + 1 or not segments[-1].startswith(b"--"):
+        return None  # truncated, not this boundary, or too many parts (Werkzeug then refuses it)
     fields: dict[str, tuple[str | None, bytes]] = {}
     for segment in segments[1:-1]:
         head, separator, content = segment.lstrip(b" \t").partition(b"\r\n\r\n")
@@ -329,8 +331,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         status = error.code or 500
         headers = {"Allow": error.get_response().headers["Allow"]} if status == 405 else None
         message = error.description or error.name
-        if status == 413:
+        if status == 413 and (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
             message = f"The request is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes."
+        elif status == 413:
+            message = f"The form has too many parts (at most {MAX_FORM_PARTS:,}) or a field too large to read."
         return error_response(status, CODE_BY_STATUS.get(status, re.sub(r"\W+", "_", error.name.lower())), message, headers)
 
     @app.errorhandler(InternalServerError)

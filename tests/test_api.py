@@ -335,3 +335,11 @@ def test_one_log_line_per_request_and_no_forged_lines(client, caplog):
     assert len(messages) == 2
     assert messages[0].startswith("POST /recognize.json 200 ") and messages[0].endswith(" digit=7")
     assert messages[1].startswith("GET '/nowhere\\nINFO forged' 404 ") and "\n" not in messages[1]
+
+
+def test_a_form_with_thousands_of_parts_is_refused_quickly(client):
+    boundary = "manyparts"
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{index}"\r\n\r\nx\r\n' for index in range(5000))
+    body = (parts + f"--{boundary}--\r\n").encode()
+    body_error = assert_error(client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"), 413, "too_large")
+    assert "too many parts" in body_error["error"]["message"]
