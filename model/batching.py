@@ -29,6 +29,15 @@ class _Job:
         self.error: BaseException | None = None
 
 
+class Ticket:
+    """A request on its way: counted by the batcher until its image is queued or it gives up."""
+
+    __slots__ = ("queued",)
+
+    def __init__(self) -> None:
+        self.queued = False
+
+
 class MicroBatcher:
     """Gathers images from concurrent threads into batches for one `predict(batch) -> probabilities` function."""
 
@@ -43,21 +52,31 @@ class MicroBatcher:
         self._thread_pid: int | None = None
 
     @contextlib.contextmanager
-    def preparing(self) -> Iterator[None]:
-        """Mark a request as on its way (being decoded), so that a forming batch waits for it."""
+    def preparing(self) -> Iterator[Ticket]:
+        """Count a request as on its way (being decoded) until it queues its image, so that a forming batch waits for it."""
+        ticket = Ticket()
         with self._lock:
             self._preparing += 1
         try:
-            yield
+            yield ticket
         finally:
-            with self._lock:
-                self._preparing -= 1
+            if not ticket.queued:  # it failed before queueing an image
+                with self._lock:
+                    self._preparing -= 1
 
-    def probabilities(self, image: np.ndarray) -> np.ndarray:
-        """The network's output row for one image, computed in a batch with whatever else is waiting."""
+    def probabilities(self, image: np.ndarray, ticket: Ticket | None = None) -> np.ndarray:
+        """The network's output row for one image, computed in a batch with whatever else is waiting.
+
+        With the ticket of `preparing()`, the request stops counting as on its way only once its
+        image is in the queue, so the batching thread never sees it as neither.
+        """
         self._start()
         job = _Job(image)
         self._jobs.put(job)
+        if ticket is not None and not ticket.queued:
+            ticket.queued = True
+            with self._lock:
+                self._preparing -= 1
         job.done.wait()
         if job.error is not None:
             raise job.error

@@ -132,9 +132,9 @@ class Classifier:
         """Image file bytes -> Prediction; raises the model package's errors for bad input."""
         if self.batcher is None:
             return self.classify(preprocess(data, max_pixels))
-        with self.batcher.preparing():
+        with self.batcher.preparing() as ticket:
             image = preprocess(data, max_pixels)
-        return prediction_from(self.batcher.probabilities(image))
+            return prediction_from(self.batcher.probabilities(image, ticket))
 
     def recognize_batch(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
         """Many uploads at once, in order: a Prediction per readable image, its RecognitionError otherwise.

@@ -42,10 +42,10 @@ def test_a_batch_waits_for_requests_still_being_decoded():
     results = {}
 
     def late_request():
-        with batcher.preparing():
+        with batcher.preparing() as ticket:
             decoding.set()
             time.sleep(0.2)  # still decoding when the first image is queued
-        results["late"] = batcher.probabilities(np.ones((28, 28), dtype=np.float32))
+            results["late"] = batcher.probabilities(np.ones((28, 28), dtype=np.float32), ticket)
 
     thread = threading.Thread(target=late_request)
     thread.start()
@@ -54,6 +54,16 @@ def test_a_batch_waits_for_requests_still_being_decoded():
     thread.join()
     assert list(batcher.batch_sizes) == [2]
     assert float(results["early"][0]) == 0.0 and float(results["late"][0]) == 28 * 28
+
+
+def test_a_request_that_fails_while_decoding_stops_counting():
+    batcher = MicroBatcher(row_sums, max_batch=8, max_wait=5.0)
+    with pytest.raises(ValueError):
+        with batcher.preparing():
+            raise ValueError("not an image")
+    started = time.monotonic()
+    batcher.probabilities(np.ones((28, 28), dtype=np.float32))
+    assert time.monotonic() - started < 2.0  # nobody left to wait for
 
 
 def test_a_failing_network_call_raises_in_every_caller_of_that_batch():
