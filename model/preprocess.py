@@ -168,7 +168,7 @@ def find_ink(gray: np.ndarray) -> Ink:
         # a flat background (a canvas, a screenshot, MNIST itself) covers most pixels: it is the
         # median, exactly, and the noise around it is zero
         background = 1.0 - middle if dark_ink else middle
-        strength = np.clip(values - background, 0.0, None)
+        strength = np.maximum(values - background, 0.0)
         noise = 0.0
         peak = max(float((1.0 - low if dark_ink else high) - background), 0.0)
     else:
@@ -183,38 +183,40 @@ def find_ink(gray: np.ndarray) -> Ink:
     strong = strength > 0.5 * peak
     weak = strength > max(0.2 * peak, 4.0 * noise)
     labels, count = ndimage.label(weak, structure=EIGHT_NEIGHBOURS)
+    height, width = strength.shape
     if count == 1:
-        # one connected stroke, as in most clean drawings: its statistics straight from the mask
+        # one connected stroke, as in most clean drawings: the digit, if it has strong ink and some size
+        if not strong.any() or np.count_nonzero(weak) < max(2.0, 0.0001 * strength.size):
+            raise NoDigitError("No digit found: only specks of noise.")
         rows, cols = np.flatnonzero(weak.any(axis=1)), np.flatnonzero(weak.any(axis=0))
-        slices = [(slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))]
-        has_strong = np.array([strong.any()])
-        areas = np.array([float(np.count_nonzero(weak))])
-        masses = np.ones(1)  # with one stroke there is nothing to weigh
+        first_row, first_col, end_row, end_col = int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
     else:
         flat_labels = labels.ravel()
         has_strong = np.bincount(flat_labels, weights=strong.ravel(), minlength=count + 1)[1:] > 0
         areas = np.bincount(flat_labels, minlength=count + 1)[1:].astype(np.float64)
         masses = np.bincount(flat_labels, weights=strength.ravel(), minlength=count + 1)[1:]
         slices = ndimage.find_objects(labels)
-    height, width = strength.shape
-    touches_border = np.array(
-        [s[0].start == 0 or s[1].start == 0 or s[0].stop == height or s[1].stop == width for s in slices]
-    )
-    candidates = has_strong & (areas >= max(2.0, 0.0001 * strength.size))
-    if not candidates.any():
-        raise NoDigitError("No digit found: only specks of noise.")
-    # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
-    chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates)
+        touches_border = np.array(
+            [s[0].start == 0 or s[1].start == 0 or s[0].stop == height or s[1].stop == width for s in slices]
+        )
+        candidates = has_strong & (areas >= max(2.0, 0.0001 * strength.size))
+        if not candidates.any():
+            raise NoDigitError("No digit found: only specks of noise.")
+        # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
+        chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates)
+        first_row, first_col = min(slices[i][0].start for i in chosen), min(slices[i][1].start for i in chosen)
+        end_row, end_col = max(slices[i][0].stop for i in chosen), max(slices[i][1].stop for i in chosen)
     # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else,
     # working on the digit's neighbourhood only: its strokes' box and a margin for their rims
     margin = 3
-    top = max(min(slices[i][0].start for i in chosen) - margin, 0)
-    left = max(min(slices[i][1].start for i in chosen) - margin, 0)
-    bottom = min(max(slices[i][0].stop for i in chosen) + margin, height)
-    right = min(max(slices[i][1].stop for i in chosen) + margin, width)
+    top, left = max(first_row - margin, 0), max(first_col - margin, 0)
+    bottom, right = min(end_row + margin, height), min(end_col + margin, width)
     strength = strength[top:bottom, left:right]
-    neighbourhood = labels[top:bottom, left:right]
-    strokes = neighbourhood == chosen[0] + 1 if len(chosen) == 1 else np.isin(neighbourhood, chosen + 1)
+    if count == 1:
+        strokes = weak[top:bottom, left:right]
+    else:
+        neighbourhood = labels[top:bottom, left:right]
+        strokes = neighbourhood == chosen[0] + 1 if len(chosen) == 1 else np.isin(neighbourhood, chosen + 1)
     keep = _grow(_grow(strokes))
     level = _percentile(strength[strokes], 90)
     strength = _clip_unit(strength * np.float32(1.0 / max(level, 1e-6)))
@@ -270,8 +272,6 @@ def _erode(mask: np.ndarray) -> np.ndarray:
 
 def _choose_digit_strokes(slices: list, areas: np.ndarray, weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """Indices of the digit's strokes: the heaviest one, then every sizeable stroke close to the growing box."""
-    if len(areas) == 1:
-        return np.array([0])  # one stroke: the digit
     main = int(np.argmax(np.where(candidates, weights, -1.0)))
     sizeable = np.flatnonzero(areas >= 0.03 * areas[main])  # a 5's floating bar, not a speck
     top, left = slices[main][0].start, slices[main][1].start
