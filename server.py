@@ -50,8 +50,6 @@ CODE_BY_STATUS = {
     415: "unsupported_media_type",
     500: "internal",
 }
-# A form with more parts than this is refused (Flask's MAX_FORM_PARTS default), before any is parsed.
-MAX_FORM_PARTS = 1000
 DATA_URL = re.compile(r"^data:(?P<media_type>[^;,]*)(?P<parameters>(;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
 
 
@@ -152,18 +150,18 @@ def batch_from_json(images: Any, limit: int) -> list:
     return uploads
 
 
-def split_multipart(body: bytes, boundary: bytes) -> dict[str, tuple[str | None, bytes]] | None:
+def split_multipart(body: bytes, boundary: bytes, max_parts: int = 1000) -> dict[str, tuple[str | None, bytes]] | None:
     """The parts of a well-formed multipart/form-data body as {name: (filename or None, content)}.
 
     Werkzeug's parser compiles two regular expressions for every new boundary, and clients pick
     a random boundary per request: ~1 ms a request. This plain split reads what curl, browsers
     and HTTP libraries send (RFC 7578, CRLF line breaks); for anything else it answers None and
-    Werkzeug's parser decides.
+    Werkzeug's parser decides; so it does for more than `max_parts` parts, which it refuses.
     """
     if not boundary or len(boundary) > 200:
         return None
-    segments = (b"\r\n" + body).split(b"\r\n--" + boundary, MAX_FORM_PARTS + 1)
-    if len(segments) < 2 or len(segments) > MAX_FORM_PARTS + 1 or not segments[-1].startswith(b"--"):
+    segments = (b"\r\n" + body).split(b"\r\n--" + boundary, max_parts + 1)
+    if len(segments) < 2 or len(segments) > max_parts + 1 or not segments[-1].startswith(b"--"):
         return None  # truncated, not this boundary, or too many parts (Werkzeug then refuses it)
     fields: dict[str, tuple[str | None, bytes]] = {}
     for segment in segments[1:-1]:
@@ -185,7 +183,8 @@ def image_from_form(incoming: Request) -> bytes:
     """The image from a form: a file field named 'image', or a text field holding base64 or a data URL."""
     fields = None
     if incoming.mimetype == "multipart/form-data":
-        fields = split_multipart(incoming.get_data(), incoming.mimetype_params.get("boundary", "").encode("utf-8", "replace"))
+        boundary = incoming.mimetype_params.get("boundary", "").encode("utf-8", "replace")
+        fields = split_multipart(incoming.get_data(), boundary, incoming.max_form_parts)
     if fields is not None:
         filename, content = fields.get("image", (None, b""))
         if filename is not None and (filename or content):
@@ -334,7 +333,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if status == 413 and (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
             message = f"The request is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes."
         elif status == 413:
-            message = f"The form has too many parts (at most {MAX_FORM_PARTS:,}) or a field too large to read."
+            message = f"The form has too many parts (at most {request.max_form_parts:,}) or a field too large to read."
         return error_response(status, CODE_BY_STATUS.get(status, re.sub(r"\W+", "_", error.name.lower())), message, headers)
 
     @app.errorhandler(InternalServerError)

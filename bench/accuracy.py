@@ -7,7 +7,6 @@ and on MNIST digits rendered into realistic uploads (bench.scenes), one table to
 
 import argparse
 import csv
-import io
 import logging
 import os
 import sys
@@ -22,9 +21,10 @@ import numpy as np
 from PIL import Image
 
 from bench.scenes import SCENES, Renderer, file_extension
+from model import DEFAULT_MODEL_PATH
 from model.data import load_mnist
 from model.errors import RecognitionError
-from model import DEFAULT_MODEL_PATH
+from model.evaluate import encode_png
 from model.inference import Classifier
 from model.preprocess import preprocess
 
@@ -73,13 +73,6 @@ def network_accuracy(classifier: Classifier, images: np.ndarray, labels: np.ndar
     """Accuracy of the network fed the MNIST arrays directly (scaled to 0..1, no preprocessing)."""
     digits, _ = predict_digits(classifier, images.astype(np.float32) / 255.0)
     return Result("mnist test, network only", len(labels), int((digits == labels).sum()))
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """A grayscale uint8 array as PNG file bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(image, "L").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def mnist_png_accuracy(classifier: Classifier, images: np.ndarray, labels: np.ndarray) -> Result:

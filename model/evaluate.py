@@ -33,18 +33,20 @@ def format_confusion(counts: np.ndarray) -> str:
     return "\n".join(lines)
 
 
-def decode_as_uploads(images: np.ndarray) -> np.ndarray:
-    """Encode each uint8 image as a PNG file and read it back through the service's decoder."""
+def encode_png(image: np.ndarray) -> bytes:
+    """A grayscale uint8 array as PNG file bytes, as a client would upload it."""
     from PIL import Image
 
+    buffer = io.BytesIO()
+    Image.fromarray(image, "L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_as_uploads(images: np.ndarray) -> np.ndarray:
+    """Encode each uint8 image as a PNG file and read it back through the service's decoder."""
     from model.preprocess import preprocess
 
-    decoded = []
-    for image in images:
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        decoded.append(preprocess(buffer.getvalue()))
-    return np.stack(decoded)
+    return np.stack([preprocess(encode_png(image)) for image in images])
 
 
 def main(argv: list[str] | None = None) -> int:
