@@ -225,6 +225,24 @@ def test_mask_helpers_match_scipy_morphology(shape):
     np.testing.assert_array_equal(_grow(_grow(mask)), ndimage.binary_dilation(mask, iterations=2))
 
 
+@pytest.mark.parametrize("radius", [1, 2, 3, 5])
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (28, 28), (84, 61)])
+def test_disk_filter_matches_scipy_grey_morphology(shape, radius):
+    from model.preprocess import _disk_filter
+
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    disk = x * x + y * y <= radius * radius + radius
+    rng = np.random.default_rng(sum(shape) + radius)
+    values = (rng.random(shape) * (rng.random(shape) > 0.5)).astype(np.float32)
+    # dilation: the caller pads with zeros, and the result keeps a margin of `radius`
+    padded = np.pad(values, 2 * radius)
+    expected = ndimage.grey_dilation(np.pad(values, radius), footprint=disk)
+    np.testing.assert_array_equal(_disk_filter(padded, radius, np.maximum), expected)
+    # erosion: mirrored borders, as scipy's default "reflect" mode
+    expected = ndimage.grey_erosion(values, footprint=disk)
+    np.testing.assert_array_equal(_disk_filter(np.pad(values, radius, mode="symmetric"), radius, np.minimum), expected)
+
+
 @pytest.mark.parametrize("size", [1, 2, 5, 784, 10_001])
 def test_order_statistics_match_numpy(size):
     from model.preprocess import _median, _percentile
