@@ -6,11 +6,13 @@
 
 import base64
 import binascii
+import json
 import logging
 import os
 import re
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 # canvas: 43 -> 92 requests/s). Set before NumPy loads; an operator's own value wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from flask import Flask, Request, g, jsonify, request
+from flask import Flask, Request, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import parse_options_header
 
@@ -28,12 +30,16 @@ from model import DEFAULT_MODEL_PATH
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
 from model.inference import Classifier, Prediction
 from model.preprocess import default_max_pixels
+from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
+from web.metrics import Metrics
+from web.openapi import openapi_document
 
 logger = logging.getLogger("digit_recognition")
 request_logger = logging.getLogger("digit_recognition.requests")
 
 # HTTP status for each domain error code raised by the model package.
 STATUS_BY_CODE = {
+    "unauthorized": 401,
     "missing_image": 400,
     "invalid_json": 400,
     "invalid_image": 400,
@@ -50,16 +56,21 @@ CODE_BY_STATUS = {
     415: "unsupported_media_type",
     500: "internal",
 }
+# Routes anyone may call when API keys are required: the health check and the API's description.
+OPEN_ENDPOINTS = frozenset({"healthz", "openapi", "docs"})
+# A log value is written bare when it is this plain, else quoted and escaped (no forged log lines).
+PLAIN_LOG_VALUE = re.compile(r"^[\w./:@%+-]*$")
 DATA_URL = re.compile(r"^data:(?P<media_type>[^;,]*)(?P<parameters>(;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
 
 
 class ApiError(Exception):
-    """A client error detected by the web layer itself (the request's shape, not the image)."""
+    """A client error detected by the web layer itself (the request's shape or credentials, not the image)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -82,6 +93,10 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         or environ.get("HEROKU_SLUG_COMMIT")  # set by Heroku's dyno metadata
         or environ.get("SOURCE_VERSION", ""),  # set by Heroku during builds
         "SENTRY_TRACES_SAMPLE_RATE": float(environ.get("SENTRY_TRACES_SAMPLE_RATE", 0.0)),
+        # comma-separated keys; when set, API calls need "Authorization: Bearer <key>" (unset: open)
+        "API_KEYS": split_list(environ.get("API_KEYS", "")),
+        # comma-separated origins (https://app.example.com) that browsers may call from (unset: none)
+        "CORS_ORIGINS": split_list(environ.get("CORS_ORIGINS", "")),
         "ENABLE_DEBUG_ROUTES": environ.get("ENABLE_DEBUG_ROUTES", "0").lower() in ("1", "true", "yes"),
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
     }
@@ -234,6 +249,14 @@ def image_from_request(incoming: Request, batch_limit: int) -> bytes | list:
     )
 
 
+def log_fields(fields: Mapping[str, Any]) -> str:
+    """key=value pairs (logfmt), values quoted and escaped unless plain, so a log line stays one line."""
+    return " ".join(
+        f"{key}={text if PLAIN_LOG_VALUE.match(text) else json.dumps(text)}"
+        for key, text in ((key, str(value)) for key, value in fields.items())
+    )
+
+
 def error_body(code: str, message: str) -> dict:
     """The one JSON shape of every error."""
     return {"error": {"code": code, "message": message}}
@@ -254,7 +277,7 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Application factory: settings, logging, Sentry, the classifier, then routes and error handlers."""
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="web/templates")
     app.config.from_mapping(settings_from_environment(os.environ))
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -273,20 +296,59 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         max_wait=app.config["MICRO_BATCH_WAIT_MS"] / 1000,
     )
     app.extensions["classifier"] = classifier
+    metrics = Metrics({"model": classifier.card.get("name", "unknown"), "runtime": classifier.runtime_name, "sha256": classifier.model_sha256[:12]})
+    classifier.on_inference = metrics.observe_inference
+    app.extensions["metrics"] = metrics
+    api_keys, cors_origins = app.config["API_KEYS"], app.config["CORS_ORIGINS"]
 
     @app.before_request
-    def start_clock():
+    def start_request():
+        """Start the clock, name the request (the client's X-Request-ID or a new one), count it in flight."""
         g.started = time.perf_counter()
+        g.request_id = request_id_from(request.headers.get("X-Request-ID")) or uuid.uuid4().hex
+        g.log_fields = {}
+        metrics.in_flight.inc()
+        g.in_flight = True
+        if app.config["SENTRY_DSN"]:
+            import sentry_sdk
+
+            sentry_sdk.set_tag("request_id", g.request_id)
+
+    @app.before_request
+    def require_api_key():
+        """With API_KEYS set, every route but the open ones needs a valid bearer key (CORS preflights never carry one)."""
+        if not api_keys or request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
+            return
+        if not key_is_valid(bearer_token(request.headers.get("Authorization")), api_keys):
+            raise ApiError(
+                "unauthorized", "A valid API key is required: send the header 'Authorization: Bearer <key>'.",
+                {"WWW-Authenticate": 'Bearer realm="digit-recognition"'},
+            )
 
     @app.after_request
-    def log_request(response):
-        """One line per request; cheaper than gunicorn's access log, which builds every header into a dict."""
-        path = request.path if request.path.isprintable() else repr(request.path)  # no forged log lines
-        request_logger.info(
-            "%s %s %s %.1fms%s", request.method, path, response.status_code,
-            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, g.get("log_detail", ""),
-        )
+    def finish_request(response):
+        """Echo the request id, add CORS headers for allowed origins, then count and log the request in one line."""
+        request_id = g.get("request_id") or uuid.uuid4().hex
+        response.headers["X-Request-ID"] = request_id
+        if cors_origins:
+            preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+            response.headers.update(cors_headers(request.headers.get("Origin"), cors_origins, preflight))
+            response.vary.add("Origin")
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "unmatched"  # not the raw path: labels stay few
+        metrics.observe_request(request.method, route, response.status_code, seconds)
+        # one line per request, cheaper than gunicorn's access log (which builds every header into a dict)
+        request_logger.info("%s", log_fields({
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "duration_ms": f"{seconds * 1000:.1f}", "request_id": request_id, **g.get("log_fields", {}),
+        }))
         return response
+
+    @app.teardown_request
+    def end_request(error):
+        """No longer in flight, however the request ended."""
+        if g.pop("in_flight", False):
+            metrics.in_flight.dec()
 
     @app.post("/recognize.json")
     def recognize():
@@ -294,10 +356,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"])
         if isinstance(upload, list):
             results = classifier.recognize_batch(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
-            g.log_detail = f" images={len(results)}"
+            g.log_fields["images"] = len(results)
             return jsonify({"results": [result_body(result) for result in results]})
         prediction = classifier.recognize(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
-        g.log_detail = f" digit={prediction.digit}"
+        g.log_fields["digit"] = prediction.digit
         return jsonify(prediction.as_dict())
 
     @app.get("/healthz")
@@ -309,6 +371,22 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     def model_card():
         """The model card and the model file's sha256."""
         return jsonify(classifier.describe())
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        """Prometheus metrics of all the workers, in its text format."""
+        body, content_type = metrics.exposition()
+        return body, 200, {"Content-Type": content_type}
+
+    @app.get("/openapi.json")
+    def openapi():
+        """The OpenAPI 3 description of this API, with this deployment's limits."""
+        return jsonify(openapi_document(app.config))
+
+    @app.get("/docs")
+    def docs():
+        """The API's documentation page, rendered here from the OpenAPI description (no CDN)."""
+        return render_template("docs.html", api=openapi_document(app.config))
 
     if app.config["ENABLE_DEBUG_ROUTES"]:
 
@@ -323,7 +401,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
-        return error_response(STATUS_BY_CODE[error.code], error.code, error.message)
+        return error_response(STATUS_BY_CODE[error.code], error.code, error.message, error.headers)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

@@ -9,6 +9,8 @@ import hashlib
 import json
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,8 @@ class Classifier:
         self.card = card
         self.model_sha256 = model_sha256
         self.batcher = MicroBatcher(self.predict_probabilities, max_batch, max_wait) if max_batch > 1 else None
+        # called after every network call with (images, seconds): the web layer's metrics hook in here
+        self.on_inference: Callable[[int, float], None] | None = None
         self.predict_probabilities(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
 
     @classmethod
@@ -122,7 +126,11 @@ class Classifier:
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1."""
         batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1))
-        return self.runtime(batch)
+        started = time.perf_counter()
+        probabilities = self.runtime(batch)
+        if self.on_inference is not None:
+            self.on_inference(len(batch), time.perf_counter() - started)
+        return probabilities
 
     def classify(self, image: np.ndarray) -> Prediction:
         """The Prediction for one preprocessed 28x28 image."""

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import io
+import re
 
 import numpy as np
 import pytest
@@ -327,14 +328,14 @@ def test_odd_multipart_boundaries_are_client_errors(client, content_type):
     assert_error(client.post("/recognize.json", data=b"--x\r\n\r\n--x--\r\n", content_type=content_type), 400, "missing_image")
 
 
-def test_one_log_line_per_request_and_no_forged_lines(client, caplog):
+def test_one_structured_log_line_per_request_and_no_forged_lines(client, caplog):
     with caplog.at_level("INFO", logger="digit_recognition.requests"):
-        client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png")
+        client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png", headers={"X-Request-ID": "upload-1"})
         client.get("/nowhere%0AINFO%20forged")
     messages = [record.getMessage() for record in caplog.records if record.name == "digit_recognition.requests"]
     assert len(messages) == 2
-    assert messages[0].startswith("POST /recognize.json 200 ") and messages[0].endswith(" digit=7")
-    assert messages[1].startswith("GET '/nowhere\\nINFO forged' 404 ") and "\n" not in messages[1]
+    assert re.fullmatch(r"method=POST path=/recognize\.json status=200 duration_ms=[0-9.]+ request_id=upload-1 digit=7", messages[0])
+    assert re.fullmatch(r'method=GET path="/nowhere\\nINFO forged" status=404 duration_ms=[0-9.]+ request_id=[0-9a-f]{32}', messages[1])
 
 
 def test_a_form_with_thousands_of_parts_is_refused_quickly(client):

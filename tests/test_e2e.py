@@ -141,8 +141,9 @@ def test_crash_reaches_sentry_with_request_context_and_client_errors_do_not(serv
     # client errors first: had they been reported, they would arrive before the crash's event
     requests.post(service["url"] + "/recognize.json", data=b"junk", headers={"Content-Type": "image/png"}, timeout=10)
     requests.get(service["url"] + "/missing", timeout=10)
-    response = requests.get(service["url"] + "/_debug/error", timeout=10)
+    response = requests.get(service["url"] + "/_debug/error", headers={"X-Request-ID": "crash-e2e-1"}, timeout=10)
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal"
+    assert response.headers["X-Request-ID"] == "crash-e2e-1"
     events = sentry.wait_for_events(1)
     assert len(events) >= 1
     time.sleep(1.0)  # anything else in flight has arrived by now
@@ -152,6 +153,7 @@ def test_crash_reaches_sentry_with_request_context_and_client_errors_do_not(serv
     assert event["exception"]["values"][-1]["type"] == "RuntimeError"
     assert event["request"]["url"].endswith("/_debug/error") and event["request"]["method"] == "GET"
     assert event["environment"] == "e2e" and event["release"] == "e2e-release"
+    assert event["tags"]["request_id"] == "crash-e2e-1"  # the same id as in the answer and the log line
 
 
 def has_tensorflow(pid: int) -> bool:
@@ -207,8 +209,42 @@ def test_each_request_is_logged_in_one_line(service):
     requests.post(service["url"] + "/recognize.json", data=encode(draw_digit(5, background=None)), headers={"Content-Type": "image/png"}, timeout=10)
     time.sleep(0.5)
     lines = service["log"].read_text().splitlines()
-    assert any(re.search(r"INFO digit_recognition\.requests: GET /healthz 200 [0-9.]+ms$", line) for line in lines)
-    assert any(re.search(r"digit_recognition\.requests: POST /recognize\.json 200 [0-9.]+ms digit=5$", line) for line in lines)
+    assert any(re.search(r"INFO digit_recognition\.requests: method=GET path=/healthz status=200 duration_ms=[0-9.]+ request_id=\w+$", line) for line in lines)
+    assert any(re.search(r"digit_recognition\.requests: method=POST path=/recognize\.json status=200 duration_ms=[0-9.]+ request_id=\w+ digit=5$", line) for line in lines)
+
+
+def scrape(url: str) -> dict[tuple[str, str], float]:
+    """The request counters of GET /metrics, as {(route, status): count}."""
+    text = requests.get(url + "/metrics", timeout=5).text
+    return {
+        (route, status): float(value)
+        for route, status, value in re.findall(r'^digits_http_requests_total\{method="\w+",route="([^"]+)",status="(\d+)"\} (\S+)$', text, re.M)
+    }
+
+
+def test_metrics_add_up_every_workers_requests(service):
+    before = scrape(service["url"])
+    with ThreadPoolExecutor(8) as pool:  # concurrent, so both workers answer some
+        answers = list(pool.map(
+            lambda digit: requests.post(service["url"] + "/recognize.json", data=encode(draw_digit(digit % 10, background=None)), headers={"Content-Type": "image/png"}, timeout=10),
+            range(40),
+        ))
+    assert [answer.status_code for answer in answers] == [200] * 40
+    # whichever worker answers the scrape, it counts the requests of both
+    for _ in range(6):
+        counts = scrape(service["url"])
+        assert counts[("/recognize.json", "200")] - before.get(("/recognize.json", "200"), 0) == 40
+    text = requests.get(service["url"] + "/metrics", timeout=5).text
+    assert re.search(r'^digits_model_info\{model="digit_cnn",runtime="litert",sha256="[0-9a-f]{12}"\} 1\.0$', text, re.M)
+    assert re.search(r"^digits_http_requests_in_flight 1\.0$", text, re.M)  # the scrape itself, in one worker
+
+
+def test_request_id_over_http(service):
+    response = requests.get(service["url"] + "/healthz", headers={"X-Request-ID": "probe-7"}, timeout=5)
+    assert response.headers["X-Request-ID"] == "probe-7"
+    time.sleep(0.3)
+    lines = service["log"].read_text().splitlines()
+    assert any(re.search(r"method=GET path=/healthz status=200 duration_ms=[0-9.]+ request_id=probe-7$", line) for line in lines)
 
 
 def test_python_server_py_serves_locally(tmp_path):

@@ -1,0 +1,152 @@
+"""The OpenAPI description matches the real app: every route, every input style, every answer's shape."""
+
+import base64
+import io
+import json
+import re
+
+import pytest
+from jsonschema import Draft202012Validator
+from PIL import Image
+
+from server import CODE_BY_STATUS, STATUS_BY_CODE, create_app
+from tests.drawing import encode
+from tests.test_api import CANVAS_SEVEN, data_url
+from web.openapi import ERROR_CODES
+
+# The routes Flask adds itself, and the methods it answers on every route.
+IGNORED_ENDPOINTS = {"static"}
+AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
+
+
+def documented_routes(document: dict) -> dict[str, set[str]]:
+    """{path: methods} of the document."""
+    return {path: {method.upper() for method in operations} for path, operations in document["paths"].items()}
+
+
+def app_routes(app) -> dict[str, set[str]]:
+    """{path: methods} of the real app."""
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint not in IGNORED_ENDPOINTS:
+            routes.setdefault(rule.rule, set()).update(rule.methods - AUTOMATIC_METHODS)
+    return routes
+
+
+def assert_matches_document(document: dict, path: str, method: str, response) -> None:
+    """The answer's status, content type, headers and body are as the document describes them."""
+    described = document["paths"][path][method]["responses"]
+    assert str(response.status_code) in described, f"{method.upper()} {path} answered {response.status_code}, not documented"
+    answer = described[str(response.status_code)]
+    assert response.mimetype in answer["content"], (response.mimetype, list(answer["content"]))
+    assert "X-Request-ID" in answer["headers"] and response.headers["X-Request-ID"]
+    if response.mimetype == "application/json":
+        schema = {**answer["content"]["application/json"]["schema"], "components": document["components"]}
+        Draft202012Validator(schema).validate(response.get_json())
+
+
+@pytest.fixture(params=[{}, {"API_KEYS": ("k1",), "ENABLE_DEBUG_ROUTES": True}], ids=["default", "keys-and-debug"])
+def app_and_document(request, classifier):
+    """An app and the document it serves, with and without keys and debug routes."""
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, **request.param})
+    client = app.test_client()
+    response = client.get("/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    return app, response.get_json()
+
+
+def test_the_document_is_well_formed(app_and_document):
+    _, document = app_and_document
+    assert document["openapi"].startswith("3.1")
+    json.dumps(document)  # plain JSON
+    for schema in document["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+    refs = set(re.findall(r'"#/components/(\w+)/(\w+)"', json.dumps(document)))
+    assert refs and all(name in document["components"][kind] for kind, name in refs)
+
+
+def test_every_route_is_described_and_nothing_else(app_and_document):
+    app, document = app_and_document
+    assert documented_routes(document) == app_routes(app)
+
+
+def test_security_is_described_exactly_when_keys_are_required(app_and_document):
+    app, document = app_and_document
+    protected = [op for path, ops in document["paths"].items() for op in ops.values() if "security" in op]
+    if app.config["API_KEYS"]:
+        assert "apiKey" in document["components"]["securitySchemes"]
+        assert {path for path, ops in document["paths"].items() if "security" not in ops["get" if "get" in ops else "post"]} == {"/healthz", "/openapi.json", "/docs"}
+    else:
+        assert not protected and "securitySchemes" not in document["components"]
+
+
+def test_every_error_code_the_app_can_answer_is_in_the_document():
+    assert set(STATUS_BY_CODE) | set(CODE_BY_STATUS.values()) <= set(ERROR_CODES)
+
+
+def test_each_documented_request_body_works(client):
+    document = client.get("/openapi.json").get_json()
+    content = document["paths"]["/recognize.json"]["post"]["requestBody"]["content"]
+    encoded = base64.b64encode(CANVAS_SEVEN).decode()
+    bodies = {
+        "multipart/form-data": {"data": {"image": (io.BytesIO(CANVAS_SEVEN), "seven.png")}},
+        "application/x-www-form-urlencoded": {"data": {"image": data_url(CANVAS_SEVEN)}},
+        "application/json": {"json": {"image": encoded}},
+        "image/*": {"data": CANVAS_SEVEN, "content_type": "image/png"},
+        "application/octet-stream": {"data": CANVAS_SEVEN, "content_type": "application/octet-stream"},
+    }
+    assert set(content) == set(bodies)
+    for media_type, arguments in bodies.items():
+        response = client.post("/recognize.json", **arguments)
+        assert response.status_code == 200 and response.get_json()["digit"] == 7, media_type
+        assert_matches_document(document, "/recognize.json", "post", response)
+
+
+def test_real_answers_match_the_document(classifier):
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, "MAX_CONTENT_LENGTH": 200_000, "ENABLE_DEBUG_ROUTES": True})
+    client = app.test_client()
+    document = client.get("/openapi.json").get_json()
+    blank = encode(Image.new("L", (28, 28), 255))
+    calls = [
+        ("/recognize.json", "post", {"data": CANVAS_SEVEN, "content_type": "image/png"}, 200),
+        ("/recognize.json", "post", {"json": {"images": [data_url(CANVAS_SEVEN), "not base64!"]}}, 200),
+        ("/recognize.json", "post", {"data": b"", "content_type": "image/png"}, 400),
+        ("/recognize.json", "post", {"data": b"%PDF-1.4", "content_type": "image/png"}, 400),
+        ("/recognize.json", "post", {"data": b"[1]", "content_type": "application/json"}, 400),
+        ("/recognize.json", "post", {"data": b"x" * 300_000, "content_type": "image/png"}, 413),
+        ("/recognize.json", "post", {"data": b"text", "content_type": "text/plain"}, 415),
+        ("/recognize.json", "post", {"data": blank, "content_type": "image/png"}, 422),
+        ("/healthz", "get", {}, 200),
+        ("/model.json", "get", {}, 200),
+        ("/metrics", "get", {}, 200),
+        ("/openapi.json", "get", {}, 200),
+        ("/docs", "get", {}, 200),
+        ("/_debug/error", "get", {}, 500),
+    ]
+    for path, method, arguments, status in calls:
+        response = client.open(path, method=method.upper(), **arguments)
+        assert response.status_code == status, (path, response.get_data(as_text=True)[:200])
+        assert_matches_document(document, path, method, response)
+    assert_matches_document(document, "/healthz", "get", client.post("/healthz"))  # 405
+    # a 404 has no documented path: it still has the error shape of every error
+    missing = client.get("/nowhere")
+    Draft202012Validator({**document["components"]["schemas"]["Error"], "components": document["components"]}).validate(missing.get_json())
+
+
+def test_a_401_matches_the_document(classifier):
+    client = create_app({"TESTING": True, "CLASSIFIER": classifier, "API_KEYS": ("k1",)}).test_client()
+    document = client.get("/openapi.json").get_json()
+    for path, method in [("/recognize.json", "post"), ("/model.json", "get"), ("/metrics", "get")]:
+        response = client.open(path, method=method.upper())
+        assert response.status_code == 401
+        assert_matches_document(document, path, method, response)
+
+
+def test_the_docs_page_shows_every_route_and_needs_nothing_from_elsewhere(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    for path in client.get("/openapi.json").get_json()["paths"]:
+        assert f"<code>{path}</code>" in html
+    assert not re.search(r'<(script|link|img|iframe)\b[^>]*(src|href)="(https?:)?//', html)
+    assert "@import" not in html and "<script" not in html

@@ -1,0 +1,1 @@
+"""The web layer's pieces that are not routes: access control, metrics and the API description."""

@@ -1,0 +1,230 @@
+"""The API's OpenAPI 3.1 description, kept in this one place and built with the deployment's limits.
+
+`GET /openapi.json` serves it and `GET /docs` renders it; tests/test_openapi.py checks it against
+the real app: every route is described, and real answers match the described schemas.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+ERROR_CODES = {
+    "bad_request": "The request itself is malformed (for example a multipart body with a broken boundary).",
+    "missing_image": "No image in the request.",
+    "invalid_json": "The JSON body does not parse, or is not an object of the documented shape.",
+    "invalid_image": "The upload is not an image this service reads, or is corrupted, or its base64 is invalid.",
+    "unauthorized": "API keys are required and the request has no valid 'Authorization: Bearer <key>'.",
+    "not_found": "No such route.",
+    "method_not_allowed": "The route exists but not for this method.",
+    "too_large": "The body, the image's pixel count, the batch or the number of form parts is over its limit.",
+    "unsupported_media_type": "The Content-Type (or a data URL's type) is not an image or an accepted form.",
+    "no_digit": "The image is readable but holds no digit (blank, too little contrast, only specks).",
+    "internal": "A bug on the service's side; it is reported to Sentry.",
+}
+# Which error codes each status carries, for the responses of every operation.
+ERRORS_BY_STATUS = {
+    "400": ["bad_request", "missing_image", "invalid_json", "invalid_image"],
+    "401": ["unauthorized"],
+    "404": ["not_found"],
+    "405": ["method_not_allowed"],
+    "413": ["too_large"],
+    "415": ["unsupported_media_type"],
+    "422": ["no_digit"],
+    "500": ["internal"],
+}
+IMAGE_STRING = {
+    "type": "string",
+    "description": "The image file as base64 (standard or URL-safe, padding optional) or as a data URL "
+    "such as a canvas's toDataURL(): data:image/png;base64,...",
+}
+
+
+def error_response(status: str) -> dict:
+    """A response of the shared error shape, listing the codes this status carries."""
+    codes = ERRORS_BY_STATUS[status]
+    return {
+        "description": "; ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes),
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def json_response(description: str, schema: dict) -> dict:
+    """A 200 answer in JSON with the request id header."""
+    return {
+        "description": description,
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def operation(summary: str, description: str, responses: dict, protected: bool, keys_required: bool, **extra: Any) -> dict:
+    """One operation, with the request id parameter, its errors and, when keys are required, the bearer scheme."""
+    errors = ["401", "404", "405", "500"] if protected and keys_required else ["404", "405", "500"]
+    described = {
+        "summary": summary,
+        "description": description,
+        "parameters": [{"$ref": "#/components/parameters/RequestId"}],
+        "responses": {**responses, **{status: error_response(status) for status in errors}},
+        **extra,
+    }
+    if protected and keys_required:
+        described["security"] = [{"apiKey": []}]
+    return described
+
+
+def openapi_document(settings: Mapping[str, Any]) -> dict:
+    """The OpenAPI 3.1 document for an app with these settings (limits, API keys, debug routes)."""
+    keys_required = bool(settings.get("API_KEYS"))
+    max_bytes = settings["MAX_CONTENT_LENGTH"]
+    max_pixels = settings["MAX_IMAGE_PIXELS"]
+    max_batch = settings["MAX_BATCH_IMAGES"]
+    recognize_errors = {status: error_response(status) for status in ("400", "413", "415", "422")}
+    paths: dict[str, dict] = {
+        "/recognize.json": {
+            "post": operation(
+                "Read the handwritten digit in an image",
+                "Upload one image (PNG, JPEG, GIF, WebP, BMP, TIFF, ...: a drawing, a canvas export, a photo "
+                "of paper) and get the digit, the network's confidence and all ten probabilities. Send the "
+                f"file as a form field `image`, as JSON, or as the raw body. Limits: {max_bytes:,} bytes per "
+                f"request, {max_pixels:,} pixels per image. A JSON body `{{\"images\": [...]}}` is a batch "
+                f"of at most {max_batch} images, answered in order; one bad image does not fail the batch.",
+                {"200": json_response(
+                    "The reading (or, for a batch, one reading or error per image, in order).",
+                    {"oneOf": [{"$ref": "#/components/schemas/Prediction"}, {"$ref": "#/components/schemas/BatchResult"}]},
+                ), **recognize_errors},
+                protected=True, keys_required=keys_required,
+                requestBody={"required": True, "content": {
+                    "multipart/form-data": {"schema": {
+                        "type": "object", "required": ["image"],
+                        "properties": {"image": {
+                            "description": "The image file (curl -F image=@digit.png), or a text field with base64 or a data URL.",
+                            "oneOf": [{"type": "string", "contentMediaType": "application/octet-stream"}, IMAGE_STRING],
+                        }},
+                    }},
+                    "application/x-www-form-urlencoded": {"schema": {
+                        "type": "object", "required": ["image"], "properties": {"image": IMAGE_STRING},
+                    }},
+                    "application/json": {"schema": {"oneOf": [
+                        {"type": "object", "required": ["image"], "properties": {"image": IMAGE_STRING}},
+                        {"type": "object", "required": ["images"], "properties": {"images": {
+                            "type": "array", "items": IMAGE_STRING, "minItems": 1, "maxItems": max_batch,
+                        }}},
+                    ]}},
+                    "image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}},
+                    "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}},
+                }},
+            ),
+        },
+        "/model.json": {"get": operation(
+            "The served model's card",
+            "Architecture, parameters, training data checksum, seed and test accuracy of the served model, "
+            "with the runtime and the served file's sha256.",
+            {"200": json_response("The model card.", {"$ref": "#/components/schemas/ModelCard"})},
+            protected=True, keys_required=keys_required,
+        )},
+        "/metrics": {"get": operation(
+            "Prometheus metrics",
+            "Requests by route and status, latency, network call time, images per call, requests in "
+            "flight and the served model, summed over all the workers.",
+            {"200": {
+                "description": "Prometheus text exposition format.",
+                "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }},
+            protected=True, keys_required=keys_required,
+        )},
+        "/healthz": {"get": operation(
+            "Health check", "200 once the worker has loaded the model. Always open, even with API keys.",
+            {"200": json_response("Ready.", {
+                "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}},
+            })},
+            protected=False, keys_required=keys_required,
+        )},
+        "/openapi.json": {"get": operation(
+            "This description", "The OpenAPI 3.1 document of this deployment. Always open.",
+            {"200": json_response("The document.", {"type": "object"})},
+            protected=False, keys_required=keys_required,
+        )},
+        "/docs": {"get": operation(
+            "API documentation page", "This description rendered as a web page. Always open.",
+            {"200": {
+                "description": "An HTML page.",
+                "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }},
+            protected=False, keys_required=keys_required,
+        )},
+    }
+    if settings.get("ENABLE_DEBUG_ROUTES"):
+        paths["/_debug/error"] = {"get": operation(
+            "Raise an error on purpose",
+            "Only with ENABLE_DEBUG_ROUTES: fails with 500, so an operator can see the error arrive in Sentry.",
+            {}, protected=True, keys_required=keys_required,
+        )}
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "digit-recognition",
+            "version": "1",
+            "description": "Reads handwritten digits from images: the digit, a confidence and ten probabilities. "
+            "Every error has the same JSON shape, and every answer carries an X-Request-ID header.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {
+                "Prediction": {
+                    "type": "object",
+                    "required": ["digit", "confidence", "probabilities"],
+                    "properties": {
+                        "digit": {"type": "integer", "minimum": 0, "maximum": 9},
+                        "confidence": {"type": "number", "minimum": 0, "maximum": 1,
+                                       "description": "The probability of `digit`."},
+                        "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
+                                          "minItems": 10, "maxItems": 10,
+                                          "description": "The probability of each digit 0-9; they add up to 1."},
+                    },
+                },
+                "BatchResult": {
+                    "type": "object",
+                    "required": ["results"],
+                    "properties": {"results": {"type": "array", "items": {"oneOf": [
+                        {"$ref": "#/components/schemas/Prediction"}, {"$ref": "#/components/schemas/Error"},
+                    ]}}},
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string", "enum": list(ERROR_CODES)},
+                            "message": {"type": "string", "description": "What went wrong and how to fix it, for people."},
+                        },
+                    }},
+                },
+                "ModelCard": {
+                    "type": "object",
+                    "required": ["runtime", "sha256"],
+                    "properties": {
+                        "runtime": {"enum": ["litert", "keras"]},
+                        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    },
+                },
+            },
+            "parameters": {"RequestId": {
+                "name": "X-Request-ID", "in": "header", "required": False,
+                "description": "Your id for this request (letters, digits and . _ : -, at most 128); a new one is made otherwise.",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+            }},
+            "headers": {"RequestId": {
+                "description": "The request's id: yours, or the one made for it. It is in the service's log line.",
+                "schema": {"type": "string"},
+            }},
+        },
+    }
+    if keys_required:
+        document["components"]["securitySchemes"] = {"apiKey": {
+            "type": "http", "scheme": "bearer", "description": "One of the keys in the service's API_KEYS.",
+        }}
+    return document
