@@ -1,4 +1,4 @@
-"""gunicorn settings beside the Procfile's flags: the workers share their Prometheus metrics.
+"""gunicorn settings beside the Procfile's flags: the worker class, and Prometheus metrics shared by the workers.
 
 gunicorn reads this file from the working directory (and the Procfile names it). Before the
 workers start, the master gives them an empty folder in PROMETHEUS_MULTIPROC_DIR; each worker
@@ -9,6 +9,10 @@ worker exits, its live gauges (requests in flight) are dropped; its counters sta
 import os
 import shutil
 import tempfile
+
+# Sync workers with a read deadline per connection and a view of the accept queue (web/worker.py);
+# gthread workers when WEB_THREADS asks for threads (gunicorn's --threads alone would pick gthread).
+worker_class = "web.worker.GuardedSyncWorker" if int(os.environ.get("WEB_THREADS", "1")) <= 1 else "gthread"
 
 # The folder this master made (and removes at exit), when the operator did not name one.
 created_folder: str | None = None

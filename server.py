@@ -23,7 +23,7 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from flask import Flask, Request, g, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import ClientDisconnected, HTTPException, InternalServerError
 from werkzeug.http import parse_options_header
 
 from model import DEFAULT_MODEL_PATH
@@ -33,6 +33,7 @@ from model.preprocess import default_max_pixels
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
 from web.openapi import openapi_document
+from web.worker import waiting_per_worker
 
 logger = logging.getLogger("digit_recognition")
 request_logger = logging.getLogger("digit_recognition.requests")
@@ -46,6 +47,8 @@ STATUS_BY_CODE = {
     "too_large": 413,
     "unsupported_media_type": 415,
     "no_digit": 422,
+    "request_timeout": 408,
+    "overloaded": 503,
 }
 # snake_case codes for the HTTP errors Flask and Werkzeug raise themselves.
 CODE_BY_STATUS = {
@@ -58,6 +61,10 @@ CODE_BY_STATUS = {
 }
 # Routes anyone may call when API keys are required: the health check and the API's description.
 OPEN_ENDPOINTS = frozenset({"healthz", "openapi", "docs"})
+# Routes refused with 503 when too many connections wait (health checks and metrics stay answered).
+SHED_ENDPOINTS = frozenset({"recognize"})
+# Seconds a client refused for overload is asked to wait before trying again.
+RETRY_AFTER_SECONDS = 1
 # A log value is written bare when it is this plain, else quoted and escaped (no forged log lines).
 PLAIN_LOG_VALUE = re.compile(r"^[\w./:@%+-]*$")
 DATA_URL = re.compile(r"^data:(?P<media_type>[^;,]*)(?P<parameters>(;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
@@ -87,6 +94,10 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         "MICRO_BATCH_SIZE": int(environ.get("MICRO_BATCH_SIZE", 1)),
         # ... waiting at most this long for requests still being decoded
         "MICRO_BATCH_WAIT_MS": float(environ.get("MICRO_BATCH_WAIT_MS", 2.0)),
+        # recognition answers 503 while more connections than this per worker wait to be accepted
+        "MAX_QUEUE_PER_WORKER": int(environ.get("MAX_QUEUE_PER_WORKER", 32)),
+        # seconds a connection has to deliver its whole request (read by web/worker.py)
+        "REQUEST_READ_TIMEOUT": float(environ.get("REQUEST_READ_TIMEOUT", 10)),
         "SENTRY_DSN": environ.get("SENTRY_DSN", ""),
         "SENTRY_ENVIRONMENT": environ.get("SENTRY_ENVIRONMENT", "production"),
         "SENTRY_RELEASE": environ.get("SENTRY_RELEASE")
@@ -219,11 +230,28 @@ def image_from_form(incoming: Request) -> bytes:
     )
 
 
-def image_from_request(incoming: Request, batch_limit: int) -> bytes | list:
+def read_body(incoming: Request, read_timeout: float) -> bytes:
+    """The whole request body (kept for the parsers); a body shorter than its Content-Length is an error.
+
+    A body stops short when the client went away or, under web/worker.py, did not send it
+    within the read deadline: the server then ends the stream, and this names the cause.
+    """
+    data = incoming.get_data()
+    if incoming.content_length is not None and len(data) < incoming.content_length:
+        raise ApiError(
+            "request_timeout",
+            f"The request body did not arrive in full within {read_timeout:g} seconds "
+            f"({len(data):,} of {incoming.content_length:,} bytes).",
+        )
+    return data
+
+
+def image_from_request(incoming: Request, batch_limit: int, read_timeout: float) -> bytes | list:
     """The uploaded image's bytes, from a multipart/form field, a JSON body or a raw image body.
 
     A JSON body {"images": [...]} is a batch: a list of image bytes (or per-item errors) instead.
     """
+    read_body(incoming, read_timeout)
     media_type = incoming.mimetype
     if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return image_from_form(incoming)
@@ -237,7 +265,7 @@ def image_from_request(incoming: Request, batch_limit: int) -> bytes | list:
             raise ApiError("missing_image", 'The JSON object has no "image" field (or "images" list).')
         return decode_json_image(payload["image"])
     if media_type.startswith("image/") or media_type == "application/octet-stream":
-        data = incoming.get_data(cache=False)
+        data = incoming.get_data()
         if not data:
             raise ApiError("missing_image", "The request body is empty: it should be the image file.")
         return data
@@ -315,6 +343,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             sentry_sdk.set_tag("request_id", g.request_id)
 
     @app.before_request
+    def shed_load():
+        """Refuse recognition with 503 while the queue of waiting connections is full, so latency stays bounded."""
+        if request.endpoint not in SHED_ENDPOINTS:
+            return
+        waiting = app.config.get("WAITING_PER_WORKER", waiting_per_worker)()
+        if waiting is not None and waiting > app.config["MAX_QUEUE_PER_WORKER"]:
+            metrics.rejections.inc()
+            raise ApiError(
+                "overloaded", "The service is busy right now; try again in a moment.",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+    @app.before_request
     def require_api_key():
         """With API_KEYS set, every route but the open ones needs a valid bearer key (CORS preflights never carry one)."""
         if not api_keys or request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
@@ -353,7 +394,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.post("/recognize.json")
     def recognize():
         """Read the digit in the uploaded image."""
-        upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"])
+        upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
         if isinstance(upload, list):
             results = classifier.recognize_batch(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
             g.log_fields["images"] = len(results)
@@ -402,6 +443,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
         return error_response(STATUS_BY_CODE[error.code], error.code, error.message, error.headers)
+
+    @app.errorhandler(ClientDisconnected)
+    def handle_slow_body(error: ClientDisconnected):
+        # Werkzeug's own server ends a short body this way (gunicorn's streams end quietly: read_body)
+        return error_response(
+            408, "request_timeout",
+            f"The request did not arrive in full within {app.config['REQUEST_READ_TIMEOUT']:g} seconds.",
+        )
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

@@ -183,8 +183,8 @@ def test_keras_runtime_loads_tensorflow_in_workers_not_in_the_master(tmp_path):
         assert requests.get(running.url + "/model.json", timeout=5).json()["runtime"] == "keras"
 
 
-def test_default_workers_are_sync_and_each_request_gets_its_own_connection(service):
-    assert "Using worker: sync" in service["log"].read_text()
+def test_default_workers_are_guarded_sync_and_each_request_gets_its_own_connection(service):
+    assert "Using worker: web.worker.GuardedSyncWorker" in service["log"].read_text()
     response = requests.get(service["url"] + "/healthz", timeout=5)
     assert response.headers["Connection"].lower() == "close"  # so a free worker takes the next request
 

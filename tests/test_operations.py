@@ -171,3 +171,51 @@ def test_metrics_count_requests_latency_inference_and_the_model(classifier):
     assert metric_value(text, "digits_inference_batch_size_bucket", le="1.0") == 3
     assert metric_value(text, "digits_http_requests_in_flight") == 1  # the /metrics request itself
     assert metric_value(text, "digits_model_info", runtime=classifier.runtime_name, sha256=classifier.model_sha256[:12]) == 1
+
+
+# --- overload -----------------------------------------------------------------------------------
+
+
+def test_recognition_is_refused_with_503_while_the_queue_is_full(classifier):
+    waiting = {"now": 40.0}
+    app = create_app({"TESTING": True, "CLASSIFIER": classifier, "MAX_QUEUE_PER_WORKER": 32, "WAITING_PER_WORKER": lambda: waiting["now"]})
+    client = app.test_client()
+    response = upload(client)
+    assert_error(response, 503, "overloaded")
+    assert response.headers["Retry-After"] == "1"
+    assert client.get("/healthz").status_code == 200  # health checks and metrics are still answered
+    assert metric_value(client.get("/metrics").get_data(as_text=True), "digits_overload_rejections_total") == 1
+    waiting["now"] = 32.0  # at the limit, not over it
+    assert_answer(upload(client), 7)
+
+
+def test_outside_the_guarded_worker_nothing_is_refused(client):
+    from web.worker import waiting_per_worker
+
+    assert waiting_per_worker() is None  # no gunicorn listener in this process
+    assert_answer(upload(client), 7)
+
+
+def test_accept_queue_length_is_read_from_the_kernel():
+    import socket
+
+    from web.worker import accept_queue_length
+
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        assert accept_queue_length(listener) == 0
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+        assert accept_queue_length(listener) == 3
+        listener.accept()[0].close()
+        assert accept_queue_length(listener) == 2
+        for connection in clients:
+            connection.close()
+
+
+def test_a_body_shorter_than_its_content_length_is_a_408(client):
+    # what gunicorn hands the app when web/worker.py's read deadline cut the body short
+    response = client.post(
+        "/recognize.json", data=CANVAS_SEVEN[:100], content_type="image/png",
+        environ_overrides={"CONTENT_LENGTH": str(len(CANVAS_SEVEN)), "wsgi.input_terminated": True},
+    )
+    body = assert_error(response, 408, "request_timeout")
+    assert f"100 of {len(CANVAS_SEVEN):,} bytes" in body["error"]["message"]

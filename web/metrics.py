@@ -53,6 +53,10 @@ class Metrics:
             "digits_inference_batch_size", "Images per call of the network.",
             buckets=BATCH_BUCKETS, registry=registry,
         )
+        self.rejections = Counter(
+            "digits_overload_rejections", "Recognition requests refused with 503 because the queue was full.",
+            registry=registry,
+        )
         self.model = Gauge(
             "digits_model_info", "The served model (always 1): its name, runtime and file checksum.",
             list(model), registry=registry, multiprocess_mode="max",

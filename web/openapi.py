@@ -18,6 +18,8 @@ ERROR_CODES = {
     "too_large": "The body, the image's pixel count, the batch or the number of form parts is over its limit.",
     "unsupported_media_type": "The Content-Type (or a data URL's type) is not an image or an accepted form.",
     "no_digit": "The image is readable but holds no digit (blank, too little contrast, only specks).",
+    "request_timeout": "The request's body did not arrive in full within the read deadline.",
+    "overloaded": "Too many requests are waiting; try again after the Retry-After seconds.",
     "internal": "A bug on the service's side; it is reported to Sentry.",
 }
 # Which error codes each status carries, for the responses of every operation.
@@ -28,7 +30,9 @@ ERRORS_BY_STATUS = {
     "405": ["method_not_allowed"],
     "413": ["too_large"],
     "415": ["unsupported_media_type"],
+    "408": ["request_timeout"],
     "422": ["no_digit"],
+    "503": ["overloaded"],
     "500": ["internal"],
 }
 IMAGE_STRING = {
@@ -78,7 +82,10 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
     max_bytes = settings["MAX_CONTENT_LENGTH"]
     max_pixels = settings["MAX_IMAGE_PIXELS"]
     max_batch = settings["MAX_BATCH_IMAGES"]
-    recognize_errors = {status: error_response(status) for status in ("400", "413", "415", "422")}
+    recognize_errors = {status: error_response(status) for status in ("400", "408", "413", "415", "422", "503")}
+    recognize_errors["503"]["headers"]["Retry-After"] = {
+        "description": "Seconds to wait before trying again.", "schema": {"type": "integer"},
+    }
     paths: dict[str, dict] = {
         "/recognize.json": {
             "post": operation(

@@ -1,0 +1,89 @@
+"""End to end, with the Procfile's gunicorn: slow clients and floods do not take the service down."""
+
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from bench.service import start_service, worker_pids
+from tests.drawing import draw_digit, encode, photo_of_digit
+
+READ_TIMEOUT = 1.5  # seconds, short so that the test is quick
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """2 guarded sync workers with a short read deadline and a small queue."""
+    environment = {"WEB_CONCURRENCY": "2", "REQUEST_READ_TIMEOUT": str(READ_TIMEOUT), "MAX_QUEUE_PER_WORKER": "2"}
+    with start_service(tmp_path_factory.mktemp("gunicorn") / "output.log", environment) as running:
+        yield running
+
+
+def open_connection(url: str) -> socket.socket:
+    """A raw TCP connection to the service."""
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def read_answer(connection: socket.socket) -> tuple[int, dict, dict]:
+    """Status, headers and JSON body of the answer on a raw connection (read to its end)."""
+    data = b""
+    while chunk := connection.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+def test_slow_clients_do_not_hold_the_workers(service):
+    workers = worker_pids(service.process.pid)
+    # more slow clients than workers, each sending its request head a few bytes at a time
+    slow = [open_connection(service.url) for _ in range(4)]
+    for connection in slow:
+        connection.sendall(b"POST /recognize.json HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    answer = requests.post(service.url + "/recognize.json", data=encode(draw_digit(4, background=None)), headers={"Content-Type": "image/png"}, timeout=30)
+    waited = time.monotonic() - started
+    assert answer.status_code == 200 and answer.json()["digit"] == 4
+    # each slow connection held a worker for the read deadline at most, not gunicorn's 30 s timeout
+    assert waited < 2 * READ_TIMEOUT + 2.0
+    for connection in slow:
+        connection.settimeout(5)
+        assert connection.recv(1024) == b""  # closed by the service: the deadline passed
+        connection.close()
+    assert worker_pids(service.process.pid) == workers  # nobody was killed or restarted
+    assert "WORKER TIMEOUT" not in service.log.read_text()
+
+
+def test_a_body_that_stops_arriving_gets_408(service):
+    with open_connection(service.url) as connection:
+        connection.sendall(b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n" + b"\x89PNG" * 25)
+        started = time.monotonic()
+        status, headers, body = read_answer(connection)
+    assert time.monotonic() - started < READ_TIMEOUT + 2.0
+    assert status == 408 and body["error"]["code"] == "request_timeout"
+    assert headers["x-request-id"]
+
+
+def test_a_flood_gets_only_answers_and_refusals(service):
+    photo = encode(photo_of_digit(3, seed=5), "JPEG", quality=90)  # tens of ms each: a queue builds up
+
+    def post(_: int) -> requests.Response:
+        return requests.post(service.url + "/recognize.json", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=60)
+
+    with ThreadPoolExecutor(64) as pool:
+        answers = list(pool.map(post, range(64)))  # a connection error would raise here
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) == {200, 503}, statuses
+    for answer in answers:
+        if answer.status_code == 503:
+            assert answer.json()["error"]["code"] == "overloaded" and answer.headers["Retry-After"] == "1"
+        else:
+            assert answer.json()["digit"] == 3
+    assert requests.get(service.url + "/healthz", timeout=5).status_code == 200
+    metrics = requests.get(service.url + "/metrics", timeout=5).text
+    assert f"digits_overload_rejections_total {float(statuses.count(503))}" in metrics
