@@ -324,7 +324,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         max_wait=app.config["MICRO_BATCH_WAIT_MS"] / 1000,
     )
     app.extensions["classifier"] = classifier
-    metrics = Metrics({"model": classifier.card.get("name", "unknown"), "runtime": classifier.runtime_name, "sha256": classifier.model_sha256[:12]})
+    metrics = Metrics({
+        "model": classifier.card.get("name", "unknown"), "runtime": classifier.runtime_name, "sha256": classifier.model_sha256[:12],
+    })
     classifier.on_inference = metrics.observe_inference
     app.extensions["metrics"] = metrics
     api_keys, cors_origins = app.config["API_KEYS"], app.config["CORS_ORIGINS"]
@@ -343,6 +345,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             sentry_sdk.set_tag("request_id", g.request_id)
 
     @app.before_request
+    def require_api_key():
+        """With API_KEYS set, every route but the open ones needs a valid bearer key (CORS preflights never carry one)."""
+        if not api_keys or request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
+            return
+        if not key_is_valid(bearer_token(request.headers.get("Authorization")), api_keys):
+            raise ApiError(
+                "unauthorized", "A valid API key is required: send the header 'Authorization: Bearer <key>'.",
+                {"WWW-Authenticate": 'Bearer realm="digit-recognition"'},
+            )
+
+    @app.before_request
     def shed_load():
         """Refuse recognition with 503 while the queue of waiting connections is full, so latency stays bounded."""
         if request.endpoint not in SHED_ENDPOINTS:
@@ -353,17 +366,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             raise ApiError(
                 "overloaded", "The service is busy right now; try again in a moment.",
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-
-    @app.before_request
-    def require_api_key():
-        """With API_KEYS set, every route but the open ones needs a valid bearer key (CORS preflights never carry one)."""
-        if not api_keys or request.method == "OPTIONS" or request.endpoint in OPEN_ENDPOINTS:
-            return
-        if not key_is_valid(bearer_token(request.headers.get("Authorization")), api_keys):
-            raise ApiError(
-                "unauthorized", "A valid API key is required: send the header 'Authorization: Bearer <key>'.",
-                {"WWW-Authenticate": 'Bearer realm="digit-recognition"'},
             )
 
     @app.after_request
@@ -379,10 +381,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         route = request.url_rule.rule if request.url_rule else "unmatched"  # not the raw path: labels stay few
         metrics.observe_request(request.method, route, response.status_code, seconds)
         # one line per request, cheaper than gunicorn's access log (which builds every header into a dict)
-        request_logger.info("%s", log_fields({
-            "method": request.method, "path": request.path, "status": response.status_code,
-            "duration_ms": f"{seconds * 1000:.1f}", "request_id": request_id, **g.get("log_fields", {}),
-        }))
+        if request_logger.isEnabledFor(logging.INFO):
+            request_logger.info("%s", log_fields({
+                "method": request.method, "path": request.path, "status": response.status_code,
+                "duration_ms": f"{seconds * 1000:.1f}", "request_id": request_id, **g.get("log_fields", {}),
+            }))
         return response
 
     @app.teardown_request
