@@ -23,7 +23,7 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from flask import Flask, Request, g, jsonify, render_template, request
-from werkzeug.exceptions import ClientDisconnected, HTTPException, InternalServerError
+from werkzeug.exceptions import ClientDisconnected, HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from model import DEFAULT_MODEL_PATH
@@ -237,6 +237,9 @@ def read_body(incoming: Request, read_timeout: float) -> bytes:
     within the read deadline: the server then ends the stream, and this names the cause.
     """
     data = incoming.get_data()
+    limit = incoming.max_content_length
+    if incoming.content_length is None and limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge()  # a chunked body, which Werkzeug quietly cuts at the limit
     if incoming.content_length is not None and len(data) < incoming.content_length:
         raise ApiError(
             "request_timeout",
@@ -256,7 +259,10 @@ def image_from_request(incoming: Request, batch_limit: int, read_timeout: float)
     if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return image_from_form(incoming)
     if media_type == "application/json" or media_type.endswith("+json"):
-        payload = incoming.get_json(silent=True)
+        try:
+            payload = incoming.get_json(silent=True)
+        except RecursionError:  # nesting deeper than Python's stack, which json.loads does not catch
+            payload = None
         if not isinstance(payload, dict):
             raise ApiError("invalid_json", 'The body must be a JSON object like {"image": "<base64 or data URL>"}.')
         if "images" in payload:
@@ -460,7 +466,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         status = error.code or 500
         headers = {"Allow": error.get_response().headers["Allow"]} if status == 405 else None
         message = error.description or error.name
-        if status == 413 and (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+        if status == 413 and (request.content_length is None or request.content_length > app.config["MAX_CONTENT_LENGTH"]):
             message = f"The request is larger than the limit of {app.config['MAX_CONTENT_LENGTH']:,} bytes."
         elif status == 413:
             message = f"The form has too many parts (at most {request.max_form_parts:,}) or a field too large to read."

@@ -1,8 +1,8 @@
 """From uploaded image bytes to the 28x28 array the network reads, normalised the way MNIST was made.
 
-Bytes in, array out, no web framework: decode any image Pillow reads, find the ink whatever
-the background, pick the digit, fit it into a 20x20 box keeping its aspect ratio and centre
-it by its centre of mass in a 28x28 frame, bright ink on black, values 0..1.
+Bytes in, array out, no web framework: decode the upload (PNG, JPEG, GIF, WebP, BMP or TIFF),
+find the ink whatever the background, pick the digit, fit it into a 20x20 box keeping its
+aspect ratio and centre it by its centre of mass in a 28x28 frame, bright ink on black, values 0..1.
 """
 
 import functools
@@ -30,6 +30,9 @@ typical_stroke_width = 0.13 * stroke_scale
 default_max_pixels = 50_000_000
 # EXIF's orientation tag: 1 is upright, 2-8 are mirrored or rotated.
 ORIENTATION_TAG = 0x0112
+# The formats the service reads (JPEG includes phones' MPO). Pillow knows 40 more; each is more
+# parser exposed to uploads, and EPS runs Ghostscript, a PostScript interpreter, on the file.
+READABLE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 # Strokes connect through edges and corners.
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
 
@@ -49,7 +52,7 @@ def decode_image(data: bytes, max_pixels: int = default_max_pixels) -> Image.Ima
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"The image has more than {max_pixels:,} pixels.") from None
     except Exception:  # Pillow raises many kinds for bytes that are not an image
@@ -81,14 +84,21 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         # 16-bit and float images: scale by the type's range, not Pillow's 8-bit clipping
         values = np.asarray(image, dtype=np.float32)
+        if image.mode == "F" and not np.isfinite(values).all():
+            # a float TIFF can hold NaN or infinity, which no picture of a digit has (and no step below handles)
+            raise InvalidImageError("The image has pixels that are not numbers (NaN or infinity).")
         top = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
         if image.mode == "F":
             top = max(float(values.max(initial=0)), 1.0) if values.max(initial=0) > 1 else 1.0
         return np.clip(values / top, 0.0, 1.0)
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if not has_alpha:
+    if image.mode == "LAB":
+        # a CIELAB TIFF: Pillow converts LAB to no grayscale mode, and L* is its lightness
+        image = image.getchannel("L")
+    elif image.mode == "La":
+        # grayscale with premultiplied alpha (a TIFF): Pillow converts it to LA only
+        image = image.convert("LA")
+    image = _reduce_large(image)
+    if not _has_alpha(image):
         return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32) / 255.0
     rgba = image.convert("RGBA")
     luminance = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
@@ -108,6 +118,28 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         # mostly opaque: the opaque part is the scene; fill holes with its background
         fill = _median(luminance[opaque])
     return luminance * alpha + fill * (1.0 - alpha)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    """Whether the picture has transparency: an alpha channel, or a palette with a transparent entry."""
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
+def _reduce_large(image: Image.Image) -> Image.Image:
+    """A picture of 2 or more times the working size reduced by a whole factor in Pillow's 8-bit modes.
+
+    A PNG of a few kB can hold 49 megapixels; as float32 arrays at full size it would take 400 MB.
+    Reduced here first (box averages, alpha premultiplied), it never does. Smaller ones pass as they are.
+    """
+    factor = max(image.size) // (2 * working_size)
+    if factor < 2:
+        return image
+    if image.mode not in ("L", "RGB", "RGBA", "CMYK", "YCbCr"):
+        image = image.convert("RGBA" if _has_alpha(image) else "L")  # 1-bit, palette, LA, ...
+    if image.mode == "RGBA":
+        # averaged with alpha premultiplied: a transparent pixel's colour does not bleed into the strokes
+        return image.convert("RGBa").reduce(factor).convert("RGBA")
+    return image.reduce(factor)
 
 
 def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:

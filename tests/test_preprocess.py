@@ -261,3 +261,27 @@ def test_matrix_resize_matches_pillow_lanczos(source, target):
     values = np.random.default_rng(source[0]).random(source).astype(np.float32)
     expected = np.asarray(Image.fromarray(values, "F").resize(target[::-1], Image.LANCZOS), dtype=np.float32)
     np.testing.assert_allclose(_resize(values, target[1], target[0]), expected, atol=1e-5)
+
+
+def test_a_huge_picture_is_reduced_before_any_full_size_float_copy():
+    import tracemalloc
+
+    bomb = encode(Image.new("1", (6000, 6000), 1))  # 36 megapixels in a few kB
+    assert len(bomb) < 20_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(NoDigitError):
+            preprocess(bomb)
+        _, peak = tracemalloc.get_traced_memory()  # NumPy's arrays are traced; at full size float32 would be 144 MB
+    finally:
+        tracemalloc.stop()
+    assert peak < 40_000_000
+
+
+@pytest.mark.parametrize("digit, size, background, mode", [
+    (4, (3000, 3000), None, "RGBA"), (7, (2600, 4000), (255, 255, 255), "1"), (2, (5200, 3000), (250, 240, 200), "P"),
+])
+def test_huge_drawings_are_still_read(classifier, digit, size, background, mode):
+    picture = draw_digit(digit, size=size, background=background)
+    data = encode(picture if mode == "RGBA" else picture.convert(mode))
+    assert classifier.classify(preprocess(data)).digit == digit
