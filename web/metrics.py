@@ -62,12 +62,17 @@ class Metrics:
             list(model), registry=registry, multiprocess_mode="max",
         )
         self.model.labels(**model).set(1)
+        # (method, route, status) -> the labelled counter and histogram: few, since routes are patterns
+        self._children: dict[tuple[str, str, int], tuple] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
-        method = method if method in KNOWN_METHODS else "other"
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (method if method in KNOWN_METHODS else "other", route, status)
+        children = self._children.get(key)
+        if children is None:  # first time for these labels (prometheus_client's own lookup costs more)
+            children = self._children[key] = (self.requests.labels(key[0], route, str(status)), self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_inference(self, images: int, seconds: float) -> None:
         """Record one call of the network: how many images and how long it took."""
