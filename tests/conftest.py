@@ -1,5 +1,10 @@
-"""Shared fixtures: the committed classifier (loaded once), the app and its test client."""
+"""Shared fixtures: the committed classifier (loaded once), the app and its test client, a stand-in Sentry."""
 
+import gzip
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -39,3 +44,51 @@ def mnist():
         pytest.skip(f"MNIST not found at {MNIST_PATH}")
     with np.load(MNIST_PATH) as arrays:
         return {name: arrays[name] for name in arrays.files}
+
+
+class SentryReceiver:
+    """A small HTTP server standing in for Sentry: it keeps every event the SDK sends."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                receiver.take_envelope(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take_envelope(self, body: bytes) -> None:
+        """An envelope is a header line, then item header / payload line pairs; keep the events."""
+        lines = body.split(b"\n")
+        for header, payload in zip(lines[1::2], lines[2::2]):
+            if json.loads(header).get("type") == "event":
+                self.events.append(json.loads(payload))
+
+    def wait_for_events(self, count: int, timeout: float = 15.0) -> list[dict]:
+        """Wait until `count` events arrived."""
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.events
+
+
+@pytest.fixture(scope="module")
+def sentry():
+    """A stand-in Sentry for one test module's service: it keeps every event the SDK sends."""
+    receiver = SentryReceiver()
+    yield receiver
+    receiver.server.shutdown()

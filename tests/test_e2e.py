@@ -1,16 +1,12 @@
 """End to end: the Procfile's gunicorn on a free port, real files over real HTTP, real Sentry SDK."""
 
 import base64
-import gzip
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,53 +14,6 @@ import requests
 
 from bench.service import PROJECT_ROOT, free_port, start_service, worker_pids
 from tests.drawing import draw_digit, encode, photo_of_digit
-
-
-class SentryReceiver:
-    """A small HTTP server standing in for Sentry: it keeps every event the SDK sends."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                receiver.take_envelope(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def take_envelope(self, body: bytes) -> None:
-        """An envelope is a header line, then item header / payload line pairs; keep the events."""
-        lines = body.split(b"\n")
-        for header, payload in zip(lines[1::2], lines[2::2]):
-            if json.loads(header).get("type") == "event":
-                self.events.append(json.loads(payload))
-
-    def wait_for_events(self, count: int, timeout: float = 15.0) -> list[dict]:
-        """Wait until `count` events arrived."""
-        deadline = time.monotonic() + timeout
-        while len(self.events) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return self.events
-
-
-@pytest.fixture(scope="module")
-def sentry():
-    receiver = SentryReceiver()
-    yield receiver
-    receiver.server.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import requests
 
 from bench.service import start_service, worker_pids
 from tests.drawing import draw_digit, encode
-from tests.test_e2e import SentryReceiver
 from tests.test_hostile_input import HOSTILE
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
@@ -22,14 +21,6 @@ DECLARED_LENGTH = 50 * 1024 * 1024
 SENT_BEFORE_READING = 64 * 1024
 # gunicorn's --timeout in the Procfile: a worker that read the whole body would still be waiting then.
 GUNICORN_TIMEOUT = 30.0
-
-
-@pytest.fixture(scope="module")
-def sentry():
-    """A stand-in Sentry that keeps every event the SDK sends."""
-    receiver = SentryReceiver()
-    yield receiver
-    receiver.server.shutdown()
 
 
 @pytest.fixture(scope="module")
