@@ -32,7 +32,7 @@ from model.preprocess import default_max_pixels
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
 from web.openapi import openapi_document
-from web.worker import waiting_per_worker
+from web.worker import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_READ_TIMEOUT, waiting_per_worker
 
 logger = logging.getLogger("digit_recognition")
 request_logger = logging.getLogger("digit_recognition.requests")
@@ -86,7 +86,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         "PORT": int(environ.get("PORT", 5000)),
         "MODEL_PATH": environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
         "MODEL_RUNTIME": environ.get("MODEL_RUNTIME", "litert").lower(),  # "litert" (no TensorFlow) or "keras"
-        "MAX_CONTENT_LENGTH": int(environ.get("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)),
+        "MAX_CONTENT_LENGTH": int(environ.get("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
         "MAX_IMAGE_PIXELS": int(environ.get("MAX_IMAGE_PIXELS", default_max_pixels)),
         "MAX_BATCH_IMAGES": int(environ.get("MAX_BATCH_IMAGES", 64)),
         # concurrent requests of a worker share network calls: up to this many images (1 = off) ...
@@ -96,7 +96,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         # recognition answers 503 while more connections than this per worker wait to be accepted
         "MAX_QUEUE_PER_WORKER": int(environ.get("MAX_QUEUE_PER_WORKER", 32)),
         # seconds a connection has to deliver its whole request (read by web/worker.py)
-        "REQUEST_READ_TIMEOUT": float(environ.get("REQUEST_READ_TIMEOUT", 10)),
+        "REQUEST_READ_TIMEOUT": float(environ.get("REQUEST_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
         "SENTRY_DSN": environ.get("SENTRY_DSN", ""),
         "SENTRY_ENVIRONMENT": environ.get("SENTRY_ENVIRONMENT", "production"),
         "SENTRY_RELEASE": environ.get("SENTRY_RELEASE")

@@ -219,3 +219,18 @@ def test_a_body_shorter_than_its_content_length_is_a_408(client):
     )
     body = assert_error(response, 408, "request_timeout")
     assert f"100 of {len(CANVAS_SEVEN):,} bytes" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("received, complete", [
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", False),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc", False),
+    (b"POST / HTTP/1.1\r\ncontent-LENGTH:  5 \r\n\r\nabcde", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", True),  # refused from the head: no need to wait
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", True),  # gunicorn reads the chunks
+    (b"GET /" + b"x" * 70_000, True),  # an overlong head goes to gunicorn's parser, which refuses it
+])
+def test_when_a_request_has_arrived_in_full(received, complete):
+    from web.worker import request_is_complete
+
+    assert request_is_complete(received, max_body=1_000_000) is complete

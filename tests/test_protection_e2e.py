@@ -2,6 +2,7 @@
 
 import json
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -87,3 +88,39 @@ def test_a_flood_gets_only_answers_and_refusals(service):
     assert requests.get(service.url + "/healthz", timeout=5).status_code == 200
     metrics = requests.get(service.url + "/metrics", timeout=5).text
     assert f"digits_overload_rejections_total {float(statuses.count(503))}" in metrics
+
+
+def test_many_slow_clients_leave_the_workers_free(tmp_path):
+    # a long deadline, so that only parking (not the deadline) can keep the workers free
+    environment = {"WEB_CONCURRENCY": "2", "REQUEST_READ_TIMEOUT": "30"}
+    with start_service(tmp_path / "output.log", environment) as running:
+        stop = threading.Event()
+
+        def trickle(connection: socket.socket, request: bytes) -> None:
+            """Send the request a few bytes at a time, slower than anyone would."""
+            for start in range(0, len(request), 4):
+                if stop.wait(0.2):
+                    return
+                connection.sendall(request[start:start + 4])
+
+        upload = encode(draw_digit(6, background=None))
+        slow_request = b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(upload) + upload
+        slow = [open_connection(running.url) for _ in range(12)]  # six per worker
+        senders = [threading.Thread(target=trickle, args=(connection, slow_request)) for connection in slow]
+        for sender in senders:
+            sender.start()
+        try:
+            time.sleep(0.5)  # every slow client connected and sending
+            seconds = []
+            for _ in range(20):
+                started = time.monotonic()
+                answer = requests.post(running.url + "/recognize.json", data=upload, headers={"Content-Type": "image/png"}, timeout=30)
+                seconds.append(time.monotonic() - started)
+                assert answer.status_code == 200 and answer.json()["digit"] == 6
+            assert max(seconds) < 1.0, seconds  # without parking, each would wait for the slow ones: 30 s
+        finally:
+            stop.set()
+            for sender in senders:
+                sender.join()
+            for connection in slow:
+                connection.close()
