@@ -124,3 +124,22 @@ def test_many_slow_clients_leave_the_workers_free(tmp_path):
                 sender.join()
             for connection in slow:
                 connection.close()
+
+
+def test_past_the_parking_limit_the_oldest_slow_client_is_answered_at_once(tmp_path):
+    from web.worker import MAX_PARKED
+
+    environment = {"WEB_CONCURRENCY": "1", "REQUEST_READ_TIMEOUT": "30"}
+    with start_service(tmp_path / "output.log", environment) as running:
+        head = b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+        slow = [open_connection(running.url) for _ in range(MAX_PARKED + 1)]
+        for connection in slow:
+            connection.sendall(head + b"\x89PNG")  # a body that stops short
+            time.sleep(0.1)  # parked one after the other, the first is the oldest
+        started = time.monotonic()
+        status, _, body = read_answer(slow[0])
+        assert time.monotonic() - started < 5.0  # not its 30 s deadline
+        assert status == 408 and body["error"]["code"] == "request_timeout"
+        assert requests.get(running.url + "/healthz", timeout=5).status_code == 200
+        for connection in slow:
+            connection.close()

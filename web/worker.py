@@ -169,10 +169,12 @@ class GuardedSyncWorker(SyncWorker):
         self.answer(listener, arrival)
 
     def park(self, listener, arrival: Arrival) -> None:
-        """Keep a slow connection aside; the oldest one goes if there are too many."""
+        """Keep a slow connection aside; if there are too many, the oldest is answered now with what it sent."""
         self.parked.append(arrival)
         if len(self.parked) > MAX_PARKED:
-            self.answer(listener, self.parked.pop(0))
+            oldest = self.parked.pop(0)
+            oldest.deadline = time.monotonic()  # its deadline brought forward: no waiting for the rest
+            self.answer(listener, oldest)
 
     def answer(self, listener, arrival: Arrival) -> None:
         """Let gunicorn parse and answer the request from the bytes received, the rest bounded by the deadline."""
