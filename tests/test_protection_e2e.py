@@ -143,3 +143,22 @@ def test_past_the_parking_limit_the_oldest_slow_client_is_answered_at_once(tmp_p
         assert requests.get(running.url + "/healthz", timeout=5).status_code == 200
         for connection in slow:
             connection.close()
+
+
+def test_parked_uploads_hold_at_most_two_uploads_worth_of_memory(tmp_path):
+    limit = 300_000  # MAX_UPLOAD_BYTES: the parked bytes of a worker stay under 2 x this
+    environment = {"WEB_CONCURRENCY": "1", "REQUEST_READ_TIMEOUT": "30", "MAX_UPLOAD_BYTES": str(limit)}
+    with start_service(tmp_path / "output.log", environment) as running:
+        head = b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % limit
+        uploads = [open_connection(running.url) for _ in range(3)]
+        for connection in uploads:
+            connection.sendall(head + b"\0" * (limit * 3 // 4))  # three quarters of each body, then nothing
+            time.sleep(0.3)
+        # 2.25 uploads' worth parked is over the bound: the fullest (the first) is answered at once, not in 30 s
+        started = time.monotonic()
+        status, _, body = read_answer(uploads[0])
+        assert time.monotonic() - started < 5.0
+        assert status == 408 and body["error"]["code"] == "request_timeout"
+        assert requests.get(running.url + "/healthz", timeout=5).status_code == 200
+        for connection in uploads:
+            connection.close()

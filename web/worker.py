@@ -4,8 +4,10 @@
   request slowly would hold it, and a few such clients would hold them all. Here a worker
   takes a connection's request only once it has arrived in full. A connection whose request is
   not all there within FIRST_WAIT is parked: the worker goes on answering others and reads the
-  parked ones as their bytes come. Each has REQUEST_READ_TIMEOUT seconds (default 10) from its
-  accept; then it is answered with what it sent (408 for a body cut short) or closed.
+  parked ones as their bytes come (at most MAX_PARKED of them, holding at most PARKED_UPLOADS
+  uploads' worth of bytes; past either limit one is answered at once with what it sent). Each
+  has REQUEST_READ_TIMEOUT seconds (default 10) from its accept; then it is answered with what
+  it sent (408 for a body cut short) or closed.
 - Overload: the connections that wait for a worker queue in the kernel, in the listening
   socket's accept queue that all the workers share. `waiting_per_worker()` reads its length, so
   the app can answer 503 with Retry-After when the queue is full, instead of letting every
@@ -30,6 +32,9 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 FIRST_WAIT = 0.05
 # Parked connections per worker at most; past that the oldest is answered with what it has.
 MAX_PARKED = 16
+# Bytes the parked connections of a worker may hold, in uploads of MAX_UPLOAD_BYTES; past that the
+# fullest is answered with what it has (so memory stays bounded whatever the clients do).
+PARKED_UPLOADS = 2
 # A request head this long without its blank line is handed to gunicorn's parser, which refuses it.
 MAX_HEAD_BYTES = 64 * 1024
 # Bytes read from a parked connection at a time.
@@ -172,9 +177,17 @@ class GuardedSyncWorker(SyncWorker):
         """Keep a slow connection aside; if there are too many, the oldest is answered now with what it sent."""
         self.parked.append(arrival)
         if len(self.parked) > MAX_PARKED:
-            oldest = self.parked.pop(0)
-            oldest.deadline = time.monotonic()  # its deadline brought forward: no waiting for the rest
-            self.answer(listener, oldest)
+            self.answer_now(listener, self.parked[0])
+
+    def answer_now(self, listener, arrival: Arrival) -> None:
+        """Answer a parked connection with what it has sent, without waiting for the rest (408, or closed)."""
+        arrival.deadline = time.monotonic()
+        self.answer(listener, arrival)
+
+    def bound_parked_bytes(self, listener) -> None:
+        """While the parked connections hold more than PARKED_UPLOADS uploads' worth, answer the fullest now."""
+        while self.parked and sum(len(arrival.received) for arrival in self.parked) > PARKED_UPLOADS * self.max_body:
+            self.answer_now(listener, max(self.parked, key=lambda arrival: len(arrival.received)))
 
     def answer(self, listener, arrival: Arrival) -> None:
         """Let gunicorn parse and answer the request from the bytes received, the rest bounded by the deadline."""
@@ -205,4 +218,5 @@ class GuardedSyncWorker(SyncWorker):
                 arrival.connection.close()
             elif complete or now >= arrival.deadline:
                 self.answer(listener, arrival)
+        self.bound_parked_bytes(listener)
         return ready
