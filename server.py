@@ -28,7 +28,7 @@ from werkzeug.http import parse_options_header
 from model import DEFAULT_MODEL_PATH
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
 from model.inference import Classifier, Prediction
-from model.preprocess import default_max_pixels
+from model.preprocess import default_max_pixels, encode_png
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
 from web.openapi import openapi_document
@@ -40,6 +40,7 @@ request_logger = logging.getLogger("digit_recognition.requests")
 # HTTP status for each domain error code raised by the model package.
 STATUS_BY_CODE = {
     "unauthorized": 401,
+    "bad_request": 400,
     "missing_image": 400,
     "invalid_json": 400,
     "invalid_image": 400,
@@ -59,9 +60,11 @@ CODE_BY_STATUS = {
     500: "internal",
 }
 # Routes anyone may call when API keys are required: the health check and the API's description.
-OPEN_ENDPOINTS = frozenset({"healthz", "openapi", "docs"})
+OPEN_ENDPOINTS = frozenset({"index", "healthz", "openapi", "docs"})
 # Routes refused with 503 when too many connections wait (health checks and metrics stay answered).
 SHED_ENDPOINTS = frozenset({"recognize"})
+# What ?include= may add to an answer: "input", the 28x28 image the network read.
+INCLUDABLE = frozenset({"input"})
 # Seconds a client refused for overload is asked to wait before trying again.
 RETRY_AFTER_SECONDS = 1
 # A log value is written bare when it is this plain, else quoted and escaped (no forged log lines).
@@ -292,9 +295,25 @@ def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-def result_body(result: Prediction | RecognitionError) -> dict:
+def answer_body(prediction: Prediction, include_input: bool) -> dict:
+    """The answer for one image; with include_input, also the 28x28 image the network read, as a PNG data URL."""
+    body = prediction.as_dict()
+    if include_input and prediction.model_input is not None:
+        body["input"] = "data:image/png;base64," + base64.b64encode(encode_png(prediction.model_input)).decode()
+    return body
+
+
+def result_body(result: Prediction | RecognitionError, include_input: bool) -> dict:
     """One item of a batch answer: the single-image answer, or that image's error."""
-    return error_body(result.code, result.message) if isinstance(result, RecognitionError) else result.as_dict()
+    return error_body(result.code, result.message) if isinstance(result, RecognitionError) else answer_body(result, include_input)
+
+
+def included_extras(incoming: Request) -> set[str]:
+    """The extras asked for with ?include=... (comma-separated); only "input" exists."""
+    extras = set(split_list(incoming.args.get("include", "")))
+    if extras - INCLUDABLE:
+        raise ApiError("bad_request", f"?include= takes {', '.join(sorted(INCLUDABLE))}, not {', '.join(sorted(extras - INCLUDABLE))}.")
+    return extras
 
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
@@ -401,14 +420,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.post("/recognize.json")
     def recognize():
         """Read the digit in the uploaded image."""
+        include_input = "input" in included_extras(request)
         upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
         if isinstance(upload, list):
             results = classifier.recognize_batch(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
             g.log_detail = f" images={len(results)}"
-            return jsonify({"results": [result_body(result) for result in results]})
+            return jsonify({"results": [result_body(result, include_input) for result in results]})
         prediction = classifier.recognize(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
         g.log_detail = f" digit={prediction.digit}"
-        return jsonify(prediction.as_dict())
+        return jsonify(answer_body(prediction, include_input))
+
+    @app.get("/")
+    def index():
+        """The drawing page: draw or drop a digit and see what the network saw and read."""
+        return render_template("index.html")
 
     @app.get("/healthz")
     def healthz():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from model.evaluate import encode_png
+from model.preprocess import encode_png
 from bench.service import start_service
 from model.data import load_mnist
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from model.evaluate import encode_png
+from model.preprocess import encode_png
 from bench.footprint import rss_megabytes, total_rss_megabytes
 from bench.service import RunningService, start_service, worker_pids
 from model.data import load_mnist

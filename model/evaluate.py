@@ -4,7 +4,6 @@
 """
 
 import argparse
-import io
 import logging
 import sys
 import time
@@ -14,6 +13,7 @@ import numpy as np
 from model import DEFAULT_MODEL_PATH
 from model.data import load_mnist
 from model.inference import RUNTIMES, Classifier
+from model.preprocess import encode_png
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +31,6 @@ def format_confusion(counts: np.ndarray) -> str:
     for digit, row in enumerate(counts):
         lines.append(f"{digit:>9} " + "".join(f"{count:>6}" for count in row))
     return "\n".join(lines)
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """A grayscale uint8 array as PNG file bytes, as a client would upload it."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image, "L").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def decode_as_uploads(images: np.ndarray) -> np.ndarray:

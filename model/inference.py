@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +33,20 @@ class Prediction:
     digit: int
     confidence: float
     probabilities: list[float]
+    # what the network read: the preprocessed 28x28 image, 0..1 (not part of the answer unless asked)
+    model_input: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
         """The JSON shape of the API's answer."""
         return {"digit": self.digit, "confidence": self.confidence, "probabilities": self.probabilities}
 
 
-def prediction_from(probabilities: np.ndarray) -> Prediction:
+def prediction_from(probabilities: np.ndarray, model_input: np.ndarray | None = None) -> Prediction:
     """Turn one row of softmax output into a Prediction (probabilities re-normalised in float64)."""
     values = np.asarray(probabilities, dtype=np.float64)
     values = values / values.sum()
     digit = int(np.argmax(values))
-    return Prediction(digit=digit, confidence=float(values[digit]), probabilities=[float(v) for v in values])
+    return Prediction(digit, float(values[digit]), [float(v) for v in values], model_input)
 
 
 class KerasRuntime:
@@ -134,7 +136,7 @@ class Classifier:
 
     def classify(self, image: np.ndarray) -> Prediction:
         """The Prediction for one preprocessed 28x28 image."""
-        return prediction_from(self.predict_probabilities(image[np.newaxis])[0])
+        return prediction_from(self.predict_probabilities(image[np.newaxis])[0], image)
 
     def recognize(self, data: bytes, max_pixels: int = default_max_pixels) -> Prediction:
         """Image file bytes -> Prediction; raises the model package's errors for bad input."""
@@ -142,7 +144,7 @@ class Classifier:
             return self.classify(preprocess(data, max_pixels))
         with self.batcher.preparing() as ticket:
             image = preprocess(data, max_pixels)
-            return prediction_from(self.batcher.probabilities(image, ticket))
+            return prediction_from(self.batcher.probabilities(image, ticket), image)
 
     def recognize_batch(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
         """Many uploads at once, in order: a Prediction per readable image, its RecognitionError otherwise.
@@ -162,8 +164,8 @@ class Classifier:
             except RecognitionError as error:
                 results[index] = error
         if images:
-            for index, probabilities in zip(readable, self.predict_probabilities(np.stack(images))):
-                results[index] = prediction_from(probabilities)
+            for index, image, probabilities in zip(readable, images, self.predict_probabilities(np.stack(images))):
+                results[index] = prediction_from(probabilities, image)
         return results
 
     def describe(self) -> dict:

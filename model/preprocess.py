@@ -432,6 +432,15 @@ def image_to_array(image: Image.Image) -> np.ndarray:
     return normalize_digit(find_ink(gray))
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """A grayscale array as PNG file bytes: uint8 as it is, floats 0..1 scaled to 0..255."""
+    if image.dtype != np.uint8:
+        image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image, "L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def preprocess(data: bytes, max_pixels: int = default_max_pixels) -> np.ndarray:
     """Image file bytes -> the network's 28x28 float32 input; raises the model package's errors."""
     return image_to_array(decode_image(data, max_pixels))

@@ -344,3 +344,45 @@ def test_a_form_with_thousands_of_parts_is_refused_quickly(client):
     body = (parts + f"--{boundary}--\r\n").encode()
     body_error = assert_error(client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"), 413, "too_large")
     assert "too many parts" in body_error["error"]["message"]
+
+
+# --- what the network saw -----------------------------------------------------------------------
+
+
+def input_image(answer: dict) -> np.ndarray:
+    """The 28x28 image of an answer's "input" data URL."""
+    assert answer["input"].startswith("data:image/png;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(answer["input"].partition(",")[2])))
+    assert image.size == (28, 28) and image.mode == "L"
+    return np.asarray(image)
+
+
+def test_include_input_adds_the_image_the_network_read(client):
+    from model.preprocess import preprocess
+
+    plain = assert_answer(client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png"), 7)
+    assert "input" not in plain
+    answer = assert_answer_with_input(client.post("/recognize.json?include=input", data=CANVAS_SEVEN, content_type="image/png"))
+    seen = input_image(answer)
+    np.testing.assert_allclose(seen / 255.0, preprocess(CANVAS_SEVEN), atol=0.5 / 255 + 1e-6)
+    assert seen[:4].max() == 0 and seen[10:18, 10:18].max() > 200  # white digit centred on black, as MNIST
+
+
+def assert_answer_with_input(response) -> dict:
+    """A 200 answer with the digit fields and "input"."""
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert list(body) == ["digit", "confidence", "probabilities", "input"]
+    return body
+
+
+def test_include_input_in_a_batch(client):
+    images = [data_url(CANVAS_SEVEN), "not base64!"]
+    results = client.post("/recognize.json?include=input", json={"images": images}).get_json()["results"]
+    assert results[0]["digit"] == 7 and input_image(results[0]).shape == (28, 28)
+    assert results[1]["error"]["code"] == "invalid_image"
+
+
+def test_include_takes_only_known_extras(client):
+    body = assert_error(client.post("/recognize.json?include=input,secrets", data=CANVAS_SEVEN, content_type="image/png"), 400, "bad_request")
+    assert "secrets" in body["error"]["message"]

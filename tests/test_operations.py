@@ -50,8 +50,8 @@ def test_other_routes_need_the_key_too(locked_client, path):
     assert_error(locked_client.get(path), 401, "unauthorized")
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/openapi.json", "/docs"])
-def test_health_and_description_stay_open(locked_client, path):
+@pytest.mark.parametrize("path", ["/", "/healthz", "/openapi.json", "/docs"])
+def test_page_health_and_description_stay_open(locked_client, path):
     assert locked_client.get(path).status_code == 200
 
 

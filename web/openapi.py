@@ -61,13 +61,16 @@ def json_response(description: str, schema: dict) -> dict:
     }
 
 
-def operation(summary: str, description: str, responses: dict, protected: bool, keys_required: bool, **extra: Any) -> dict:
+def operation(
+    summary: str, description: str, responses: dict, protected: bool, keys_required: bool,
+    extra_parameters: list[dict] | None = None, **extra: Any,
+) -> dict:
     """One operation, with the request id parameter, its errors and, when keys are required, the bearer scheme."""
     errors = ["401", "404", "405", "500"] if protected and keys_required else ["404", "405", "500"]
     described = {
         "summary": summary,
         "description": description,
-        "parameters": [{"$ref": "#/components/parameters/RequestId"}],
+        "parameters": [{"$ref": "#/components/parameters/RequestId"}, *(extra_parameters or [])],
         "responses": {**responses, **{status: error_response(status) for status in errors}},
         **extra,
     }
@@ -100,6 +103,12 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                     {"oneOf": [{"$ref": "#/components/schemas/Prediction"}, {"$ref": "#/components/schemas/BatchResult"}]},
                 ), **recognize_errors},
                 protected=True, keys_required=keys_required,
+                extra_parameters=[{
+                    "name": "include", "in": "query", "required": False,
+                    "description": "`input`: also answer the 28x28 image the network read, as a PNG data URL "
+                    "(`input`, white digit on black, as MNIST), so a wrong answer explains itself.",
+                    "schema": {"type": "string", "enum": ["input"]},
+                }],
                 requestBody={"required": True, "content": {
                     "multipart/form-data": {"schema": {
                         "type": "object", "required": ["image"],
@@ -139,6 +148,17 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                 "content": {"text/plain": {"schema": {"type": "string"}}},
             }},
             protected=True, keys_required=keys_required,
+        )},
+        "/": {"get": operation(
+            "The drawing page",
+            "Draw a digit (mouse, finger or pen) or drop a picture, and see the digit, its confidence, all "
+            "ten probabilities and the 28x28 image the network read. It uses this API only. Always open.",
+            {"200": {
+                "description": "An HTML page, with its script and styles inline (no CDN).",
+                "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }},
+            protected=False, keys_required=keys_required,
         )},
         "/healthz": {"get": operation(
             "Health check", "200 once the worker has loaded the model. Always open, even with API keys.",
@@ -189,6 +209,8 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                         "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
                                           "minItems": 10, "maxItems": 10,
                                           "description": "The probability of each digit 0-9; they add up to 1."},
+                        "input": {"type": "string", "pattern": "^data:image/png;base64,",
+                                  "description": "Only with ?include=input: the 28x28 image the network read."},
                     },
                 },
                 "BatchResult": {
