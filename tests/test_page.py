@@ -169,3 +169,18 @@ def test_the_page_is_light(service):
         assert f'data-testid="{name}"' in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing from elsewhere
 
+
+
+def test_dropping_a_picture_on_the_page(page):
+    picture = encode(draw_digit(2, size=(400, 400), background=None))
+    transfer = page.evaluate_handle(
+        """bytes => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "two.png", {type: "image/png"}));
+            return transfer;
+        }""",
+        list(picture),
+    )
+    page.dispatch_event("body", "drop", {"dataTransfer": transfer})
+    expect_reading(page, 2)
+    page.screenshot(path=ARTIFACTS / "desktop-drop.png")
