@@ -61,6 +61,15 @@ def json_response(description: str, schema: dict) -> dict:
     }
 
 
+def html_response(description: str) -> dict:
+    """A 200 answer that is an HTML page, with the request id header."""
+    return {
+        "description": description,
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+
+
 def operation(
     summary: str, description: str, responses: dict, protected: bool, keys_required: bool,
     extra_parameters: list[dict] | None = None, **extra: Any,
@@ -153,11 +162,7 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
             "The drawing page",
             "Draw a digit (mouse, finger or pen) or drop a picture, and see the digit, its confidence, all "
             "ten probabilities and the 28x28 image the network read. It uses this API only. Always open.",
-            {"200": {
-                "description": "An HTML page, with its script and styles inline (no CDN).",
-                "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
-                "content": {"text/html": {"schema": {"type": "string"}}},
-            }},
+            {"200": html_response("An HTML page, with its script and styles inline (no CDN).")},
             protected=False, keys_required=keys_required,
         )},
         "/healthz": {"get": operation(
@@ -174,11 +179,7 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
         )},
         "/docs": {"get": operation(
             "API documentation page", "This description rendered as a web page. Always open.",
-            {"200": {
-                "description": "An HTML page.",
-                "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
-                "content": {"text/html": {"schema": {"type": "string"}}},
-            }},
+            {"200": html_response("An HTML page.")},
             protected=False, keys_required=keys_required,
         )},
     }
