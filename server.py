@@ -22,7 +22,7 @@ from typing import Any
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from flask import Flask, Request, g, jsonify, render_template, request
-from werkzeug.exceptions import ClientDisconnected, HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from model import DEFAULT_MODEL_PATH
@@ -207,12 +207,12 @@ def split_multipart(body: bytes, boundary: bytes, max_parts: int = 1000) -> dict
     return fields
 
 
-def image_from_form(incoming: Request) -> bytes:
+def image_from_form(incoming: Request, body: bytes) -> bytes:
     """The image from a form: a file field named 'image', or a text field holding base64 or a data URL."""
     fields = None
     if incoming.mimetype == "multipart/form-data":
         boundary = incoming.mimetype_params.get("boundary", "").encode("utf-8", "replace")
-        fields = split_multipart(incoming.get_data(), boundary, incoming.max_form_parts)
+        fields = split_multipart(body, boundary, incoming.max_form_parts)
     if fields is not None:
         filename, content = fields.get("image", (None, b""))
         if filename is not None and (filename or content):
@@ -256,10 +256,10 @@ def image_from_request(incoming: Request, batch_limit: int, read_timeout: float)
 
     A JSON body {"images": [...]} is a batch: a list of image bytes (or per-item errors) instead.
     """
-    read_body(incoming, read_timeout)
+    body = read_body(incoming, read_timeout)
     media_type = incoming.mimetype
     if media_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return image_from_form(incoming)
+        return image_from_form(incoming, body)
     if media_type == "application/json" or media_type.endswith("+json"):
         try:
             payload = incoming.get_json(silent=True)
@@ -273,10 +273,9 @@ def image_from_request(incoming: Request, batch_limit: int, read_timeout: float)
             raise ApiError("missing_image", 'The JSON object has no "image" field (or "images" list).')
         return decode_json_image(payload["image"])
     if media_type.startswith("image/") or media_type == "application/octet-stream":
-        data = incoming.get_data()
-        if not data:
+        if not body:
             raise ApiError("missing_image", "The request body is empty: it should be the image file.")
-        return data
+        return body
     if not media_type and not incoming.content_length:
         raise ApiError("missing_image", "No image found: the request has no body.")
     raise UnsupportedImageTypeError(
@@ -353,6 +352,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     classifier.on_inference = metrics.observe_inference
     app.extensions["metrics"] = metrics
     api_keys, cors_origins = app.config["API_KEYS"], app.config["CORS_ORIGINS"]
+    waiting_now = app.config.get("WAITING_PER_WORKER", waiting_per_worker)  # tests may stand in for the queue
+    api_document = openapi_document(app.config)
+    if app.config["SENTRY_DSN"]:
+        import sentry_sdk
+    else:
+        sentry_sdk = None
 
     @app.before_request
     def start_request():
@@ -362,9 +367,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         g.log_detail = ""
         metrics.in_flight.inc()
         g.in_flight = True
-        if app.config["SENTRY_DSN"]:
-            import sentry_sdk
-
+        if sentry_sdk is not None:
             sentry_sdk.set_tag("request_id", g.request_id)
 
     @app.before_request
@@ -383,7 +386,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         """Refuse recognition with 503 while the queue of waiting connections is full, so latency stays bounded."""
         if request.endpoint not in SHED_ENDPOINTS:
             return
-        waiting = app.config.get("WAITING_PER_WORKER", waiting_per_worker)()
+        waiting = waiting_now()
         if waiting is not None and waiting > app.config["MAX_QUEUE_PER_WORKER"]:
             metrics.rejections.inc()
             raise ApiError(
@@ -394,20 +397,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.after_request
     def finish_request(response):
         """Echo the request id, add CORS headers for allowed origins, then count and log the request in one line."""
-        request_id = g.get("request_id") or os.urandom(16).hex()
-        response.headers["X-Request-ID"] = request_id
+        response.headers["X-Request-ID"] = g.request_id
         if cors_origins:
             preflight = request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
             response.headers.update(cors_headers(request.headers.get("Origin"), cors_origins, preflight))
             response.vary.add("Origin")
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        seconds = time.perf_counter() - g.started
         route = request.url_rule.rule if request.url_rule else "unmatched"  # not the raw path: labels stay few
         metrics.observe_request(request.method, route, response.status_code, seconds)
         # one logfmt line per request, cheaper than gunicorn's access log (which builds every header into a
         # dict); the method is an HTTP token and the request id plain, so only the path may need quoting
         request_logger.info(
             "method=%s path=%s status=%s duration_ms=%.1f request_id=%s%s", request.method, log_value(request.path),
-            response.status_code, seconds * 1000, request_id, g.get("log_detail", ""),
+            response.status_code, seconds * 1000, g.request_id, g.log_detail,
         )
         return response
 
@@ -454,12 +456,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/openapi.json")
     def openapi():
         """The OpenAPI 3 description of this API, with this deployment's limits."""
-        return jsonify(openapi_document(app.config))
+        return jsonify(api_document)
 
     @app.get("/docs")
     def docs():
         """The API's documentation page, rendered here from the OpenAPI description (no CDN)."""
-        return render_template("docs.html", api=openapi_document(app.config))
+        return render_template("docs.html", api=api_document)
 
     if app.config["ENABLE_DEBUG_ROUTES"]:
 
@@ -475,14 +477,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
         return error_response(STATUS_BY_CODE[error.code], error.code, error.message, error.headers)
-
-    @app.errorhandler(ClientDisconnected)
-    def handle_slow_body(error: ClientDisconnected):
-        # Werkzeug's own server ends a short body this way (gunicorn's streams end quietly: read_body)
-        return error_response(
-            408, "request_timeout",
-            f"The request did not arrive in full within {app.config['REQUEST_READ_TIMEOUT']:g} seconds.",
-        )
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

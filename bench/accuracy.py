@@ -24,9 +24,8 @@ from bench.scenes import SCENES, Renderer, file_extension
 from model import DEFAULT_MODEL_PATH
 from model.data import load_mnist
 from model.errors import RecognitionError
-from model.preprocess import encode_png
 from model.inference import Classifier
-from model.preprocess import preprocess
+from model.preprocess import encode_png, preprocess
 
 logger = logging.getLogger("bench.accuracy")
 

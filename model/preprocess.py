@@ -380,9 +380,7 @@ def normalize_digit(ink: Ink) -> np.ndarray:
     if stroke < 0.75 * typical_stroke_width:
         radius = max(1, round((0.95 * typical_stroke_width - stroke) / 2))
         # grey dilation into a margin of `radius`; the zeros around the digit (ink is >= 0) change nothing
-        padded = np.zeros((digit.shape[0] + 4 * radius, digit.shape[1] + 4 * radius), dtype=digit.dtype)
-        padded[2 * radius : -2 * radius, 2 * radius : -2 * radius] = digit
-        digit = _disk_filter(padded, radius, np.maximum)
+        digit = _disk_filter(np.pad(digit, 2 * radius), radius, np.maximum)
     elif stroke > 1.6 * typical_stroke_width:
         radius = max(1, round((stroke - 1.3 * typical_stroke_width) / 2))
         digit = _disk_filter(np.pad(digit, radius, mode="symmetric"), radius, np.minimum)  # grey erosion
