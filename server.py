@@ -16,18 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# Each gunicorn worker keeps one core busy. NumPy's BLAS would start a thread per core for the
-# decoder's matrix products, and those threads spin, halving the other workers' speed (a 280x280
-# canvas: 43 -> 92 requests/s). Set before NumPy loads; an operator's own value wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 from flask import Flask, Request, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from model import DEFAULT_MODEL_PATH
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
-from model.inference import Classifier, Prediction
+from model.inference import Classifier, NumberDigit, Prediction
 from model.preprocess import default_max_pixels, encode_png
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
@@ -62,7 +57,7 @@ CODE_BY_STATUS = {
 # Routes anyone may call when API keys are required: the health check and the API's description.
 OPEN_ENDPOINTS = frozenset({"index", "healthz", "openapi", "docs"})
 # Routes refused with 503 when too many connections wait (health checks and metrics stay answered).
-SHED_ENDPOINTS = frozenset({"recognize"})
+SHED_ENDPOINTS = frozenset({"recognize", "recognize_number"})
 # What ?include= may add to an answer: "input", the 28x28 image the network read.
 INCLUDABLE = frozenset({"input"})
 # Seconds a client refused for overload is asked to wait before trying again.
@@ -307,6 +302,20 @@ def result_body(result: Prediction | RecognitionError, include_input: bool) -> d
     return error_body(result.code, result.message) if isinstance(result, RecognitionError) else answer_body(result, include_input)
 
 
+def number_body(digits: list[NumberDigit], include_input: bool) -> dict:
+    """The answer for a number: the digits read (non-digit marks left out), per line, and every mark with its box."""
+    entries = []
+    for item in digits:
+        x, y, width, height = item.box
+        entries.append({**answer_body(item.prediction, include_input), "line": item.line,
+                        "box": {"x": x, "y": y, "width": width, "height": height}})
+    lines = [
+        "".join(str(item.prediction.digit) for item in digits if item.line == line and item.prediction.is_digit)
+        for line in range(max(item.line for item in digits) + 1)
+    ]
+    return {"number": "".join(lines), "lines": lines, "digits": entries}
+
+
 def included_extras(incoming: Request) -> set[str]:
     """The extras asked for with ?include=... (comma-separated); only "input" exists."""
     extras = set(split_list(incoming.args.get("include", "")))
@@ -431,6 +440,31 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         prediction = classifier.recognize(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
         g.log_detail = f" digit={prediction.digit}"
         return jsonify(answer_body(prediction, include_input))
+
+    @app.post("/recognize/number.json")
+    def recognize_number():
+        """Read a number: every digit in the uploaded image, in reading order, with its box."""
+        include_input = "input" in included_extras(request)
+        upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
+        if isinstance(upload, list):
+            results = [read_number_or_error(item) for item in upload]
+            g.log_detail = f" images={len(results)}"
+            return jsonify({"results": [
+                error_body(result.code, result.message) if isinstance(result, RecognitionError) else number_body(result, include_input)
+                for result in results
+            ]})
+        body = number_body(classifier.recognize_number(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"]), include_input)
+        g.log_detail = f" number={body['number'] or '-'}"
+        return jsonify(body)
+
+    def read_number_or_error(upload: bytes | RecognitionError) -> list[NumberDigit] | RecognitionError:
+        """One image of a batch read as a number, or the error that image alone causes."""
+        if isinstance(upload, RecognitionError):
+            return upload
+        try:
+            return classifier.recognize_number(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
+        except RecognitionError as error:
+            return error
 
     @app.get("/")
     def index():

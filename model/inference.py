@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
+from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
 from model.batching import MicroBatcher
 from model.errors import RecognitionError
 from model.preprocess import default_max_pixels, preprocess
+from model.segment import read_number
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +34,32 @@ class Prediction:
     digit: int
     confidence: float
     probabilities: list[float]
+    # False when the picture does not look like any digit (a letter, a shape, a scribble)
+    is_digit: bool = True
     # what the network read: the preprocessed 28x28 image, 0..1 (not part of the answer unless asked)
     model_input: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
         """The JSON shape of the API's answer."""
-        return {"digit": self.digit, "confidence": self.confidence, "probabilities": self.probabilities}
+        return {
+            "digit": self.digit, "confidence": self.confidence, "is_digit": self.is_digit, "probabilities": self.probabilities,
+        }
 
 
-def prediction_from(probabilities: np.ndarray, model_input: np.ndarray | None = None) -> Prediction:
-    """Turn one row of softmax output into a Prediction (probabilities re-normalised in float64)."""
+def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of softmax rows (N, 10): softmax(log(p) / T), in float64; T = 1 changes nothing."""
+    logits = np.log(np.maximum(np.asarray(probabilities, dtype=np.float64), 1e-30)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=-1, keepdims=True)
+
+
+def prediction_from(probabilities: np.ndarray, model_input: np.ndarray | None = None, is_digit: bool = True) -> Prediction:
+    """Turn one row of (calibrated) probabilities into a Prediction (re-normalised in float64)."""
     values = np.asarray(probabilities, dtype=np.float64)
     values = values / values.sum()
     digit = int(np.argmax(values))
-    return Prediction(digit, float(values[digit]), [float(v) for v in values], model_input)
+    return Prediction(digit, float(values[digit]), [float(v) for v in values], bool(is_digit), model_input)
 
 
 class KerasRuntime:
@@ -91,52 +104,84 @@ class LiteRTRuntime:
             return self._interpreter.get_tensor(self._output).copy()
 
 
+@dataclass(frozen=True)
+class NumberDigit:
+    """One digit of a number: the Prediction for it, its line of writing and its box (x, y, width, height)."""
+
+    prediction: Prediction
+    line: int
+    box: tuple[int, int, int, int]
+
+
 class Classifier:
     """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction.
 
+    Confidences are temperature-scaled with the card's calibration. A second, small network (the
+    "digitness" detector), when given, scores how much each picture looks like a digit at all.
     With `max_batch` above 1, concurrent `recognize` calls share network calls (micro-batching).
     """
 
     def __init__(
-        self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras", max_batch: int = 1, max_wait: float = 0.002
+        self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras", max_batch: int = 1,
+        max_wait: float = 0.002, detector=None, detector_card: dict | None = None,
     ) -> None:
         self.runtime = runtime
         self.runtime_name = runtime_name
         self.card = card
         self.model_sha256 = model_sha256
-        self.batcher = MicroBatcher(self.predict_probabilities, max_batch, max_wait) if max_batch > 1 else None
+        self.temperature = float(card.get("calibration", {}).get("temperature", 1.0))
+        self.detector = detector
+        self.detector_card = detector_card or {}
+        self.digit_threshold = float(self.detector_card.get("threshold", 0.5))
+        self.batcher = MicroBatcher(self.read_rows, max_batch, max_wait) if max_batch > 1 else None
         # called after every network call with (images, seconds): the web layer's metrics hook in here
         self.on_inference: Callable[[int, float], None] | None = None
-        self.predict_probabilities(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
+        self.read_rows(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
 
     @classmethod
     def load(
-        cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras", max_batch: int = 1, max_wait: float = 0.002
+        cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras", max_batch: int = 1, max_wait: float = 0.002,
+        detector_path: str | Path | None = DEFAULT_DETECTOR_PATH,
     ) -> "Classifier":
-        """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it) and its card."""
+        """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it), its card and the detector."""
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown model runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         path = Path(path)
-        served = tflite_path_for(path) if runtime == "litert" else path
-        engine = LiteRTRuntime(served) if runtime == "litert" else KerasRuntime(served)
-        card_file = card_path_for(path)
-        card = json.loads(card_file.read_text()) if card_file.exists() else {}
-        model_sha256 = hashlib.sha256(served.read_bytes()).hexdigest()
-        logger.info("loaded model %s with the %s runtime (sha256 %s)", served, runtime, model_sha256)
-        return cls(engine, card, model_sha256, runtime, max_batch, max_wait)
+        engine, card, model_sha256 = _load_network(path, runtime)
+        detector, detector_card = None, None
+        if detector_path is not None and Path(detector_path).exists():
+            detector, detector_card, _ = _load_network(Path(detector_path), runtime)
+        else:
+            logger.warning("no digit detector at %s: every picture counts as a digit", detector_path)
+        return cls(engine, card, model_sha256, runtime, max_batch, max_wait, detector, detector_card)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1."""
+        """The network's own softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1."""
+        return self.read_rows(images)[:, :10]
+
+    def read_rows(self, images: np.ndarray) -> np.ndarray:
+        """One network call for images (N, 28, 28): rows of the 10 softmax outputs and the digit score."""
         batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1))
         started = time.perf_counter()
         probabilities = self.runtime(batch)
+        digit_scores = self.detector(batch) if self.detector is not None else np.ones((len(batch), 1), np.float32)
         if self.on_inference is not None:
             self.on_inference(len(batch), time.perf_counter() - started)
-        return probabilities
+        return np.concatenate([probabilities, np.reshape(digit_scores, (-1, 1))], axis=1)
+
+    def read(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities (N, 10) and digit scores (N,) for preprocessed images."""
+        rows = self.read_rows(images)
+        return calibrate(rows[:, :10], self.temperature), rows[:, 10]
+
+    def _prediction(self, row: np.ndarray, image: np.ndarray | None) -> Prediction:
+        """A Prediction from one row of read_rows."""
+        probabilities = calibrate(row[:10], self.temperature)
+        return prediction_from(probabilities, image, bool(row[10] >= self.digit_threshold))
 
     def classify(self, image: np.ndarray) -> Prediction:
         """The Prediction for one preprocessed 28x28 image."""
-        return prediction_from(self.predict_probabilities(image[np.newaxis])[0], image)
+        return self._prediction(self.read_rows(image[np.newaxis])[0], image)
 
     def recognize(self, data: bytes, max_pixels: int = default_max_pixels) -> Prediction:
         """Image file bytes -> Prediction; raises the model package's errors for bad input."""
@@ -144,7 +189,7 @@ class Classifier:
             return self.classify(preprocess(data, max_pixels))
         with self.batcher.preparing() as ticket:
             image = preprocess(data, max_pixels)
-            return prediction_from(self.batcher.probabilities(image, ticket), image)
+            return self._prediction(self.batcher.probabilities(image, ticket), image)
 
     def recognize_batch(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
         """Many uploads at once, in order: a Prediction per readable image, its RecognitionError otherwise.
@@ -164,10 +209,33 @@ class Classifier:
             except RecognitionError as error:
                 results[index] = error
         if images:
-            for index, image, probabilities in zip(readable, images, self.predict_probabilities(np.stack(images))):
-                results[index] = prediction_from(probabilities, image)
+            for index, image, row in zip(readable, images, self.read_rows(np.stack(images))):
+                results[index] = self._prediction(row, image)
         return results
+
+    def recognize_number(self, data: bytes, max_pixels: int = default_max_pixels) -> list[NumberDigit]:
+        """Image file bytes of a written number -> its digits in reading order (lines top to bottom)."""
+        readings = read_number(data, self.read, max_pixels)
+        return [
+            NumberDigit(
+                prediction_from(reading.probabilities, reading.image, reading.digit_score >= self.digit_threshold),
+                reading.line,
+                reading.box,
+            )
+            for reading in readings
+        ]
 
     def describe(self) -> dict:
         """The model card plus the served file's sha256 and the runtime, for GET /model.json."""
         return {**self.card, "runtime": self.runtime_name, "sha256": self.model_sha256}
+
+
+def _load_network(path: Path, runtime: str) -> tuple[object, dict, str]:
+    """A network file for `runtime` (the .keras, or the .tflite beside it), its card and the served file's sha256."""
+    served = tflite_path_for(path) if runtime == "litert" else path
+    engine = LiteRTRuntime(served) if runtime == "litert" else KerasRuntime(served)
+    card_file = card_path_for(path)
+    card = json.loads(card_file.read_text()) if card_file.exists() else {}
+    model_sha256 = hashlib.sha256(served.read_bytes()).hexdigest()
+    logger.info("loaded model %s with the %s runtime (sha256 %s)", served, runtime, model_sha256)
+    return engine, card, model_sha256

@@ -31,3 +31,29 @@ def build_network() -> keras.Sequential:
         ],
         name="digit_cnn",
     )
+
+
+def build_digitness_network() -> keras.Sequential:
+    """A small CNN that scores whether a 28x28 input looks like a digit at all (1) or not (0)."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            # 16 local stroke detectors
+            keras.layers.Conv2D(16, kernel_size=(3, 3), activation="relu"),
+            # halve the resolution
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            # 32 detectors of stroke combinations
+            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            # halve again
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            # one feature vector
+            keras.layers.Flatten(),
+            # combine the features into shape evidence
+            keras.layers.Dense(64, activation="relu"),
+            # regularise it
+            keras.layers.Dropout(0.3),
+            # the probability that the input is a digit
+            keras.layers.Dense(1, activation="sigmoid"),
+        ],
+        name="digitness_cnn",
+    )

@@ -190,8 +190,8 @@ def _background(values: np.ndarray) -> np.ndarray:
     return np.clip(surface, values.min(), medians[keep].max()).astype(np.float32)
 
 
-def find_ink(gray: np.ndarray) -> Ink:
-    """Turn a grayscale picture into bright ink on black and locate the digit in it."""
+def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bright-on-black ink strength of a grayscale picture, with its strong and weak (hysteresis) masks."""
     # order statistics by one sort: numpy's vectorised sort beats partition and median on pictures
     ordered = np.sort(gray, axis=None)
     # the ink level is a high order statistic, so that a few hot pixels of noise do not set it
@@ -218,6 +218,12 @@ def find_ink(gray: np.ndarray) -> Ink:
     # hysteresis: faint ink counts where it connects to clearly dark (strong) ink
     strong = strength > 0.5 * peak
     weak = strength > max(0.2 * peak, 4.0 * noise)
+    return strength, strong, weak
+
+
+def find_ink(gray: np.ndarray) -> Ink:
+    """Turn a grayscale picture into bright ink on black and locate the digit in it."""
+    strength, strong, weak = ink_strength(gray)
     labels, count = ndimage.label(weak, structure=EIGHT_NEIGHBOURS)
     height, width = strength.shape
     if count == 1:

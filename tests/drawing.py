@@ -84,3 +84,39 @@ def photo_of_digit(digit: int, seed: int = 0, size: tuple[int, int] = (1600, 120
     pixels = pixels * light[..., None] + rng.normal(0, 6, pixels.shape)
     photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     return photo.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def _star_points(points: int = 5) -> list[Point]:
+    """A pentagram drawn in one go: every second point of a star, back to the start."""
+    return [
+        (0.5 + 0.5 * math.cos(math.radians(-90 + 144 * step)), 0.52 + 0.5 * math.sin(math.radians(-90 + 144 * step)))
+        for step in range(points + 1)
+    ]
+
+
+# Marks that are no digit, as pen strokes in a unit box like STROKES (drawn best in a square box).
+NOT_DIGIT_STROKES: dict[str, list[list[Point]]] = {
+    "star": [_star_points()],
+    "cross": [[(0.0, 0.0), (1.0, 1.0)], [(1.0, 0.0), (0.0, 1.0)]],
+    "triangle": [[(0.5, 0.0), (1.0, 0.9), (0.0, 0.9), (0.5, 0.0)]],
+    "square": [[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.0, 0.0)]],
+    "spiral": [[(0.5 + r * math.cos(a) / 2, 0.5 + r * math.sin(a) / 2) for a, r in
+                ((math.radians(angle), angle / 1000) for angle in range(0, 1000, 15))]],
+    "zigzag": [[(step / 6, 0.3 if step % 2 == 0 else 0.7) for step in range(7)]],
+    "heart": [[(0.5 + 0.03 * 16 * math.sin(t) ** 3, 0.45 - 0.03 * (13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)))
+               for t in np.linspace(0, 2 * math.pi, 40)]],
+}
+
+
+def draw_number_picture(digits: str, size: tuple[int, int] = (1400, 400), digit_width: float = 0.16) -> tuple[Image.Image, list[tuple]]:
+    """A number's digits side by side on white paper, and each digit's box (left, top, width, height) in pixels."""
+    width, height = size
+    box_width, gap = width * digit_width, width * digit_width * 0.5
+    left = (width - len(digits) * box_width - (len(digits) - 1) * gap) / 2
+    picture, boxes = Image.new("RGB", size, (255, 255, 255)), []
+    for index, digit in enumerate(digits):
+        box = (left + index * (box_width + gap), height * 0.15, box_width, height * 0.7)
+        mark = draw_digit(int(digit), size, box=box, background=None)
+        picture.paste(mark, (0, 0), mark)
+        boxes.append(box)
+    return picture, boxes

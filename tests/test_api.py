@@ -26,7 +26,8 @@ def assert_answer(response, digit: int) -> dict:
     assert response.status_code == 200, response.get_json()
     assert response.mimetype == "application/json"
     body = response.get_json()
-    assert list(body) == ["digit", "confidence", "probabilities"]
+    assert list(body) == ["digit", "confidence", "is_digit", "probabilities"]
+    assert body["is_digit"] is True
     assert body["digit"] == digit
     assert len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
@@ -372,7 +373,7 @@ def assert_answer_with_input(response) -> dict:
     """A 200 answer with the digit fields and "input"."""
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
-    assert list(body) == ["digit", "confidence", "probabilities", "input"]
+    assert list(body) == ["digit", "confidence", "is_digit", "probabilities", "input"]
     return body
 
 

@@ -84,22 +84,27 @@ def test_every_error_code_the_app_can_answer_is_in_the_document():
     assert set(STATUS_BY_CODE) | set(CODE_BY_STATUS.values()) <= set(ERROR_CODES)
 
 
-def test_each_documented_request_body_works(client):
-    document = client.get("/openapi.json").get_json()
-    content = document["paths"]["/recognize.json"]["post"]["requestBody"]["content"]
+def upload_bodies() -> dict:
+    """One request of each documented body type carrying the canvas 7 (fresh file objects on each call)."""
     encoded = base64.b64encode(CANVAS_SEVEN).decode()
-    bodies = {
+    return {
         "multipart/form-data": {"data": {"image": (io.BytesIO(CANVAS_SEVEN), "seven.png")}},
         "application/x-www-form-urlencoded": {"data": {"image": data_url(CANVAS_SEVEN)}},
         "application/json": {"json": {"image": encoded}},
         "image/*": {"data": CANVAS_SEVEN, "content_type": "image/png"},
         "application/octet-stream": {"data": CANVAS_SEVEN, "content_type": "application/octet-stream"},
     }
-    assert set(content) == set(bodies)
-    for media_type, arguments in bodies.items():
-        response = client.post("/recognize.json", **arguments)
-        assert response.status_code == 200 and response.get_json()["digit"] == 7, media_type
-        assert_matches_document(document, "/recognize.json", "post", response)
+
+
+@pytest.mark.parametrize("path, field, expected", [("/recognize.json", "digit", 7), ("/recognize/number.json", "number", "7")])
+def test_each_documented_request_body_works(client, path, field, expected):
+    document = client.get("/openapi.json").get_json()
+    content = document["paths"][path]["post"]["requestBody"]["content"]
+    assert set(content) == set(upload_bodies())
+    for media_type, arguments in upload_bodies().items():
+        response = client.post(path, **arguments)
+        assert response.status_code == 200 and response.get_json()[field] == expected, media_type
+        assert_matches_document(document, path, "post", response)
 
 
 def test_real_answers_match_the_document(classifier):
@@ -123,6 +128,10 @@ def test_real_answers_match_the_document(classifier):
         ("/docs", "get", {}, 200),
         ("/", "get", {}, 200),
         ("/recognize.json?include=input", "post", {"data": CANVAS_SEVEN, "content_type": "image/png"}, 200),
+        ("/recognize/number.json", "post", {"data": CANVAS_SEVEN, "content_type": "image/png"}, 200),
+        ("/recognize/number.json", "post", {"json": {"images": [data_url(CANVAS_SEVEN), "not base64!"]}}, 200),
+        ("/recognize/number.json", "post", {"data": b"%PDF-1.4", "content_type": "image/png"}, 400),
+        ("/recognize/number.json", "post", {"data": blank, "content_type": "image/png"}, 422),
         ("/_debug/error", "get", {}, 500),
     ]
     for path, method, arguments, status in calls:

@@ -103,3 +103,37 @@ def test_augmentation_is_reproducible_and_keeps_the_digit_in_range():
     assert first.min() >= 0.0 and first.max() <= 1.0
     # distortions move and reshape the stroke but keep most of it on the frame
     assert np.all(first.sum(axis=(1, 2, 3)) > 0.4 * images[0].sum())
+
+
+def test_calibration_fits_a_temperature_into_the_card_and_the_classifier_uses_it(tiny_data, tmp_path):
+    from model.calibrate import calibrate_model
+
+    output = tmp_path / "tiny.keras"
+    training.main(["--data", str(tiny_data), "--output", str(output), "--epochs", "3", "--batch-size", "32",
+                   "--validation-size", "30", "--seed", "3", "--no-augment"])
+    calibration = calibrate_model(str(tiny_data), output)
+    card = json.loads(output.with_suffix(".json").read_text())
+    assert card["calibration"] == calibration and 0.25 <= calibration["temperature"] <= 4.0
+    assert {"ece_before", "ece_after", "accuracy", "images"} <= set(calibration["test"])
+    classifier = Classifier.load(output, detector_path=None)
+    assert classifier.temperature == calibration["temperature"]
+    raw = classifier.predict_probabilities(np.ones((1, 28, 28)) * 0.5)
+    calibrated, digit_scores = classifier.read(np.ones((1, 28, 28)) * 0.5)
+    assert calibrated.argmax() == raw.argmax() and digit_scores[0] == 1.0  # no detector: everything is a digit
+
+
+def test_a_tiny_detector_training_run_saves_a_detector_the_classifier_loads(tmp_path, mnist):
+    from model import digitness
+    from model.data import Dataset
+
+    dataset = Dataset(mnist["x_train"][:400], mnist["y_train"][:400], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
+    output = tmp_path / "digitness.keras"
+    card = digitness.train(dataset, output, epochs=2, validation_size=100, verbose=0,
+                           counts={"digit": 300, "font digit": 40, "non-digit": 300, "pair": 40})
+    assert output.exists() and output.with_suffix(".tflite").exists()
+    assert json.loads(output.with_suffix(".json").read_text()) == card
+    assert 0.0 < card["threshold"] < 1.0 and card["validation"]["digits_flagged"] <= 0.01
+    classifier = Classifier.load(detector_path=output, runtime="litert")
+    assert classifier.digit_threshold == card["threshold"]
+    _, digit_scores = classifier.read(mnist["x_test"][:20] / 255.0)
+    assert digit_scores.shape == (20,) and ((0.0 <= digit_scores) & (digit_scores <= 1.0)).all()

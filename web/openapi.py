@@ -70,6 +70,38 @@ def html_response(description: str) -> dict:
     }
 
 
+INCLUDE_PARAMETER = {
+    "name": "include", "in": "query", "required": False,
+    "description": "`input`: also answer the 28x28 image the network read, as a PNG data URL "
+    "(`input`, white digit on black, as MNIST), so a wrong answer explains itself.",
+    "schema": {"type": "string", "enum": ["input"]},
+}
+
+
+def upload_body(max_batch: int) -> dict:
+    """The request body of the recognition routes: one image as a form field, JSON or the raw body, or a JSON batch."""
+    return {"required": True, "content": {
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["image"],
+            "properties": {"image": {
+                "description": "The image file (curl -F image=@digit.png), or a text field with base64 or a data URL.",
+                "oneOf": [{"type": "string", "contentMediaType": "application/octet-stream"}, IMAGE_STRING],
+            }},
+        }},
+        "application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": ["image"], "properties": {"image": IMAGE_STRING},
+        }},
+        "application/json": {"schema": {"oneOf": [
+            {"type": "object", "required": ["image"], "properties": {"image": IMAGE_STRING}},
+            {"type": "object", "required": ["images"], "properties": {"images": {
+                "type": "array", "items": IMAGE_STRING, "minItems": 1, "maxItems": max_batch,
+            }}},
+        ]}},
+        "image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}},
+        "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}},
+    }}
+
+
 def operation(
     summary: str, description: str, responses: dict, protected: bool, keys_required: bool,
     extra_parameters: list[dict] | None = None, **extra: Any,
@@ -112,32 +144,23 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                     {"oneOf": [{"$ref": "#/components/schemas/Prediction"}, {"$ref": "#/components/schemas/BatchResult"}]},
                 ), **recognize_errors},
                 protected=True, keys_required=keys_required,
-                extra_parameters=[{
-                    "name": "include", "in": "query", "required": False,
-                    "description": "`input`: also answer the 28x28 image the network read, as a PNG data URL "
-                    "(`input`, white digit on black, as MNIST), so a wrong answer explains itself.",
-                    "schema": {"type": "string", "enum": ["input"]},
-                }],
-                requestBody={"required": True, "content": {
-                    "multipart/form-data": {"schema": {
-                        "type": "object", "required": ["image"],
-                        "properties": {"image": {
-                            "description": "The image file (curl -F image=@digit.png), or a text field with base64 or a data URL.",
-                            "oneOf": [{"type": "string", "contentMediaType": "application/octet-stream"}, IMAGE_STRING],
-                        }},
-                    }},
-                    "application/x-www-form-urlencoded": {"schema": {
-                        "type": "object", "required": ["image"], "properties": {"image": IMAGE_STRING},
-                    }},
-                    "application/json": {"schema": {"oneOf": [
-                        {"type": "object", "required": ["image"], "properties": {"image": IMAGE_STRING}},
-                        {"type": "object", "required": ["images"], "properties": {"images": {
-                            "type": "array", "items": IMAGE_STRING, "minItems": 1, "maxItems": max_batch,
-                        }}},
-                    ]}},
-                    "image/*": {"schema": {"type": "string", "contentMediaType": "image/*"}},
-                    "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}},
-                }},
+                extra_parameters=[INCLUDE_PARAMETER], requestBody=upload_body(max_batch),
+            ),
+        },
+        "/recognize/number.json": {
+            "post": operation(
+                "Read a handwritten number in an image",
+                "Upload one image of a number (a house number, an amount, a year; several lines are read top "
+                "to bottom) and get every digit in reading order with its box in the image's pixels, its "
+                "confidence and whether it looks like a digit at all. Marks that are not digits (a letter, "
+                "a shape) are listed with `is_digit: false` and left out of `number`. The same uploads, "
+                "limits, batches and errors as /recognize.json; 422 when there is no ink at all.",
+                {"200": json_response(
+                    "The number (or, for a batch, one number or error per image, in order).",
+                    {"oneOf": [{"$ref": "#/components/schemas/Number"}, {"$ref": "#/components/schemas/NumberBatchResult"}]},
+                ), **recognize_errors},
+                protected=True, keys_required=keys_required,
+                extra_parameters=[INCLUDE_PARAMETER], requestBody=upload_body(max_batch),
             ),
         },
         "/model.json": {"get": operation(
@@ -161,7 +184,8 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
         "/": {"get": operation(
             "The drawing page",
             "Draw a digit (mouse, finger or pen) or drop a picture, and see the digit, its confidence, all "
-            "ten probabilities and the 28x28 image the network read. It uses this API only. Always open.",
+            "ten probabilities and the 28x28 image the network read; or, in number mode, draw a number and "
+            "see each digit boxed with its reading. It uses this API only. Always open.",
             {"200": html_response("An HTML page, with its script and styles inline (no CDN).")},
             protected=False, keys_required=keys_required,
         )},
@@ -202,11 +226,15 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
             "schemas": {
                 "Prediction": {
                     "type": "object",
-                    "required": ["digit", "confidence", "probabilities"],
+                    "required": ["digit", "confidence", "is_digit", "probabilities"],
                     "properties": {
                         "digit": {"type": "integer", "minimum": 0, "maximum": 9},
                         "confidence": {"type": "number", "minimum": 0, "maximum": 1,
-                                       "description": "The probability of `digit`."},
+                                       "description": "The calibrated probability of `digit`: of answers given "
+                                       "with 0.9, about 90 % are right."},
+                        "is_digit": {"type": "boolean",
+                                     "description": "False when the picture does not look like any digit (a letter, "
+                                     "a shape, a scribble); `digit` is then only the best guess."},
                         "probabilities": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
                                           "minItems": 10, "maxItems": 10,
                                           "description": "The probability of each digit 0-9; they add up to 1."},
@@ -219,6 +247,32 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                     "required": ["results"],
                     "properties": {"results": {"type": "array", "items": {"oneOf": [
                         {"$ref": "#/components/schemas/Prediction"}, {"$ref": "#/components/schemas/Error"},
+                    ]}}},
+                },
+                "Number": {
+                    "type": "object",
+                    "required": ["number", "lines", "digits"],
+                    "properties": {
+                        "number": {"type": "string", "pattern": "^[0-9]*$",
+                                   "description": "The digits read, in reading order; marks that are not digits left out."},
+                        "lines": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]*$"},
+                                  "description": "The same, one string per line of writing, top to bottom."},
+                        "digits": {"type": "array", "items": {"allOf": [
+                            {"$ref": "#/components/schemas/Prediction"},
+                            {"type": "object", "required": ["line", "box"], "properties": {
+                                "line": {"type": "integer", "minimum": 0},
+                                "box": {"type": "object", "required": ["x", "y", "width", "height"], "properties": {
+                                    name: {"type": "integer", "minimum": 0} for name in ("x", "y", "width", "height")
+                                }, "description": "Where the mark is, in the uploaded image's pixels (EXIF rotation applied)."},
+                            }},
+                        ]}, "description": "Every mark read, in reading order."},
+                    },
+                },
+                "NumberBatchResult": {
+                    "type": "object",
+                    "required": ["results"],
+                    "properties": {"results": {"type": "array", "items": {"oneOf": [
+                        {"$ref": "#/components/schemas/Number"}, {"$ref": "#/components/schemas/Error"},
                     ]}}},
                 },
                 "Error": {

@@ -1,0 +1,124 @@
+"""Whole numbers and "not a digit": accuracy on evaluation sets this script builds itself.
+
+    python -m bench.number_accuracy --data ../shared/data/mnist.npz
+
+Three sets, none of them seen in training:
+- numbers of 2-6 digits composed from MNIST *test* digits (bench.numbers: uneven sizes and gaps,
+  touching neighbours, slant, noise dots, some on two lines), read by /recognize/number.json's code:
+  the share read exactly right (goal >= 97 %);
+- non-digits: letters and symbols in fonts the detector never trained on (Liberation, Pillow's
+  own) and hand-drawn shapes, both of kinds it trained on and of five kinds it never saw, read by
+  /recognize.json's code: the share flagged `is_digit: false` (goal >= 85 %);
+- the 10,000 MNIST test digits, drawn as pictures and as the original 28x28 PNGs: the share
+  wrongly flagged (goal <= 1 %).
+It also reports the calibration of the confidence (expected calibration error) on the digits of
+the numbers, before and after the model card's temperature.
+"""
+
+import argparse
+import collections
+import time
+
+import numpy as np
+
+from bench.numbers import number_set
+from model import synthetic
+from model.calibrate import expected_calibration_error
+from model.data import load_mnist
+from model.digitness import digit_picture
+from model.inference import Classifier, calibrate
+from model.preprocess import encode_png
+
+
+def read_numbers(classifier: Classifier, numbers: list) -> dict:
+    """Exact-number accuracy overall and by length and kind; per-digit confidences for calibration."""
+    right = collections.Counter()
+    total = collections.Counter()
+    confidences, raw, labels = [], [], []
+    seconds = []
+    for number in numbers:
+        upload = encode_png(number.picture)
+        started = time.perf_counter()
+        digits = classifier.recognize_number(upload)
+        seconds.append(time.perf_counter() - started)
+        read = "".join(str(item.prediction.digit) for item in digits if item.prediction.is_digit)
+        kinds = ["all", f"{len(number.number)} digits", "touching" if number.touching else "apart"]
+        if len(number.lines) > 1:
+            kinds.append("two lines")
+        for kind in kinds:
+            total[kind] += 1
+            right[kind] += read == number.number
+        if len(digits) == len(number.number):  # the digits line up with the truth: calibration data
+            for item, truth in zip(digits, number.number):
+                confidences.append(item.prediction.probabilities)
+                labels.append(int(truth))
+        raw.append(read)
+    probabilities = np.array(confidences)
+    return {
+        "accuracy": {kind: (right[kind], total[kind]) for kind in total},
+        "probabilities": probabilities,
+        "labels": np.array(labels),
+        "milliseconds": 1000 * np.array(seconds),
+    }
+
+
+def flagged_share(classifier: Classifier, pictures: list[np.ndarray]) -> float:
+    """Share of pictures answered with is_digit false."""
+    predictions = classifier.recognize_batch([encode_png(picture) for picture in pictures])
+    return float(np.mean([not prediction.is_digit for prediction in predictions]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the sets, read them, print the figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.number_accuracy", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
+    parser.add_argument("--numbers", type=int, default=1000, help="numbers to compose (default: %(default)s)")
+    parser.add_argument("--non-digits", type=int, default=1000, help="non-digits of each group (default: %(default)s)")
+    parser.add_argument("--runtime", default="litert", help="model runtime (default: %(default)s)")
+    arguments = parser.parse_args(argv)
+    dataset = load_mnist(arguments.data)
+    classifier = Classifier.load(runtime=arguments.runtime)
+
+    numbers = number_set(dataset.x_test, dataset.y_test, arguments.numbers)
+    result = read_numbers(classifier, numbers)
+    print(f"Numbers of 2-6 MNIST test digits ({len(numbers)}), read exactly right (goal >= 97 %):")
+    for kind, (right, total) in sorted(result["accuracy"].items(), key=lambda item: (item[0] != "all", item[0])):
+        print(f"  {kind:<12} {100 * right / total:6.2f} %  ({right}/{total})")
+    milliseconds = result["milliseconds"]
+    print(f"  time per number in process: median {np.median(milliseconds):.0f} ms, p95 {np.percentile(milliseconds, 95):.0f} ms")
+
+    rng = np.random.default_rng(11)
+    groups = {
+        "letters, held-out fonts": [
+            synthetic.non_digit(rng, synthetic.EVALUATION_FONTS, (), letter_share=1.0) for _ in range(arguments.non_digits)
+        ],
+        "shapes, trained kinds": [
+            synthetic.shape(rng, synthetic.TRAINING_SHAPE_KINDS[rng.integers(len(synthetic.TRAINING_SHAPE_KINDS))])
+            for _ in range(arguments.non_digits)
+        ],
+        "shapes, held-out kinds": [
+            synthetic.shape(rng, synthetic.HELD_OUT_SHAPE_KINDS[rng.integers(len(synthetic.HELD_OUT_SHAPE_KINDS))])
+            for _ in range(arguments.non_digits)
+        ],
+    }
+    print("Non-digits flagged is_digit=false (goal >= 85 %):")
+    shares = {name: flagged_share(classifier, pictures) for name, pictures in groups.items()}
+    for name, share in shares.items():
+        print(f"  {name:<24} {100 * share:6.2f} %  ({len(groups[name])})")
+    print(f"  {'all':<24} {100 * np.mean(list(shares.values())):6.2f} %")
+
+    print("MNIST test digits wrongly flagged (goal <= 1 %):")
+    drawn = [digit_picture(rng, image) for image in dataset.x_test]
+    print(f"  drawn as pictures       {100 * flagged_share(classifier, drawn):6.2f} %  ({len(drawn)})")
+    originals = [255 - image for image in dataset.x_test]
+    print(f"  original 28x28 PNGs     {100 * flagged_share(classifier, originals):6.2f} %  ({len(originals)})")
+
+    probabilities, labels = result["probabilities"], result["labels"]
+    raw = calibrate(probabilities, 1.0 / classifier.temperature)  # undo the card's temperature
+    print(f"Calibration on the {len(labels)} digits of the numbers (ECE, {classifier.temperature=:.3f}):")
+    print(f"  before {100 * expected_calibration_error(raw, labels):.2f} %, after {100 * expected_calibration_error(probabilities, labels):.2f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Evaluation sets for whole numbers, built from MNIST *test* digits (no digit the network trained on).
+
+A number is 2-6 digits placed side by side on white paper the way people write: each digit its
+own size (0.8-1.25x), uneven gaps (from slightly overlapping to half a digit apart), a wobbling
+baseline, the whole number slanted (up to ±0.25), a few dots of noise; some numbers on two lines.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# Digit height in pixels, before each digit's own size change.
+digit_height = 72
+# Gaps between neighbouring digits' ink, as a share of the digit height.
+min_gap, max_gap = -0.06, 0.45
+# Share of numbers whose neighbours touch or nearly touch (gap drawn from -0.1..0.03).
+touching_share = 0.25
+# Slant of the whole number, as tan of the angle.
+max_slant = 0.25
+# Share of numbers written on two lines.
+two_line_share = 0.1
+
+
+@dataclass(frozen=True)
+class ComposedNumber:
+    """A picture of a number (uint8, dark ink on white), the digits in reading order and how it was made."""
+
+    picture: np.ndarray
+    number: str
+    lines: list[str]
+    touching: bool
+    slant: float
+
+
+def _ink_crop(image: np.ndarray) -> np.ndarray:
+    """An MNIST digit cut to its ink's bounding box (white on black, 0..255)."""
+    rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _scaled(image: np.ndarray, height: int) -> np.ndarray:
+    """A digit crop scaled to `height` pixels tall, aspect kept, as float 0..1 ink."""
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC), dtype=np.float32).clip(0, 255) / 255.0
+
+
+def _line(rng: np.random.Generator, digits: list[np.ndarray], touching: bool) -> np.ndarray:
+    """One line of digits as float ink (0 = paper) on a canvas tall enough for the baseline's wobble."""
+    scaled = [_scaled(_ink_crop(image), round(digit_height * rng.uniform(0.8, 1.25))) for image in digits]
+    gaps = [
+        rng.uniform(-0.1, 0.03) if touching and rng.random() < 0.6 else rng.uniform(min_gap, max_gap)
+        for _ in scaled[1:]
+    ]
+    height = int(1.6 * digit_height)
+    width = sum(piece.shape[1] for piece in scaled) + int(sum(max(gap, 0) for gap in gaps) * digit_height) + 2
+    canvas = np.zeros((height, width), dtype=np.float32)
+    x = 0
+    for index, piece in enumerate(scaled):
+        if index:
+            x = max(0, x + round(gaps[index - 1] * digit_height))
+        # digits sit on a common baseline that wobbles by up to a tenth of their height
+        bottom = height - int(0.15 * digit_height) + round(rng.uniform(-0.1, 0.1) * digit_height)
+        top = bottom - piece.shape[0]
+        region = canvas[top:bottom, x : x + piece.shape[1]]
+        np.maximum(region, piece[:, : region.shape[1]], out=region)
+        x += piece.shape[1]
+    return canvas[:, : max(x, 1)]
+
+
+def _slanted(ink: np.ndarray, slant: float) -> np.ndarray:
+    """Shear the ink so that verticals lean right by `slant` (tan of the angle)."""
+    height, width = ink.shape
+    extra = int(abs(slant) * height) + 2
+    image = Image.fromarray(ink, "F")
+    # output (x, y) reads input (x + slant * (y - height) + offset, y)
+    offset = -extra if slant > 0 else 0
+    sheared = image.transform((width + extra, height), Image.AFFINE, (1, slant, -slant * height + offset, 0, 1, 0),
+                              resample=Image.BILINEAR)
+    return np.asarray(sheared, dtype=np.float32)
+
+
+def compose_number(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray) -> ComposedNumber:
+    """One number from MNIST test digits `images` (uint8 28x28) with their `labels`, written on paper."""
+    touching = bool(rng.random() < touching_share)
+    two_lines = len(images) >= 4 and rng.random() < two_line_share
+    split = int(rng.integers(2, len(images) - 1)) if two_lines else len(images)
+    line_parts = [(images[:split], labels[:split]), (images[split:], labels[split:])] if two_lines else [(images, labels)]
+    lines = [_line(rng, list(part), touching) for part, _ in line_parts]
+    width = max(line.shape[1] for line in lines)
+    # lines start at slightly different places, a quarter of a digit apart vertically
+    gap = int(0.25 * digit_height)
+    ink = np.zeros((sum(line.shape[0] for line in lines) + gap * (len(lines) - 1), width + digit_height // 2), np.float32)
+    y = 0
+    for line in lines:
+        x = int(rng.integers(0, digit_height // 2 + 1))
+        ink[y : y + line.shape[0], x : x + line.shape[1]] = np.maximum(ink[y : y + line.shape[0], x : x + line.shape[1]], line)
+        y += line.shape[0] + gap
+    slant = float(rng.uniform(-max_slant, max_slant))
+    ink = _slanted(ink, slant)
+    # a margin of paper, then a few dots of noise anywhere
+    margin = digit_height // 2
+    ink = np.pad(ink, margin)
+    for _ in range(int(rng.integers(0, 5))):
+        radius = rng.uniform(0.8, 2.5)
+        cy, cx = rng.uniform(0, ink.shape[0]), rng.uniform(0, ink.shape[1])
+        yy, xx = np.ogrid[: ink.shape[0], : ink.shape[1]]
+        np.maximum(ink, ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2).astype(np.float32) * rng.uniform(0.5, 1.0), out=ink)
+    picture = np.round(255.0 * (1.0 - np.clip(ink, 0.0, 1.0))).astype(np.uint8)
+    line_texts = ["".join(str(int(label)) for label in part_labels) for _, part_labels in line_parts]
+    return ComposedNumber(picture, "".join(line_texts), line_texts, touching, slant)
+
+
+def number_set(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 7) -> list[ComposedNumber]:
+    """`count` numbers of 2-6 digits (lengths equally often), digits drawn at random from the given test split."""
+    rng = np.random.default_rng(seed)
+    numbers = []
+    for index in range(count):
+        length = 2 + index % 5
+        chosen = rng.choice(len(images), size=length, replace=False)
+        numbers.append(compose_number(rng, images[chosen], labels[chosen]))
+    return numbers

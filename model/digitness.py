@@ -1,0 +1,202 @@
+"""Train the "does this look like a digit at all?" detector and write it beside the digit model.
+
+    python -m model.digitness --data ../shared/data/mnist.npz
+
+The 10-way network always names a digit, even for a letter or a smiley. This small second network
+scores each normalised 28x28 input from 0 (not a digit) to 1 (a digit). It learns from:
+- digits: MNIST training digits (the reader's own training part; its validation part is held out
+  here too) and digits typed in the training fonts, so that print is not taken for "not a digit";
+- not digits: letters, symbols, shapes, scribbles and hatching (model.synthetic, training fonts
+  and shape kinds only), and two digits stuck together.
+Every example is drawn as a picture and goes through the service's own preprocessing, so the
+detector sees exactly what the reader sees. The threshold is set on the held-out digits so that
+at most `max_flagged_digits` of them are flagged.
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from model import DEFAULT_DETECTOR_PATH, card_path_for, tflite_path_for
+from model import synthetic
+from model.data import Dataset, load_mnist
+from model.errors import NoDigitError
+from model.export import export_tflite, exports_entry
+from model.preprocess import find_ink, normalize_digit
+
+logger = logging.getLogger(__name__)
+
+# Share of held-out digits the threshold may flag.
+max_flagged_digits = 0.004
+# The training fonts; where none is installed (a bare CI machine), Pillow's own font stands in.
+training_fonts = synthetic.TRAINING_FONTS or [synthetic.BUILTIN_FONT]
+
+
+def network_input(picture: np.ndarray) -> np.ndarray | None:
+    """A uint8 picture (dark ink on light paper) -> the normalised 28x28 input, or None if it has no ink."""
+    try:
+        return normalize_digit(find_ink(picture.astype(np.float32) / 255.0))
+    except NoDigitError:
+        return None
+
+
+def digit_picture(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """An MNIST digit as a drawing: its ink scaled to 48-120 pixels tall, dark on white paper, with a margin."""
+    rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
+    crop = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    height = int(rng.integers(48, 121))
+    width = max(1, round(crop.shape[1] * height / crop.shape[0] * rng.uniform(0.85, 1.15)))
+    ink = np.asarray(Image.fromarray(crop).resize((width, height), Image.BICUBIC))
+    return np.pad(255 - ink, height // 4, constant_values=255)
+
+
+def _examples(job: tuple[int, str, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of examples of one kind: (inputs (N, 28, 28), labels (N,)); run in a worker process."""
+    seed, kind, count, images, labels = job
+    rng = np.random.default_rng(seed)
+    inputs, targets = [], []
+    while len(inputs) < count:
+        if kind == "digit":
+            picture, target = digit_picture(rng, images[len(inputs) % len(images)]), 1
+        elif kind == "font digit":
+            picture, target = synthetic.font_digit(rng, training_fonts[rng.integers(len(training_fonts))], int(rng.integers(10))), 1
+        elif kind == "non-digit":
+            picture, target = synthetic.non_digit(rng, training_fonts, synthetic.TRAINING_SHAPE_KINDS), 0
+        else:  # "pair"
+            first, second = rng.choice(len(images), 2)
+            picture, target = synthetic.touching_pair(rng, digit_picture(rng, images[first]), digit_picture(rng, images[second])), 0
+        network_image = network_input(picture)
+        if network_image is not None:
+            inputs.append(network_image)
+            targets.append(target)
+    return np.stack(inputs), np.array(targets, dtype=np.float32)
+
+
+def build_examples(images: np.ndarray, labels: np.ndarray, counts: dict[str, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Examples of every kind in `counts`, made in parallel in chunks, reproducible from the seed."""
+    chunk = 2000
+    jobs = []
+    for kind_index, (kind, count) in enumerate(counts.items()):
+        for start in range(0, count, chunk):
+            pool_images = images[start : start + chunk] if kind == "digit" else images
+            pool_labels = labels[start : start + chunk] if kind == "digit" else labels
+            jobs.append((seed * 1_000_003 + kind_index * 10_007 + start, kind, min(chunk, count - start), pool_images, pool_labels))
+    with multiprocessing.get_context("spawn").Pool() as pool:
+        parts = pool.map(_examples, jobs)
+    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+
+
+def train(
+    dataset: Dataset,
+    output: Path = DEFAULT_DETECTOR_PATH,
+    epochs: int = 6,
+    validation_size: int = 5000,
+    seed: int = 1,
+    counts: dict[str, int] | None = None,
+    verbose: int | str = "auto",
+) -> dict:
+    """Build the examples, train, pick the threshold, save the detector with its card; return the card."""
+    import keras
+    import tensorflow as tf
+
+    from model.augment import Augmentation, augment_batch
+    from model.network import build_digitness_network
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    started = time.monotonic()
+    # the same held-out split as the reader's training (model.train.split_validation)
+    order = np.random.default_rng(seed).permutation(len(dataset.x_train))
+    held_out, kept = order[:validation_size], order[validation_size:]
+    counts = counts or {"digit": len(kept), "font digit": 6000, "non-digit": 40000, "pair": 10000}
+    x_train, y_train = build_examples(dataset.x_train[kept], dataset.y_train[kept], counts, seed)
+    validation_counts = {"digit": len(held_out), "non-digit": 2 * len(held_out) // 5, "pair": len(held_out) // 5}
+    x_validation, y_validation = build_examples(
+        dataset.x_train[held_out], dataset.y_train[held_out], validation_counts, seed + 1
+    )
+    logger.info("%d training and %d validation examples in %.0f s", len(x_train), len(x_validation), time.monotonic() - started)
+
+    settings = Augmentation(max_rotation_degrees=8.0, min_scale=0.9, max_scale=1.05, max_shift_pixels=1.5)
+    batches = (
+        tf.data.Dataset.from_tensor_slices((x_train[..., np.newaxis], y_train))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(128)
+        .enumerate()
+        .map(lambda index, batch: (augment_batch(batch[0], settings, tf.cast(index, tf.int32) + seed * 100003), batch[1]),
+             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    network = build_digitness_network()
+    steps = epochs * int(np.ceil(len(x_train) / 128))
+    network.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.02)),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    network.fit(batches, epochs=epochs, validation_data=(x_validation[..., np.newaxis], y_validation), verbose=verbose)
+
+    scores = network.predict(x_validation[..., np.newaxis], verbose=0)[:, 0]
+    digit_scores = np.sort(scores[y_validation == 1])
+    # the highest threshold that flags at most max_flagged_digits of the held-out digits
+    threshold = float(digit_scores[int(np.floor(max_flagged_digits * len(digit_scores)))])
+    flagged_non_digits = float(np.mean(scores[y_validation == 0] < threshold))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    served = build_digitness_network()
+    served.set_weights(network.get_weights())
+    served.save(output)
+    tflite_file = export_tflite(served, tflite_path_for(output))
+    card = {
+        "name": "digitness_cnn",
+        "description": "Scores whether a normalised 28x28 input looks like a digit (1) or not (0); below `threshold` is not a digit.",
+        "model_file": output.name,
+        "parameters": int(network.count_params()),
+        "threshold": round(threshold, 6),
+        "data": {
+            "file": Path(dataset.source).name,
+            "sha256": dataset.sha256,
+            "examples": {kind: int(count) for kind, count in counts.items()},
+            "validation_examples": validation_counts,
+            "fonts": [Path(font).name for font in training_fonts],
+            "shape_kinds": list(synthetic.TRAINING_SHAPE_KINDS),
+        },
+        "training": {"seed": seed, "epochs": epochs, "batch_size": 128, "optimizer": "Adam", "learning_rate": 1e-3,
+                     "augmentation": settings.as_dict(), "seconds": round(time.monotonic() - started, 1)},
+        "validation": {
+            "digits_flagged": round(float(np.mean(scores[y_validation == 1] < threshold)), 5),
+            "non_digits_flagged": round(flagged_non_digits, 5),
+        },
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "exports": exports_entry(tflite_file),
+    }
+    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    logger.info("saved %s: threshold %.4f flags %.2f%% of held-out digits and %.2f%% of held-out non-digits",
+                output, threshold, 100 * card["validation"]["digits_flagged"], 100 * flagged_non_digits)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m model.digitness", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
+    parser.add_argument("--output", default=str(DEFAULT_DETECTOR_PATH), help="detector file to write (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=6, help="passes over the examples (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed for the examples, split and weights (default: %(default)s)")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    train(load_mnist(arguments.data), Path(arguments.output), epochs=arguments.epochs, seed=arguments.seed,
+          verbose="auto" if sys.stdout.isatty() else 2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""Split a picture of a written number into its digits, in reading order.
+
+Bytes in, digits out, no web framework. The ink is found as for a single digit; its connected
+strokes are grouped into lines by height, and within a line into digits by the network itself
+("recognition-based segmentation"): every plausible way of grouping neighbouring strokes is
+read, and the grouping whose digits read best wins. That joins a 5 whose top bar floats, a 4
+drawn in two strokes and a broken pen line, and a stroke too wide to be one digit (digits that
+touch) is cut where its ink is thinnest, upright or slanted, if the two halves read better.
+Specks of noise are dropped. Each digit is then normalised exactly like a single upload.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from model.errors import NoDigitError
+from model.preprocess import (
+    EIGHT_NEIGHBOURS,
+    Ink,
+    _clip_unit,
+    _grow,
+    _percentile,
+    _shrink,
+    _stroke_width,
+    decode_image,
+    default_max_pixels,
+    ink_strength,
+    normalize_digit,
+    to_grayscale,
+)
+
+# Numbers are found on a copy at most this many pixels on its longer side (a long number needs more than one digit).
+number_working_size = 960
+# A mark smaller than this share of the tallest mark, both ways, is a speck of noise.
+speck_share = 0.15
+# A mark at least this share of the tallest one's height starts or joins a line of writing.
+line_mark_share = 0.35
+# The most strokes one digit is made of (a 4 in two strokes, a 5 with a floating bar, a broken line).
+max_strokes_per_digit = 4
+# A digit is at most this many times as wide as its line is tall; wider strokes are touching digits.
+max_digit_width = 1.25
+# A stroke at least this many times as wide as its line is tall is tried cut in two.
+min_split_width = 0.8
+# The detector's say in the search: a digit score at or above `sure_digit_score` costs nothing,
+# lower ones cost `detector_weight` times their log ratio to it.
+sure_digit_score, detector_weight = 0.5, 0.5
+# Slants (as tan of the angle) along which touching digits are tried cut.
+cut_slants = (-0.3, -0.15, 0.0, 0.15, 0.3)
+# Valleys of the ink profile tried as cuts, per slant.
+cuts_per_slant = 2
+# Strokes of one digit lie at most this share of the line's height apart.
+max_stroke_gap = 0.3
+# Each digit costs this much log-score, so that pieces that read as a digit together are not read apart.
+digit_cost = 0.5
+# A digit wider (upright) than this share of its line's height pays `wide_cost` per line height beyond it.
+wide_start, wide_cost = 1.05, 3.0
+# A cut pays this much per stroke width of ink it goes through (a joint of touching digits is thin).
+cut_cost = 1.2
+# Joining a piece to a digit costs this much per line height of gap between them (measured upright,
+# with the line's slant taken out); pieces that overlap a little already pay a little.
+gap_cost, gap_allowance = 10.0, 0.05
+# Slants tried when taking a line's slant out (tan of the angle).
+slants = np.linspace(-0.5, 0.5, 21)
+
+# reads (N, 28, 28) network inputs: (N, 10) probabilities and (N,) "looks like a digit" scores, both 0..1
+Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A connected stroke, or the part of one between (slanted) cuts."""
+
+    label: int
+    # each cut keeps the pixels where left <= x - slant * (y - pivot) < right: (left, right, slant, pivot)
+    cuts: tuple[tuple[float, float, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One digit of the number: where it is, the network's input and what the readers made of it."""
+
+    line: int
+    box: tuple[int, int, int, int]  # x, y, width, height in the uploaded image's pixels
+    image: np.ndarray  # the normalised 28x28 input
+    probabilities: np.ndarray  # (10,)
+    digit_score: float
+
+
+class Page:
+    """The ink of one picture, its connected strokes and the pixels of any group of pieces."""
+
+    def __init__(self, gray: np.ndarray) -> None:
+        self.strength, strong, self.weak = ink_strength(gray)
+        self.labels, count = ndimage.label(self.weak, structure=EIGHT_NEIGHBOURS)
+        flat = self.labels.ravel()
+        self.areas = np.bincount(flat, minlength=count + 1)
+        has_strong = np.bincount(flat, weights=strong.ravel(), minlength=count + 1) > 0
+        self.slices = [None, *ndimage.find_objects(self.labels)]
+        height, width = self.strength.shape
+        self.strokes = [
+            label for label in range(1, count + 1)
+            if has_strong[label] and self.areas[label] >= max(2.0, 0.0001 * height * width)
+        ]
+        if not self.strokes:
+            raise NoDigitError("No digit found: only specks of noise.")
+        self._pixels: dict[Piece, tuple[np.ndarray, np.ndarray]] = {}
+
+    def pixels(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns of a piece's ink in the picture (kept: the search asks many times)."""
+        if piece not in self._pixels:
+            mask, (top, left) = self.mask([piece])
+            rows, cols = np.nonzero(mask)
+            self._pixels[piece] = (rows + top, cols + left)
+        return self._pixels[piece]
+
+    def extent(self, pieces: list[Piece]) -> tuple[int, int, int, int]:
+        """Top, left, bottom, right (exclusive) of the pieces' ink."""
+        boxes = [(rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+                 for rows, cols in (self.pixels(piece) for piece in pieces) if rows.size]
+        if not boxes:
+            return 0, 0, 0, 0
+        top, left, bottom, right = zip(*boxes)
+        return int(min(top)), int(min(left)), int(max(bottom)), int(max(right))
+
+    def mask(self, pieces: list[Piece], margin: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
+        """The pieces' pixels in the window around their strokes (grown by `margin`), and its top-left corner."""
+        height, width = self.labels.shape
+        slices = [self.slices[piece.label] for piece in pieces]
+        top = max(min(s[0].start for s in slices) - margin, 0)
+        left = max(min(s[1].start for s in slices) - margin, 0)
+        bottom = min(max(s[0].stop for s in slices) + margin, height)
+        right = min(max(s[1].stop for s in slices) + margin, width)
+        window = self.labels[top:bottom, left:right]
+        mask = np.zeros(window.shape, dtype=bool)
+        for piece in pieces:
+            inside = window == piece.label
+            for cut_left, cut_right, slant, pivot in piece.cuts:
+                rows, cols = np.ogrid[top:bottom, left:right]
+                sheared = cols - slant * (rows - pivot)
+                inside &= (sheared >= cut_left) & (sheared < cut_right)
+            mask |= inside
+        return mask, (top, left)
+
+    def ink(self, pieces: list[Piece]) -> Ink:
+        """The pieces as a single digit's Ink: their strokes and anti-aliased rims, no other ink."""
+        margin = 3
+        strokes, (top, left) = self.mask(pieces, margin)
+        bottom, right = top + strokes.shape[0], left + strokes.shape[1]
+        strength = self.strength[top:bottom, left:right]
+        # the rims, but not the ink of a neighbouring digit or of the other side of a cut
+        keep = _grow(_grow(strokes)) & (strokes | ~self.weak[top:bottom, left:right])
+        level = _percentile(strength[strokes], 90)
+        strength = _clip_unit(strength * np.float32(1.0 / max(level, 1e-6)))
+        strength[~keep] = 0.0
+        inked = strength > 0.05
+        rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+        if rows.size == 0:
+            raise NoDigitError("No digit found: the marks are too faint.")
+        return Ink(strength=strength, box=(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1))
+
+
+def _box_size(page: Page, label: int) -> tuple[int, int]:
+    """Height and width of a stroke's bounding box."""
+    rows, cols = page.slices[label]
+    return rows.stop - rows.start, cols.stop - cols.start
+
+
+def _lines(page: Page) -> list[tuple[list[int], float]]:
+    """The strokes grouped into lines of writing, top to bottom, each with its height; specks dropped."""
+    sizes = {label: _box_size(page, label) for label in page.strokes}
+    tallest = max(height for height, _ in sizes.values())
+    marks = [label for label in page.strokes if max(sizes[label]) >= speck_share * tallest]
+    tall = sorted((label for label in marks if sizes[label][0] >= line_mark_share * tallest),
+                  key=lambda label: page.slices[label][0].start)
+    # tall strokes that overlap in height share a line
+    spans: list[list] = []  # [top, bottom, labels]
+    for label in tall:
+        top, bottom = page.slices[label][0].start, page.slices[label][0].stop
+        for span in spans:
+            overlap = min(bottom, span[1]) - max(top, span[0])
+            if overlap >= 0.3 * min(bottom - top, span[1] - span[0]):
+                span[0], span[1] = min(span[0], top), max(span[1], bottom)
+                span[2].append(label)
+                break
+        else:
+            spans.append([top, bottom, [label]])
+    # a digit broken across its height (a 7 whose stem floats below its bar) makes two short spans: rejoin them
+    spans.sort(key=lambda span: span[0])
+    merged: list[list] = []
+    for span in spans:
+        if merged:
+            previous = merged[-1]
+            short = min(previous[1] - previous[0], span[1] - span[0]) < 0.75 * tallest
+            if short and span[0] - previous[1] <= 0.5 * tallest and max(previous[1], span[1]) - previous[0] <= 1.25 * tallest:
+                previous[1] = max(previous[1], span[1])
+                previous[2].extend(span[2])
+                continue
+        merged.append(span)
+    spans = merged
+    # short strokes (a floating bar, a dot of a broken line) join the line nearest to their middle
+    for label in marks:
+        if label in tall:
+            continue
+        middle = (page.slices[label][0].start + page.slices[label][0].stop) / 2
+        nearest = min(spans, key=lambda span: max(span[0] - middle, middle - span[1], 0))
+        nearest[2].append(label)
+    spans.sort(key=lambda span: span[0])
+    return [(span[2], float(span[1] - span[0])) for span in spans]
+
+
+def _cuts(page: Page, piece: Piece) -> list[tuple[Piece, Piece, float]]:
+    """Ways to cut a wide piece in two, at the thinnest places of its ink profile along several slants.
+
+    Each comes with how much ink the cut goes through, in stroke widths.
+    """
+    mask, (top, left) = page.mask([piece])
+    stroke = _stroke_width(mask.astype(np.float32))
+    rows, cols = np.nonzero(mask)
+    rows, cols = rows + top, cols + left
+    pivot = float(rows.mean())
+    options = []
+    for slant in cut_slants:
+        sheared = cols - slant * (rows - pivot)
+        start = np.floor(sheared.min())
+        profile = np.bincount((sheared - start).astype(int))
+        width = profile.size
+        inner = np.arange(int(0.2 * width), int(0.8 * width) + 1)
+        inner = inner[inner < width]
+        if inner.size == 0:
+            continue
+        # the lowest columns, at least a fifth of the width apart
+        chosen: list[int] = []
+        for column in inner[np.argsort(profile[inner], kind="stable")]:
+            if all(abs(column - other) >= 0.2 * width for other in chosen):
+                chosen.append(int(column))
+            if len(chosen) == cuts_per_slant:
+                break
+        for column in chosen:
+            cut = start + column + 0.5
+            options.append((Piece(piece.label, piece.cuts + ((-np.inf, cut, slant, pivot),)),
+                            Piece(piece.label, piece.cuts + ((cut, np.inf, slant, pivot),)), profile[column] / stroke))
+    return options
+
+
+class Segmenter:
+    """Reads a picture of a number with a Reader; caches each group's reading for the search."""
+
+    def __init__(self, page: Page, read: Reader) -> None:
+        self.page = page
+        self.read = read
+        self.cache: dict[tuple, tuple[float, np.ndarray | None, np.ndarray | None, float]] = {}
+
+    def score_all(self, groups: list[tuple[Piece, ...]]) -> None:
+        """Read every group not read yet, in one network call."""
+        fresh = [group for group in dict.fromkeys(groups) if group not in self.cache]
+        images, readable = [], []
+        for group in fresh:
+            try:
+                images.append(normalize_digit(self.page.ink(list(group))))
+                readable.append(group)
+            except NoDigitError:
+                self.cache[group] = (-np.inf, None, None, 0.0)
+        if not images:
+            return
+        probabilities, digit_scores = self.read(np.stack(images))
+        for group, image, row, digit_score in zip(readable, images, probabilities, digit_scores):
+            # how well the group reads as one digit: the best class's probability and the digit score
+            score = float(np.log(max(float(row.max()), 1e-9)) + detector_weight * np.log(min(max(float(digit_score), 1e-9) / sure_digit_score, 1.0)))
+            self.cache[group] = (score, image, row, float(digit_score))
+
+    def score(self, piece: Piece, line: tuple[float, float, float]) -> float:
+        """How well a single piece reads as one digit of a line (height, slant, pivot), with the cost of a digit and of width."""
+        line_height, slant, pivot = line
+        left, right = self.columns(piece, slant, pivot)
+        wide = max(0.0, (right - left) / line_height - wide_start)
+        return self.cache[(piece,)][0] - digit_cost - wide_cost * wide
+
+    def split_wide(self, labels: list[int], line_height: float) -> list[Piece]:
+        """The line's pieces: strokes as they are, or cut where the parts read better as digits (up to 3 parts)."""
+        line = (line_height, *self.slant([Piece(label) for label in labels]))
+        pieces: list[Piece] = []
+        for label in labels:
+            pieces.extend(self.split(Piece(label), line, depth=2))
+        return pieces
+
+    def split(self, piece: Piece, line: tuple[float, float, float], depth: int) -> list[Piece]:
+        """A piece as it is, or cut in two (and each part again, `depth` levels) if the parts read better."""
+        line_height, slant, pivot = line
+        left, right = self.columns(piece, slant, pivot)
+        rows = self.page.extent([piece])
+        if depth == 0 or right - left < min_split_width * line_height or right - left < 0.7 * (rows[2] - rows[0]):
+            return [piece]
+        options = _cuts(self.page, piece)
+        self.score_all([(piece,)] + [(part,) for first, second, _ in options for part in (first, second)])
+        best_score, best = self.score(piece, line), (piece,)
+        for first, second, crossing in options:
+            score = self.score(first, line) + self.score(second, line) - cut_cost * crossing
+            if score > best_score:
+                best_score, best = score, (first, second)
+        if len(best) == 1:
+            return [piece]
+        return [part for half in best for part in self.split(half, line, depth - 1)]
+
+    def columns(self, piece: Piece, slant: float, pivot: float) -> tuple[float, float]:
+        """Left and right (exclusive) of a piece's ink, measured upright: with the line's slant taken out."""
+        rows, cols = self.page.pixels(piece)
+        if rows.size == 0:
+            return 0.0, 0.0
+        upright = cols - slant * (rows - pivot)
+        return float(upright.min()), float(upright.max()) + 1.0
+
+    def group_line(self, pieces: list[Piece], line_height: float) -> list[tuple[Piece, ...]]:
+        """Group a line's pieces into digits: the grouping of neighbours whose digits read best."""
+        slant, pivot = self.slant(pieces)
+        spans = {piece: self.columns(piece, slant, pivot) for piece in pieces}
+        pieces = sorted(pieces, key=lambda piece: sum(spans[piece]))
+        candidates: dict[tuple[int, int], tuple[tuple[Piece, ...], float]] = {}
+        for start in range(len(pieces)):
+            left, right = spans[pieces[start]]
+            gaps = 0.0
+            for end in range(start + 1, min(start + max_strokes_per_digit, len(pieces)) + 1):
+                if end > start + 1:
+                    piece_left, piece_right = spans[pieces[end - 1]]
+                    gap = max(piece_left - right, left - piece_right)  # negative: they overlap
+                    left, right = min(left, piece_left), max(right, piece_right)
+                    if gap > max_stroke_gap * line_height or right - left > max_digit_width * line_height:
+                        break
+                    gaps += max(0.0, gap / line_height + gap_allowance)
+                wide = max(0.0, (right - left) / line_height - wide_start)
+                candidates[(start, end)] = (tuple(pieces[start:end]), -digit_cost - wide_cost * wide - gap_cost * gaps)
+        self.score_all([group for group, _ in candidates.values()])
+        # best[i]: the best score of the first i pieces as digits, and where its last digit starts
+        best = [(0.0, -1)] + [(-np.inf, -1)] * len(pieces)
+        for end in range(1, len(pieces) + 1):
+            for start in range(max(0, end - max_strokes_per_digit), end):
+                if (start, end) not in candidates or best[start][0] == -np.inf:
+                    continue
+                group, shape_score = candidates[(start, end)]
+                score = best[start][0] + self.cache[group][0] + shape_score
+                if score > best[end][0]:
+                    best[end] = (score, start)
+        groups = []
+        end = len(pieces)
+        while end > 0:
+            start = best[end][1]
+            if start < 0:  # nothing readable before `end`: leave those pieces out
+                break
+            groups.append(candidates[(start, end)][0])
+            end = start
+        return groups[::-1]
+
+    def slant(self, pieces: list[Piece]) -> tuple[float, float]:
+        """The line's slant: the shear that makes its ink's column profile sharpest (upright strokes), and its pivot row."""
+        mask, (top, left) = self.page.mask(pieces)
+        rows, cols = np.nonzero(mask)
+        pivot = float(rows.mean()) + top
+        sharpness = []
+        for slant in slants:
+            upright = np.round(cols - slant * (rows + top - pivot)).astype(int)
+            sharpness.append(float(np.square(np.bincount(upright - upright.min()).astype(np.float64)).sum()))
+        return float(slants[int(np.argmax(sharpness))]), pivot
+
+
+def segment_number(gray: np.ndarray, read: Reader, scale: tuple[float, float] = (1.0, 1.0)) -> list[Reading]:
+    """The digits of a number in a grayscale picture, in reading order; boxes scaled by (x, y) `scale`."""
+    page = Page(gray)
+    segmenter = Segmenter(page, read)
+    readings = []
+    for line, (labels, line_height) in enumerate(_lines(page)):
+        pieces = segmenter.split_wide(labels, line_height)
+        for group in segmenter.group_line(pieces, line_height):
+            _, image, probabilities, digit_score = segmenter.cache[group]
+            if image is None:
+                continue
+            top, left, bottom, right = page.extent(list(group))
+            x, y = int(np.floor(left * scale[0])), int(np.floor(top * scale[1]))
+            box = (x, y, int(np.ceil(right * scale[0])) - x, int(np.ceil(bottom * scale[1])) - y)
+            readings.append(Reading(line, box, image, probabilities, digit_score))
+    if not readings:
+        raise NoDigitError("No digit found: the marks vanish at 28x28.")
+    return readings
+
+
+def read_number(data: bytes, read: Reader, max_pixels: int = default_max_pixels) -> list[Reading]:
+    """Image file bytes -> the number's digits in reading order; raises the model package's errors."""
+    image = decode_image(data, max_pixels)
+    gray = to_grayscale(image)
+    shrunk = _shrink(gray, number_working_size)
+    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]))

@@ -1,0 +1,252 @@
+"""Whole numbers (POST /recognize/number.json) and "not a digit": the segmenter, the detector, the API."""
+
+import base64
+import io
+import math
+
+import numpy as np
+import pytest
+from jsonschema import Draft202012Validator
+from PIL import Image, ImageDraw
+
+from model.calibrate import expected_calibration_error, fit_temperature
+from model.inference import calibrate
+from tests.drawing import NOT_DIGIT_STROKES, STROKES, Point, draw_digit, encode
+
+# Where each digit of a drawn number goes: unit-box strokes placed side by side in a wide picture.
+DIGIT_WIDTH, DIGIT_HEIGHT, GAP = 60, 100, 30
+
+
+def number_strokes(text: str, gaps: list[float] | None = None, marks: dict[int, list[list[Point]]] | None = None) -> tuple[list, list]:
+    """Strokes of a number written left to right (a unit box as tall as the digits) and each character's box.
+
+    `gaps` are the spaces between characters in pixels (default GAP); `marks` replaces the
+    strokes of the character at an index (a drawing that is no digit).
+    """
+    gaps = gaps if gaps is not None else [GAP] * (len(text) - 1)
+    total_width = len(text) * DIGIT_WIDTH + sum(gaps)
+    strokes, boxes, left = [], [], 0.0
+    for index, character in enumerate(text):
+        shape = (marks or {}).get(index) or STROKES[int(character)]
+        strokes += [[((left + x * DIGIT_WIDTH) / total_width, y) for x, y in stroke] for stroke in shape]
+        boxes.append((left, DIGIT_WIDTH))
+        left += DIGIT_WIDTH + (gaps[index] if index < len(gaps) else 0)
+    return strokes, boxes
+
+
+def draw_number(text: str, scale: float = 1.0, gaps: list[float] | None = None, marks=None, dots: int = 0) -> tuple[Image.Image, list]:
+    """A number drawn in pen on white, 60 px margins; returns the picture and each character's (left, top, width, height)."""
+    strokes, boxes = number_strokes(text, gaps, marks)
+    total_width = boxes[-1][0] + DIGIT_WIDTH
+    margin = 60
+    size = (round((total_width + 2 * margin) * scale), round((DIGIT_HEIGHT + 2 * margin) * scale))
+    box = (margin * scale, margin * scale, total_width * scale, DIGIT_HEIGHT * scale)
+    picture = draw_digit(0, size, box=box, stroke_width=11 * scale, strokes=strokes)
+    if dots:
+        pen = Image.new("L", size, 0)
+        draw = ImageDraw.Draw(pen)
+        rng = np.random.default_rng(dots)
+        for _ in range(dots):
+            x, y = rng.uniform(5, size[0] - 5), rng.uniform(5, 30 * scale)
+            draw.ellipse((x - 2 * scale, y - 2 * scale, x + 2 * scale, y + 2 * scale), fill=255)
+        picture.paste((0, 0, 0), mask=pen)
+    character_boxes = [((margin + left) * scale, margin * scale, width * scale, DIGIT_HEIGHT * scale) for left, width in boxes]
+    return picture, character_boxes
+
+
+def read(classifier, picture: Image.Image):
+    """The classifier's reading of a picture as a number: the number string and the digits."""
+    digits = classifier.recognize_number(encode(picture))
+    return "".join(str(item.prediction.digit) for item in digits if item.prediction.is_digit), digits
+
+
+@pytest.mark.parametrize("text", ["2024", "13", "7085", "946", "381"])
+def test_a_drawn_number_is_read_digit_by_digit_with_boxes_over_each_digit(classifier, text):
+    picture, boxes = draw_number(text)
+    number, digits = read(classifier, picture)
+    assert number == text
+    assert [item.line for item in digits] == [0] * len(text)
+    for item, (left, top, width, height) in zip(digits, boxes):
+        x, y, box_width, box_height = item.box
+        # each box holds its digit's ink: inside the digit's drawing cell (plus the pen's radius), not less than half of it
+        assert left - 8 <= x and x + box_width <= left + width + 8 and top - 8 <= y and y + box_height <= top + height + 8
+        assert box_height >= 0.6 * height
+        assert item.prediction.is_digit and 0.5 < item.prediction.confidence <= 1.0
+
+
+def test_boxes_are_in_the_uploaded_pictures_pixels_at_any_size(classifier):
+    small, _ = draw_number("2024")
+    large, _ = draw_number("2024", scale=4.0)  # 1,000+ pixels wide: read on a reduced copy, boxes scaled back
+    _, small_digits = read(classifier, small)
+    number, large_digits = read(classifier, large)
+    assert number == "2024"
+    for little, big in zip(small_digits, large_digits):
+        assert np.allclose(np.array(big.box), 4 * np.array(little.box), atol=8)
+
+
+def test_lines_of_writing_are_read_top_to_bottom(classifier):
+    top, _ = draw_number("12")
+    bottom, _ = draw_number("345")
+    picture = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height - 40), "white")
+    picture.paste(bottom, (0, top.height - 40))
+    picture.paste(top, (40, 0))
+    number, digits = read(classifier, picture)
+    assert number == "12345"
+    assert [item.line for item in digits] == [0, 0, 1, 1, 1]
+
+
+def test_digits_made_of_strokes_that_do_not_touch_are_one_digit_each(classifier):
+    floating_bar_five = [[(0.3, 0.0), (0.9, 0.0)], [(0.22, 0.12), (0.17, 0.45)] + [
+        (0.5 + 0.36 * math.cos(math.radians(a)), 0.68 + 0.31 * math.sin(math.radians(a))) for a in range(220, 511, 10)
+    ]]
+    four_in_two_strokes = [[(0.55, 0.0), (0.05, 0.62), (0.82, 0.62)], [(0.72, 0.2), (0.72, 1.0)]]  # the cross touches
+    broken_seven = [[(0.08, 0.0), (0.92, 0.0), (0.7, 0.4)], [(0.62, 0.55), (0.38, 1.0)]]  # a gap in the pen line
+    picture, _ = draw_number("547", marks={0: floating_bar_five, 1: four_in_two_strokes, 2: broken_seven})
+    number, digits = read(classifier, picture)
+    assert number == "547" and len(digits) == 3
+
+
+@pytest.mark.parametrize("text, gaps", [("00", [-6]), ("23", [-4]), ("707", [0, -3]), ("4183", [12, 4, 20])])
+def test_digits_close_together_or_touching_are_read_apart(classifier, text, gaps):
+    picture, _ = draw_number(text, gaps=gaps)
+    number, digits = read(classifier, picture)
+    assert number == text and len(digits) == len(text)
+
+
+def test_uneven_sizes_slant_and_specks_of_noise_do_not_change_the_number(classifier):
+    picture, _ = draw_number("3957", gaps=[10, 50, 20], dots=6)
+    # the second half written larger, the whole number slanted to the right by 0.2
+    array = np.asarray(picture.convert("L"))
+    half = array.shape[1] // 2
+    right = Image.fromarray(array[:, half:]).resize((round((array.shape[1] - half) * 1.25), round(array.shape[0] * 1.25)))
+    uneven = Image.new("L", (half + right.width, right.height), 255)
+    uneven.paste(Image.fromarray(array[:, :half]), (0, right.height - array.shape[0] - 10))
+    uneven.paste(right, (half, 0))
+    slanted = uneven.transform((uneven.width + 60, uneven.height), Image.AFFINE, (1, -0.2, 0, 0, 1, 0), fillcolor=255)
+    number, _ = read(classifier, slanted)
+    assert number == "3957"
+
+
+@pytest.mark.parametrize("shape", ["star", "spiral", "heart"])
+def test_a_mark_that_is_no_digit_is_listed_but_left_out_of_the_number(classifier, shape):
+    square = [[(0.5 + (x - 0.5) * 1.0, y) for x, y in stroke] for stroke in NOT_DIGIT_STROKES[shape]]
+    picture, _ = draw_number("1x2", marks={1: square})
+    number, digits = read(classifier, picture)
+    assert number == "12"
+    assert [item.prediction.is_digit for item in digits] == [True, False, True]
+
+
+@pytest.mark.parametrize("shape", ["star", "spiral", "heart", "zigzag"])
+def test_recognize_says_a_drawing_that_is_no_digit_is_not_a_digit(classifier, shape):
+    picture = draw_digit(0, strokes=NOT_DIGIT_STROKES[shape], box=(50, 50, 180, 180), stroke_width=16)
+    prediction = classifier.recognize(encode(picture))
+    assert prediction.is_digit is False
+    assert 0 <= prediction.digit <= 9 and abs(sum(prediction.probabilities) - 1) < 1e-9  # the best guess is still given
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_recognize_says_a_drawn_digit_is_a_digit(classifier, digit):
+    prediction = classifier.recognize(encode(draw_digit(digit)))
+    assert prediction.digit == digit and prediction.is_digit is True
+
+
+def test_mnist_test_digits_are_rarely_flagged(classifier, mnist):
+    uploads = [encode(Image.fromarray(255 - image)) for image in mnist["x_test"][:1000]]
+    flagged = sum(not prediction.is_digit for prediction in classifier.recognize_batch(uploads))
+    assert flagged <= 10  # the goal is at most 1 % over all 10,000 (bench.number_accuracy measures it)
+
+
+def test_temperature_scaling_keeps_the_digit_and_changes_only_the_confidence():
+    probabilities = np.array([[0.90, 0.05, 0.05], [0.2, 0.7, 0.1]])
+    assert np.allclose(calibrate(probabilities, 1.0), probabilities)
+    softer = calibrate(probabilities, 2.0)
+    assert np.array_equal(softer.argmax(axis=1), probabilities.argmax(axis=1))
+    assert (softer.max(axis=1) < probabilities.max(axis=1)).all() and np.allclose(softer.sum(axis=1), 1.0)
+
+
+def test_the_fitted_temperature_undoes_overconfidence_and_lowers_the_calibration_error():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 4000)
+    # a model that is right 80 % of the time but says 99 %
+    guesses = np.where(rng.random(4000) < 0.8, labels, (labels + 1) % 10)
+    logits = np.full((4000, 10), 0.0)
+    logits[np.arange(4000), guesses] = np.log(99 * 9)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    temperature = fit_temperature(probabilities, labels)
+    assert temperature > 1.5
+    before = expected_calibration_error(probabilities, labels)
+    after = expected_calibration_error(calibrate(probabilities, temperature), labels)
+    assert before > 0.15 and after < 0.03
+
+
+def test_the_served_model_card_records_its_calibration(classifier):
+    calibration = classifier.card["calibration"]
+    assert calibration["method"] == "temperature scaling" and classifier.temperature == calibration["temperature"]
+    for figures in (calibration["test"], calibration["slanted_test"]):
+        assert 0 <= figures["ece_after"] < 0.05 and 0 <= figures["ece_before"] < 0.05
+
+
+# --- the API --------------------------------------------------------------------------------------
+
+
+def test_the_number_route_answers_each_upload_style(client):
+    picture, _ = draw_number("407")
+    upload = encode(picture)
+    data_url = "data:image/png;base64," + base64.b64encode(upload).decode()
+    answers = [
+        client.post("/recognize/number.json", data={"image": (io.BytesIO(upload), "number.png")}),
+        client.post("/recognize/number.json", data=upload, content_type="image/png"),
+        client.post("/recognize/number.json", json={"image": data_url}),
+        client.post("/recognize/number.json", data={"image": data_url}),
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        assert body["number"] == "407" and body["lines"] == ["407"]
+        assert [entry["digit"] for entry in body["digits"]] == [4, 0, 7]
+        assert all(set(entry["box"]) == {"x", "y", "width", "height"} and entry["is_digit"] for entry in body["digits"])
+        assert [entry["box"]["x"] for entry in body["digits"]] == sorted(entry["box"]["x"] for entry in body["digits"])
+
+
+def test_the_number_route_answers_a_batch_and_the_input_images(client):
+    picture, _ = draw_number("52")
+    blank = encode(Image.new("L", (200, 100), 255))
+    response = client.post("/recognize/number.json?include=input", json={"images": [
+        base64.b64encode(encode(picture)).decode(), base64.b64encode(blank).decode(), "not base64!",
+    ]})
+    assert response.status_code == 200
+    first, second, third = response.get_json()["results"]
+    assert first["number"] == "52"
+    assert all(entry["input"].startswith("data:image/png;base64,") for entry in first["digits"])
+    model_input = Image.open(io.BytesIO(base64.b64decode(first["digits"][0]["input"].partition(",")[2])))
+    assert model_input.size == (28, 28)
+    assert second["error"]["code"] == "no_digit" and third["error"]["code"] == "invalid_image"
+
+
+@pytest.mark.parametrize("body, content_type, status, code", [
+    (b"", "image/png", 400, "missing_image"),
+    (b"%PDF-1.4 not an image", "image/png", 400, "invalid_image"),
+    (b"plain text", "text/plain", 415, "unsupported_media_type"),
+    (b"[1, 2]", "application/json", 400, "invalid_json"),
+])
+def test_the_number_route_gives_the_same_errors_as_recognize(client, body, content_type, status, code):
+    for path in ("/recognize.json", "/recognize/number.json"):
+        response = client.post(path, data=body, content_type=content_type)
+        assert response.status_code == status and response.get_json()["error"]["code"] == code, path
+
+
+def test_a_blank_picture_has_no_number(client):
+    response = client.post("/recognize/number.json", data=encode(Image.new("RGB", (300, 120), "white")), content_type="image/png")
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_digit"
+
+
+def test_number_answers_match_the_openapi_document(client):
+    document = client.get("/openapi.json").get_json()
+    schema = document["paths"]["/recognize/number.json"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    picture, _ = draw_number("1x2", marks={1: NOT_DIGIT_STROKES["star"]})
+    for response in (
+        client.post("/recognize/number.json?include=input", data=encode(picture), content_type="image/png"),
+        client.post("/recognize/number.json", json={"images": [base64.b64encode(encode(picture)).decode(), "?"]}),
+    ):
+        assert response.status_code == 200
+        Draft202012Validator({**schema, "components": document["components"]}).validate(response.get_json())
