@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bench.service import PROJECT_ROOT, free_port, start_service, worker_pids
-from tests.drawing import draw_digit, encode, photo_of_digit
+from tests.drawing import NOT_DIGIT_STROKES, draw_digit, encode, photo_of_digit
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,19 @@ def test_json_data_url_and_raw_jpeg(service):
     photo = encode(photo_of_digit(5, seed=2), "JPEG", quality=85)
     response = requests.post(service["url"] + "/recognize.json", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=10)
     assert response.status_code == 200 and response.json()["digit"] == 5
+
+
+def test_a_number_and_a_mark_that_is_no_digit_over_http(service):
+    with open(PROJECT_ROOT / "examples" / "number.png", "rb") as handle:
+        response = requests.post(service["url"] + "/recognize/number.json", files={"image": handle}, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["number"] == "2024" and [entry["digit"] for entry in body["digits"]] == [2, 0, 2, 4]
+    star = encode(draw_digit(0, strokes=NOT_DIGIT_STROKES["star"], box=(50, 50, 180, 180), stroke_width=16))
+    response = requests.post(service["url"] + "/recognize.json", data=star, headers={"Content-Type": "image/png"}, timeout=10)
+    assert response.status_code == 200 and response.json()["is_digit"] is False
+    time.sleep(0.5)
+    assert re.search(r"path=/recognize/number\.json status=200 .* number=2024\n", service["log"].read_text())
 
 
 def test_batch_request_over_http(service):
