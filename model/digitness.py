@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model import DEFAULT_DETECTOR_PATH, card_path_for, tflite_path_for
+from model import DEFAULT_DETECTOR_PATH, card_path_for
 from model import synthetic
 from model.data import Dataset, load_mnist
 from model.errors import NoDigitError
-from model.export import export_tflite, exports_entry
+from model.export import exports_entry, save_for_serving
 from model.preprocess import find_ink, normalize_digit
 
 logger = logging.getLogger(__name__)
@@ -149,11 +149,7 @@ def train(
     threshold = float(digit_scores[int(np.floor(max_flagged_digits * len(digit_scores)))])
     flagged_non_digits = float(np.mean(scores[y_validation == 0] < threshold))
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    served = build_digitness_network()
-    served.set_weights(network.get_weights())
-    served.save(output)
-    tflite_file = export_tflite(served, tflite_path_for(output))
+    tflite_file = save_for_serving(network, build_digitness_network, output)
     card = {
         "name": "digitness_cnn",
         "description": "Scores whether a normalised 28x28 input looks like a digit (1) or not (0); below `threshold` is not a digit.",

@@ -25,6 +25,16 @@ def export_tflite(network, output: Path) -> Path:
     return output
 
 
+def save_for_serving(network, build, output: Path) -> Path:
+    """Save a trained network's weights in a fresh, uncompiled copy made by `build` (the optimizer's
+    state would triple the file), and its TensorFlow Lite export beside it; return the export's path."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    served = build()
+    served.set_weights(network.get_weights())
+    served.save(output)
+    return export_tflite(served, tflite_path_for(output))
+
+
 def exports_entry(tflite_file: Path) -> dict:
     """The model card's record of the export."""
     return {"tflite": {"file": tflite_file.name, "sha256": file_sha256(tflite_file)}}

@@ -226,8 +226,8 @@ class Classifier:
         ]
 
     def describe(self) -> dict:
-        """The model card plus the served file's sha256 and the runtime, for GET /model.json."""
-        return {**self.card, "runtime": self.runtime_name, "sha256": self.model_sha256}
+        """The model card plus the served file's sha256, the runtime and the detector's card, for GET /model.json."""
+        return {**self.card, "runtime": self.runtime_name, "sha256": self.model_sha256, "digitness": self.detector_card or None}
 
 
 def _load_network(path: Path, runtime: str) -> tuple[object, dict, str]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
+from model import DEFAULT_MODEL_PATH, card_path_for
 from model.data import Dataset, file_sha256, load_mnist
-from model.export import export_tflite, exports_entry
+from model.export import exports_entry, save_for_serving
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +104,8 @@ def train(
     _, validation_accuracy = network.evaluate(x_validation, y_validation, verbose=0)
     _, test_accuracy = network.evaluate(to_network_input(dataset.x_test), dataset.y_test, verbose=0)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # save the weights in a fresh, uncompiled copy: the optimizer's state would triple the file
-    served = build_network()
-    served.set_weights(network.get_weights())
-    served.save(output)
-    # the same network for the LiteRT runtime, beside the .keras file
-    tflite_file = export_tflite(served, tflite_path_for(output))
+    # the .keras file, and the same network for the LiteRT runtime beside it
+    tflite_file = save_for_serving(network, build_network, output)
 
     card = {
         "name": "digit_cnn",

@@ -209,6 +209,8 @@ def test_model_card_names_the_served_file(client):
     assert card["parameters"] == 1_199_882
     assert card["test_accuracy"] >= 0.994
     assert {"architecture", "data", "training", "validation_accuracy", "trained_at"} <= set(card)
+    assert card["calibration"]["temperature"] > 0 and "ece_after" in card["calibration"]["test"]
+    assert card["digitness"]["name"] == "digitness_cnn" and 0 < card["digitness"]["threshold"] < 1
 
 
 def test_debug_route_is_off_by_default(client):
