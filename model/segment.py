@@ -5,8 +5,9 @@ strokes are grouped into lines by height, and within a line into digits by the n
 ("recognition-based segmentation"): every plausible way of grouping neighbouring strokes is
 read, and the grouping whose digits read best wins. That joins a 5 whose top bar floats, a 4
 drawn in two strokes and a broken pen line, and a stroke too wide to be one digit (digits that
-touch) is cut where its ink is thinnest, upright or slanted, if the two halves read better.
-Specks of noise are dropped. Each digit is then normalised exactly like a single upload.
+touch) is cut where its ink is thinnest, upright or slanted (and its parts once more), if the
+parts read better. Specks of noise are dropped. Each digit is then normalised exactly like a
+single upload.
 """
 
 from collections.abc import Callable
