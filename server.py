@@ -297,9 +297,11 @@ def answer_body(prediction: Prediction, include_input: bool) -> dict:
     return body
 
 
-def result_body(result: Prediction | RecognitionError, include_input: bool) -> dict:
-    """One item of a batch answer: the single-image answer, or that image's error."""
-    return error_body(result.code, result.message) if isinstance(result, RecognitionError) else answer_body(result, include_input)
+def result_body(result: Prediction | list[NumberDigit] | RecognitionError, include_input: bool) -> dict:
+    """One item of a batch answer: the single-image (or number) answer, or that image's error."""
+    if isinstance(result, RecognitionError):
+        return error_body(result.code, result.message)
+    return number_body(result, include_input) if isinstance(result, list) else answer_body(result, include_input)
 
 
 def number_body(digits: list[NumberDigit], include_input: bool) -> dict:
@@ -447,24 +449,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         include_input = "input" in included_extras(request)
         upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
         if isinstance(upload, list):
-            results = [read_number_or_error(item) for item in upload]
+            results = classifier.recognize_numbers(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
             g.log_detail = f" images={len(results)}"
-            return jsonify({"results": [
-                error_body(result.code, result.message) if isinstance(result, RecognitionError) else number_body(result, include_input)
-                for result in results
-            ]})
+            return jsonify({"results": [result_body(result, include_input) for result in results]})
         body = number_body(classifier.recognize_number(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"]), include_input)
         g.log_detail = f" number={body['number'] or '-'}"
         return jsonify(body)
-
-    def read_number_or_error(upload: bytes | RecognitionError) -> list[NumberDigit] | RecognitionError:
-        """One image of a batch read as a number, or the error that image alone causes."""
-        if isinstance(upload, RecognitionError):
-            return upload
-        try:
-            return classifier.recognize_number(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
-        except RecognitionError as error:
-            return error
 
     @app.get("/")
     def index():

@@ -25,7 +25,6 @@ from bench.numbers import number_set
 from model import synthetic
 from model.calibrate import expected_calibration_error
 from model.data import load_mnist
-from model.digitness import digit_picture
 from model.errors import NoDigitError
 from model.inference import Classifier, calibrate
 from model.preprocess import encode_png
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'all':<24} {100 * np.mean([share for share, _ in shares.values()]):6.2f} %")
 
     print("MNIST test digits wrongly flagged (goal <= 1 %):")
-    drawn = [digit_picture(rng, image) for image in dataset.x_test]
+    drawn = [synthetic.digit_picture(rng, image) for image in dataset.x_test]
     print(f"  drawn as pictures       {100 * flagged_share(classifier, drawn)[0]:6.2f} %  ({len(drawn)})")
     originals = [255 - image for image in dataset.x_test]
     print(f"  original 28x28 PNGs     {100 * flagged_share(classifier, originals)[0]:6.2f} %  ({len(originals)})")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from model.synthetic import ink_crop
+
 # Digit height in pixels, before each digit's own size change.
 digit_height = 72
 # Gaps between neighbouring digits' ink, as a share of the digit height.
@@ -33,12 +35,6 @@ class ComposedNumber:
     slant: float
 
 
-def _ink_crop(image: np.ndarray) -> np.ndarray:
-    """An MNIST digit cut to its ink's bounding box (white on black, 0..255)."""
-    rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
-    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-
-
 def _scaled(image: np.ndarray, height: int) -> np.ndarray:
     """A digit crop scaled to `height` pixels tall, aspect kept, as float 0..1 ink."""
     width = max(1, round(image.shape[1] * height / image.shape[0]))
@@ -47,7 +43,7 @@ def _scaled(image: np.ndarray, height: int) -> np.ndarray:
 
 def _line(rng: np.random.Generator, digits: list[np.ndarray], touching: bool) -> np.ndarray:
     """One line of digits as float ink (0 = paper) on a canvas tall enough for the baseline's wobble."""
-    scaled = [_scaled(_ink_crop(image), round(digit_height * rng.uniform(0.8, 1.25))) for image in digits]
+    scaled = [_scaled(ink_crop(image), round(digit_height * rng.uniform(0.8, 1.25))) for image in digits]
     gaps = [
         rng.uniform(-0.1, 0.03) if touching and rng.random() < 0.6 else rng.uniform(min_gap, max_gap)
         for _ in scaled[1:]

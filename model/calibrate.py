@@ -63,7 +63,7 @@ def as_uploads(images: np.ndarray, seed: int, slanted: bool = False) -> np.ndarr
     """
     from PIL import Image
 
-    from model.digitness import digit_picture, network_input
+    from model.synthetic import digit_picture, network_input
 
     rng = np.random.default_rng(seed)
     inputs = []

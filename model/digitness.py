@@ -23,14 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from model import DEFAULT_DETECTOR_PATH, card_path_for
 from model import synthetic
 from model.data import Dataset, load_mnist
-from model.errors import NoDigitError
 from model.export import exports_entry, save_for_serving
-from model.preprocess import find_ink, normalize_digit
 
 logger = logging.getLogger(__name__)
 
@@ -40,55 +37,36 @@ max_flagged_digits = 0.004
 training_fonts = synthetic.TRAINING_FONTS or [synthetic.BUILTIN_FONT]
 
 
-def network_input(picture: np.ndarray) -> np.ndarray | None:
-    """A uint8 picture (dark ink on light paper) -> the normalised 28x28 input, or None if it has no ink."""
-    try:
-        return normalize_digit(find_ink(picture.astype(np.float32) / 255.0))
-    except NoDigitError:
-        return None
-
-
-def digit_picture(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-    """An MNIST digit as a drawing: its ink scaled to 48-120 pixels tall, dark on white paper, with a margin."""
-    rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
-    crop = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    height = int(rng.integers(48, 121))
-    width = max(1, round(crop.shape[1] * height / crop.shape[0] * rng.uniform(0.85, 1.15)))
-    ink = np.asarray(Image.fromarray(crop).resize((width, height), Image.BICUBIC))
-    return np.pad(255 - ink, height // 4, constant_values=255)
-
-
-def _examples(job: tuple[int, str, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _examples(job: tuple[int, str, int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """One chunk of examples of one kind: (inputs (N, 28, 28), labels (N,)); run in a worker process."""
-    seed, kind, count, images, labels = job
+    seed, kind, count, images = job
     rng = np.random.default_rng(seed)
     inputs, targets = [], []
     while len(inputs) < count:
         if kind == "digit":
-            picture, target = digit_picture(rng, images[len(inputs) % len(images)]), 1
+            picture, target = synthetic.digit_picture(rng, images[len(inputs) % len(images)]), 1
         elif kind == "font digit":
             picture, target = synthetic.font_digit(rng, training_fonts[rng.integers(len(training_fonts))], int(rng.integers(10))), 1
         elif kind == "non-digit":
             picture, target = synthetic.non_digit(rng, training_fonts, synthetic.TRAINING_SHAPE_KINDS), 0
         else:  # "pair"
             first, second = rng.choice(len(images), 2)
-            picture, target = synthetic.touching_pair(rng, digit_picture(rng, images[first]), digit_picture(rng, images[second])), 0
-        network_image = network_input(picture)
+            picture, target = synthetic.touching_pair(rng, synthetic.digit_picture(rng, images[first]), synthetic.digit_picture(rng, images[second])), 0
+        network_image = synthetic.network_input(picture)
         if network_image is not None:
             inputs.append(network_image)
             targets.append(target)
     return np.stack(inputs), np.array(targets, dtype=np.float32)
 
 
-def build_examples(images: np.ndarray, labels: np.ndarray, counts: dict[str, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+def build_examples(images: np.ndarray, counts: dict[str, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Examples of every kind in `counts`, made in parallel in chunks, reproducible from the seed."""
     chunk = 2000
     jobs = []
     for kind_index, (kind, count) in enumerate(counts.items()):
         for start in range(0, count, chunk):
             pool_images = images[start : start + chunk] if kind == "digit" else images
-            pool_labels = labels[start : start + chunk] if kind == "digit" else labels
-            jobs.append((seed * 1_000_003 + kind_index * 10_007 + start, kind, min(chunk, count - start), pool_images, pool_labels))
+            jobs.append((seed * 1_000_003 + kind_index * 10_007 + start, kind, min(chunk, count - start), pool_images))
     with multiprocessing.get_context("spawn").Pool() as pool:
         parts = pool.map(_examples, jobs)
     return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
@@ -117,11 +95,9 @@ def train(
     order = np.random.default_rng(seed).permutation(len(dataset.x_train))
     held_out, kept = order[:validation_size], order[validation_size:]
     counts = counts or {"digit": len(kept), "font digit": 6000, "non-digit": 40000, "pair": 10000}
-    x_train, y_train = build_examples(dataset.x_train[kept], dataset.y_train[kept], counts, seed)
+    x_train, y_train = build_examples(dataset.x_train[kept], counts, seed)
     validation_counts = {"digit": len(held_out), "non-digit": 2 * len(held_out) // 5, "pair": len(held_out) // 5}
-    x_validation, y_validation = build_examples(
-        dataset.x_train[held_out], dataset.y_train[held_out], validation_counts, seed + 1
-    )
+    x_validation, y_validation = build_examples(dataset.x_train[held_out], validation_counts, seed + 1)
     logger.info("%d training and %d validation examples in %.0f s", len(x_train), len(x_validation), time.monotonic() - started)
 
     settings = Augmentation(max_rotation_degrees=8.0, min_scale=0.9, max_scale=1.05, max_shift_pixels=1.5)

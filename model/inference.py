@@ -156,12 +156,12 @@ class Classifier:
         return cls(engine, card, model_sha256, runtime, max_batch, max_wait, detector, detector_card)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """The network's own softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1."""
-        return self.read_rows(images)[:, :10]
+        """The network's own softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1 (no detector)."""
+        return self.runtime(_as_batch(images))
 
     def read_rows(self, images: np.ndarray) -> np.ndarray:
-        """One network call for images (N, 28, 28): rows of the 10 softmax outputs and the digit score."""
-        batch = np.ascontiguousarray(np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1))
+        """One call of both networks for images (N, 28, 28): rows of the 10 softmax outputs and the digit score."""
+        batch = _as_batch(images)
         started = time.perf_counter()
         probabilities = self.runtime(batch)
         digit_scores = self.detector(batch) if self.detector is not None else np.ones((len(batch), 1), np.float32)
@@ -213,6 +213,16 @@ class Classifier:
                 results[index] = self._prediction(row, image)
         return results
 
+    def recognize_numbers(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
+        """Many uploads read as numbers, in order: each one's NumberDigits, or its RecognitionError (as recognize_batch)."""
+        results: list = []
+        for upload in uploads:
+            try:
+                results.append(upload if isinstance(upload, RecognitionError) else self.recognize_number(upload, max_pixels))
+            except RecognitionError as error:
+                results.append(error)
+        return results
+
     def recognize_number(self, data: bytes, max_pixels: int = default_max_pixels) -> list[NumberDigit]:
         """Image file bytes of a written number -> its digits in reading order (lines top to bottom)."""
         readings = read_number(data, self.read, max_pixels)
@@ -228,6 +238,11 @@ class Classifier:
     def describe(self) -> dict:
         """The model card plus the served file's sha256, the runtime and the detector's card, for GET /model.json."""
         return {**self.card, "runtime": self.runtime_name, "sha256": self.model_sha256, "digitness": self.detector_card or None}
+
+
+def _as_batch(images: np.ndarray) -> np.ndarray:
+    """Images (N, 28, 28) or (N, 28, 28, 1) as the networks' contiguous float32 (N, 28, 28, 1) input."""
+    return np.ascontiguousarray(np.asarray(images, dtype=np.float32).reshape(-1, 28, 28, 1))
 
 
 def _load_network(path: Path, runtime: str) -> tuple[object, dict, str]:

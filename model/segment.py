@@ -12,6 +12,7 @@ single upload.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -89,6 +90,29 @@ class Reading:
     digit_score: float
 
 
+class Line(NamedTuple):
+    """A line of writing: its height, and its slant (tan of the angle) about a pivot row."""
+
+    height: float
+    slant: float
+    pivot: float
+
+
+class GroupReading(NamedTuple):
+    """What the readers made of a group of pieces; image None when it vanished at 28x28."""
+
+    score: float  # how well it reads as one digit: log of the best class's probability and the capped digit score
+    image: np.ndarray | None
+    probabilities: np.ndarray | None
+    digit_score: float
+
+
+def _shape_score(width: float, line_height: float, gaps: float = 0.0) -> float:
+    """The cost of a digit of this upright width in its line, with `gaps` (in line heights) between its pieces."""
+    wide = max(0.0, width / line_height - wide_start)
+    return -digit_cost - wide_cost * wide - gap_cost * gaps
+
+
 class Page:
     """The ink of one picture, its connected strokes and the pixels of any group of pieces."""
 
@@ -96,13 +120,13 @@ class Page:
         self.strength, strong, self.weak = ink_strength(gray)
         self.labels, count = ndimage.label(self.weak, structure=EIGHT_NEIGHBOURS)
         flat = self.labels.ravel()
-        self.areas = np.bincount(flat, minlength=count + 1)
+        areas = np.bincount(flat, minlength=count + 1)
         has_strong = np.bincount(flat, weights=strong.ravel(), minlength=count + 1) > 0
         self.slices = [None, *ndimage.find_objects(self.labels)]
         height, width = self.strength.shape
         self.strokes = [
             label for label in range(1, count + 1)
-            if has_strong[label] and self.areas[label] >= max(2.0, 0.0001 * height * width)
+            if has_strong[label] and areas[label] >= max(2.0, 0.0001 * height * width)
         ]
         if not self.strokes:
             raise NoDigitError("No digit found: only specks of noise.")
@@ -251,7 +275,7 @@ class Segmenter:
     def __init__(self, page: Page, read: Reader) -> None:
         self.page = page
         self.read = read
-        self.cache: dict[tuple, tuple[float, np.ndarray | None, np.ndarray | None, float]] = {}
+        self.cache: dict[tuple[Piece, ...], GroupReading] = {}
 
     def score_all(self, groups: list[tuple[Piece, ...]]) -> None:
         """Read every group not read yet, in one network call."""
@@ -262,36 +286,28 @@ class Segmenter:
                 images.append(normalize_digit(self.page.ink(list(group))))
                 readable.append(group)
             except NoDigitError:
-                self.cache[group] = (-np.inf, None, None, 0.0)
+                self.cache[group] = GroupReading(-np.inf, None, None, 0.0)
         if not images:
             return
         probabilities, digit_scores = self.read(np.stack(images))
         for group, image, row, digit_score in zip(readable, images, probabilities, digit_scores):
-            # how well the group reads as one digit: the best class's probability and the digit score
             score = float(np.log(max(float(row.max()), 1e-9)) + detector_weight * np.log(min(max(float(digit_score), 1e-9) / sure_digit_score, 1.0)))
-            self.cache[group] = (score, image, row, float(digit_score))
+            self.cache[group] = GroupReading(score, image, row, float(digit_score))
 
-    def score(self, piece: Piece, line: tuple[float, float, float]) -> float:
-        """How well a single piece reads as one digit of a line (height, slant, pivot), with the cost of a digit and of width."""
-        line_height, slant, pivot = line
-        left, right = self.columns(piece, slant, pivot)
-        wide = max(0.0, (right - left) / line_height - wide_start)
-        return self.cache[(piece,)][0] - digit_cost - wide_cost * wide
+    def score(self, piece: Piece, line: Line) -> float:
+        """How well a single piece reads as one digit of its line, with the cost of a digit and of width."""
+        left, right = self.columns(piece, line)
+        return self.cache[(piece,)].score + _shape_score(right - left, line.height)
 
-    def split_wide(self, labels: list[int], line_height: float) -> list[Piece]:
-        """The line's pieces: strokes as they are, or cut where the parts read better as digits (up to 3 parts)."""
-        line = (line_height, *self.slant([Piece(label) for label in labels]))
-        pieces: list[Piece] = []
-        for label in labels:
-            pieces.extend(self.split(Piece(label), line, depth=2))
-        return pieces
+    def split_wide(self, labels: list[int], line: Line) -> list[Piece]:
+        """The line's pieces: strokes as they are, or cut where the parts read better as digits (up to 4 parts)."""
+        return [part for label in labels for part in self.split(Piece(label), line, depth=2)]
 
-    def split(self, piece: Piece, line: tuple[float, float, float], depth: int) -> list[Piece]:
+    def split(self, piece: Piece, line: Line, depth: int) -> list[Piece]:
         """A piece as it is, or cut in two (and each part again, `depth` levels) if the parts read better."""
-        line_height, slant, pivot = line
-        left, right = self.columns(piece, slant, pivot)
-        rows = self.page.extent([piece])
-        if depth == 0 or right - left < min_split_width * line_height or right - left < 0.7 * (rows[2] - rows[0]):
+        left, right = self.columns(piece, line)
+        top, _, bottom, _ = self.page.extent([piece])
+        if depth == 0 or right - left < min_split_width * line.height or right - left < 0.7 * (bottom - top):
             return [piece]
         options = _cuts(self.page, piece)
         self.score_all([(piece,)] + [(part,) for first, second, _ in options for part in (first, second)])
@@ -304,18 +320,18 @@ class Segmenter:
             return [piece]
         return [part for half in best for part in self.split(half, line, depth - 1)]
 
-    def columns(self, piece: Piece, slant: float, pivot: float) -> tuple[float, float]:
+    def columns(self, piece: Piece, line: Line) -> tuple[float, float]:
         """Left and right (exclusive) of a piece's ink, measured upright: with the line's slant taken out."""
         rows, cols = self.page.pixels(piece)
         if rows.size == 0:
             return 0.0, 0.0
-        upright = cols - slant * (rows - pivot)
+        upright = cols - line.slant * (rows - line.pivot)
         return float(upright.min()), float(upright.max()) + 1.0
 
-    def group_line(self, pieces: list[Piece], line_height: float) -> list[tuple[Piece, ...]]:
+    def group_line(self, pieces: list[Piece], line: Line) -> list[tuple[Piece, ...]]:
         """Group a line's pieces into digits: the grouping of neighbours whose digits read best."""
-        slant, pivot = self.slant(pieces)
-        spans = {piece: self.columns(piece, slant, pivot) for piece in pieces}
+        line_height = line.height
+        spans = {piece: self.columns(piece, line) for piece in pieces}
         pieces = sorted(pieces, key=lambda piece: sum(spans[piece]))
         candidates: dict[tuple[int, int], tuple[tuple[Piece, ...], float]] = {}
         for start in range(len(pieces)):
@@ -329,8 +345,7 @@ class Segmenter:
                     if gap > max_stroke_gap * line_height or right - left > max_digit_width * line_height:
                         break
                     gaps += max(0.0, gap / line_height + gap_allowance)
-                wide = max(0.0, (right - left) / line_height - wide_start)
-                candidates[(start, end)] = (tuple(pieces[start:end]), -digit_cost - wide_cost * wide - gap_cost * gaps)
+                candidates[(start, end)] = (tuple(pieces[start:end]), _shape_score(right - left, line_height, gaps))
         self.score_all([group for group, _ in candidates.values()])
         # best[i]: the best score of the first i pieces as digits, and where its last digit starts
         best = [(0.0, -1)] + [(-np.inf, -1)] * len(pieces)
@@ -339,7 +354,7 @@ class Segmenter:
                 if (start, end) not in candidates or best[start][0] == -np.inf:
                     continue
                 group, shape_score = candidates[(start, end)]
-                score = best[start][0] + self.cache[group][0] + shape_score
+                score = best[start][0] + self.cache[group].score + shape_score
                 if score > best[end][0]:
                     best[end] = (score, start)
         groups = []
@@ -352,16 +367,16 @@ class Segmenter:
             end = start
         return groups[::-1]
 
-    def slant(self, pieces: list[Piece]) -> tuple[float, float]:
-        """The line's slant: the shear that makes its ink's column profile sharpest (upright strokes), and its pivot row."""
-        mask, (top, left) = self.page.mask(pieces)
+    def line(self, labels: list[int], height: float) -> Line:
+        """The line's slant: the shear that makes its ink's column profile sharpest (upright strokes), about its middle row."""
+        mask, (top, left) = self.page.mask([Piece(label) for label in labels])
         rows, cols = np.nonzero(mask)
         pivot = float(rows.mean()) + top
         sharpness = []
         for slant in slants:
             upright = np.round(cols - slant * (rows + top - pivot)).astype(int)
             sharpness.append(float(np.square(np.bincount(upright - upright.min()).astype(np.float64)).sum()))
-        return float(slants[int(np.argmax(sharpness))]), pivot
+        return Line(height, float(slants[int(np.argmax(sharpness))]), pivot)
 
 
 def segment_number(gray: np.ndarray, read: Reader, scale: tuple[float, float] = (1.0, 1.0)) -> list[Reading]:
@@ -369,16 +384,16 @@ def segment_number(gray: np.ndarray, read: Reader, scale: tuple[float, float] = 
     page = Page(gray)
     segmenter = Segmenter(page, read)
     readings = []
-    for line, (labels, line_height) in enumerate(_lines(page)):
-        pieces = segmenter.split_wide(labels, line_height)
-        for group in segmenter.group_line(pieces, line_height):
-            _, image, probabilities, digit_score = segmenter.cache[group]
-            if image is None:
+    for line_number, (labels, height) in enumerate(_lines(page)):
+        line = segmenter.line(labels, height)  # measured once: the cuts leave the line's pixels as they are
+        for group in segmenter.group_line(segmenter.split_wide(labels, line), line):
+            reading = segmenter.cache[group]
+            if reading.image is None:
                 continue
             top, left, bottom, right = page.extent(list(group))
             x, y = int(np.floor(left * scale[0])), int(np.floor(top * scale[1]))
             box = (x, y, int(np.ceil(right * scale[0])) - x, int(np.ceil(bottom * scale[1])) - y)
-            readings.append(Reading(line, box, image, probabilities, digit_score))
+            readings.append(Reading(line_number, box, reading.image, reading.probabilities, reading.digit_score))
     if not readings:
         raise NoDigitError("No digit found: the marks vanish at 28x28.")
     return readings

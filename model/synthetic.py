@@ -9,7 +9,8 @@ the same fonts (`font_digit`) are positives, so that the detector does not learn
 Every picture is a grayscale uint8 array like a scan or a canvas drawing: light paper (around 255),
 dark ink, the mark filling 50-85 % of the picture's shorter side with a margin all round, 96-160
 pixels a side. Every function draws its randomness from the `numpy.random.Generator` it is given, so
-a seed gives the same picture again. numpy and Pillow only.
+a seed gives the same picture again. It draws with numpy and Pillow. `digit_picture` draws an MNIST digit the
+same way, and `network_input` reads any of these pictures through the service's preprocessing.
 """
 
 import functools
@@ -20,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from model.errors import NoDigitError
+from model.preprocess import find_ink, normalize_digit
 
 # ---------------------------------------------------------------------------------------------
 # Fonts
@@ -801,3 +805,26 @@ def touching_pair(rng: np.random.Generator, first: np.ndarray, second: np.ndarra
         region = pair[margin + row : margin + row + crop.shape[0], margin + column : margin + column + crop.shape[1]]
         np.maximum(region, crop, out=region)
     return _finish(rng, Image.fromarray(np.rint(pair * 255).astype(np.uint8)), may_blur=False)  # blurred already
+
+
+def ink_crop(image: np.ndarray) -> np.ndarray:
+    """An MNIST-style image (bright ink on black) cut to its ink's bounding box."""
+    rows, cols = np.flatnonzero(image.max(axis=1) > 0), np.flatnonzero(image.max(axis=0) > 0)
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def digit_picture(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """An MNIST digit as a drawing: its ink scaled to 48-120 pixels tall, dark on white paper, with a margin."""
+    crop = ink_crop(image)
+    height = int(rng.integers(48, 121))
+    width = max(1, round(crop.shape[1] * height / crop.shape[0] * rng.uniform(0.85, 1.15)))
+    ink = np.asarray(Image.fromarray(crop).resize((width, height), Image.BICUBIC))
+    return np.pad(255 - ink, height // 4, constant_values=255)
+
+
+def network_input(picture: np.ndarray) -> np.ndarray | None:
+    """A uint8 picture (dark ink on light paper) -> the service's normalised 28x28 input, or None if it has no ink."""
+    try:
+        return normalize_digit(find_ink(picture.astype(np.float32) / 255.0))
+    except NoDigitError:
+        return None

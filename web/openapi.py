@@ -102,6 +102,17 @@ def upload_body(max_batch: int) -> dict:
     }}
 
 
+def batch_result(schema: str) -> dict:
+    """A batch's answer: one `schema` answer or one error per image, in order."""
+    return {
+        "type": "object",
+        "required": ["results"],
+        "properties": {"results": {"type": "array", "items": {"oneOf": [
+            {"$ref": f"#/components/schemas/{schema}"}, {"$ref": "#/components/schemas/Error"},
+        ]}}},
+    }
+
+
 def operation(
     summary: str, description: str, responses: dict, protected: bool, keys_required: bool,
     extra_parameters: list[dict] | None = None, **extra: Any,
@@ -242,13 +253,7 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                                   "description": "Only with ?include=input: the 28x28 image the network read."},
                     },
                 },
-                "BatchResult": {
-                    "type": "object",
-                    "required": ["results"],
-                    "properties": {"results": {"type": "array", "items": {"oneOf": [
-                        {"$ref": "#/components/schemas/Prediction"}, {"$ref": "#/components/schemas/Error"},
-                    ]}}},
-                },
+                "BatchResult": batch_result("Prediction"),
                 "Number": {
                     "type": "object",
                     "required": ["number", "lines", "digits"],
@@ -268,13 +273,7 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                         ]}, "description": "Every mark read, in reading order."},
                     },
                 },
-                "NumberBatchResult": {
-                    "type": "object",
-                    "required": ["results"],
-                    "properties": {"results": {"type": "array", "items": {"oneOf": [
-                        {"$ref": "#/components/schemas/Number"}, {"$ref": "#/components/schemas/Error"},
-                    ]}}},
-                },
+                "NumberBatchResult": batch_result("Number"),
                 "Error": {
                     "type": "object",
                     "required": ["error"],
