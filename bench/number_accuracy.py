@@ -3,7 +3,7 @@
     python -m bench.number_accuracy --data ../shared/data/mnist.npz
 
 Three sets, none of them seen in training:
-- numbers of 2-6 digits composed from MNIST *test* digits (bench.numbers: uneven sizes and gaps,
+- numbers of 2-6 digits composed from MNIST *test* digits (model.numbers: uneven sizes and gaps,
   touching neighbours, slant, noise dots, some on two lines), read by /recognize/number.json's code:
   the share read exactly right (goal >= 97 %);
 - non-digits: letters and symbols in fonts the detector never trained on (Liberation, Pillow's
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from bench.numbers import number_set
+from model.numbers import number_set
 from model import synthetic
 from model.calibrate import expected_calibration_error
 from model.data import load_mnist
@@ -34,6 +34,7 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
     """Exact-number accuracy overall and by length and kind; per-digit confidences for calibration."""
     right = collections.Counter()
     total = collections.Counter()
+    misses = collections.Counter()
     confidences, raw, labels = [], [], []
     seconds = []
     for number in numbers:
@@ -42,6 +43,8 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
         digits = classifier.recognize_number(upload)
         seconds.append(time.perf_counter() - started)
         read = "".join(str(item.prediction.digit) for item in digits if item.prediction.is_digit)
+        if read != number.number:
+            misses[miss_kind(number.number, "".join(str(item.prediction.digit) for item in digits))] += 1
         kinds = ["all", f"{len(number.number)} digits", "touching" if number.touching else "apart"]
         if len(number.lines) > 1:
             kinds.append("two lines")
@@ -56,10 +59,20 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
     probabilities = np.array(confidences)
     return {
         "accuracy": {kind: (right[kind], total[kind]) for kind in total},
+        "misses": misses,
         "probabilities": probabilities,
         "labels": np.array(labels),
         "milliseconds": 1000 * np.array(seconds),
     }
+
+
+def miss_kind(truth: str, marks: str) -> str:
+    """Why a number was misread, from the digits of every mark (non-digits included)."""
+    if marks == truth:
+        return "every digit right, one flagged as no digit"
+    if len(marks) != len(truth):
+        return "too few marks (digits kept together)" if len(marks) < len(truth) else "too many marks (a digit cut or its pieces apart)"
+    return "the right marks, a digit misread"
 
 
 def flagged_share(classifier: Classifier, pictures: list[np.ndarray]) -> tuple[float, int]:
@@ -86,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Numbers of 2-6 MNIST test digits ({len(numbers)}), read exactly right (goal >= 97 %):")
     for kind, (right, total) in sorted(result["accuracy"].items(), key=lambda item: (item[0] != "all", item[0])):
         print(f"  {kind:<12} {100 * right / total:6.2f} %  ({right}/{total})")
+    for kind, count in result["misses"].most_common():
+        print(f"  missed: {kind:<48} {count}")
     milliseconds = result["milliseconds"]
     print(f"  time per number in process: median {np.median(milliseconds):.0f} ms, p95 {np.percentile(milliseconds, 95):.0f} ms")
 

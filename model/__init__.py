@@ -13,6 +13,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "digits.keras"
 # The committed "does this look like a digit at all" detector, with its card and export beside it.
 DEFAULT_DETECTOR_PATH = Path(__file__).resolve().parent / "digitness.keras"
+# The committed "is this group of strokes one whole digit" network that guides the number splitter.
+DEFAULT_WHOLENESS_PATH = Path(__file__).resolve().parent / "wholeness.keras"
 
 
 def card_path_for(model_path: str | Path) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_MODEL_PATH, card_path_for
-from model.data import load_mnist
+from model.data import held_out_split, load_mnist
 from model.inference import Classifier, calibrate
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def calibrate_model(data: str | None, model_path: Path = DEFAULT_MODEL_PATH, see
     card_path = card_path_for(model_path)
     card = json.loads(card_path.read_text())
     validation_size = card["data"]["validation_images"]
-    held_out = np.random.default_rng(card["training"]["seed"]).permutation(len(dataset.x_train))[:validation_size]
+    held_out, _ = held_out_split(len(dataset.x_train), validation_size, card["training"]["seed"])
     classifier = Classifier.load(model_path, detector_path=None)
     # as they are and slanted, so that the fit sees enough mistakes (about 30 of 5,000 otherwise)
     validation = np.concatenate([

@@ -51,3 +51,9 @@ def load_mnist(path: str | Path | None = None) -> Dataset:
             source=str(path),
             sha256=file_sha256(path),
         )
+
+
+def held_out_split(count: int, validation_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a training split's seeded held-out (validation) part and of the rest: the same for every network."""
+    order = np.random.default_rng(seed).permutation(count)
+    return order[:validation_size], order[validation_size:]

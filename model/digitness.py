@@ -26,7 +26,7 @@ import numpy as np
 
 from model import DEFAULT_DETECTOR_PATH, card_path_for
 from model import synthetic
-from model.data import Dataset, load_mnist
+from model.data import Dataset, held_out_split, load_mnist
 from model.export import exports_entry, save_for_serving
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def build_examples(images: np.ndarray, counts: dict[str, int], seed: int) -> tup
 def train(
     dataset: Dataset,
     output: Path = DEFAULT_DETECTOR_PATH,
-    epochs: int = 6,
+    epochs: int = 12,
     validation_size: int = 5000,
     seed: int = 1,
     counts: dict[str, int] | None = None,
@@ -86,14 +86,12 @@ def train(
     import tensorflow as tf
 
     from model.augment import Augmentation, augment_batch
-    from model.network import build_digitness_network
+    from model.network import build_digitness_network, compile_scorer
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     started = time.monotonic()
-    # the same held-out split as the reader's training (model.train.split_validation)
-    order = np.random.default_rng(seed).permutation(len(dataset.x_train))
-    held_out, kept = order[:validation_size], order[validation_size:]
+    held_out, kept = held_out_split(len(dataset.x_train), validation_size, seed)  # the reader's own split
     counts = counts or {"digit": len(kept), "font digit": 6000, "non-digit": 40000, "pair": 10000}
     x_train, y_train = build_examples(dataset.x_train[kept], counts, seed)
     validation_counts = {"digit": len(held_out), "non-digit": 2 * len(held_out) // 5, "pair": len(held_out) // 5}
@@ -112,11 +110,7 @@ def train(
     )
     network = build_digitness_network()
     steps = epochs * int(np.ceil(len(x_train) / 128))
-    network.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.02)),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
+    compile_scorer(network, steps)
     network.fit(batches, epochs=epochs, validation_data=(x_validation[..., np.newaxis], y_validation), verbose=verbose)
 
     scores = network.predict(x_validation[..., np.newaxis], verbose=0)[:, 0]
@@ -161,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.digitness", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--output", default=str(DEFAULT_DETECTOR_PATH), help="detector file to write (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=6, help="passes over the examples (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=12, help="passes over the examples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for the examples, split and weights (default: %(default)s)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
+from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for, tflite_path_for
 from model.batching import MicroBatcher
 from model.errors import RecognitionError
 from model.preprocess import default_max_pixels, preprocess
@@ -72,11 +72,11 @@ class KerasRuntime:
         network = keras.models.load_model(path, compile=False)
         self._forward = tf.function(
             lambda images: network(images, training=False),
-            input_signature=[tf.TensorSpec(shape=(None, 28, 28, 1), dtype=tf.float32)],
+            input_signature=[tf.TensorSpec(shape=(None, *network.input_shape[1:]), dtype=tf.float32)],
         )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax outputs for a float32 (N, 28, 28, 1) batch."""
+        """The network's outputs for a float32 batch (N, 28, 28, channels)."""
         return self._forward(batch).numpy()
 
 
@@ -93,7 +93,7 @@ class LiteRTRuntime:
         self._lock = threading.Lock()  # an interpreter runs one call at a time
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Softmax outputs for a float32 (N, 28, 28, 1) batch."""
+        """The network's outputs for a float32 batch (N, 28, 28, channels)."""
         with self._lock:
             if len(batch) != self._batch_size:
                 self._interpreter.resize_tensor_input(self._input, list(batch.shape))
@@ -117,13 +117,15 @@ class Classifier:
     """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction.
 
     Confidences are temperature-scaled with the card's calibration. A second, small network (the
-    "digitness" detector), when given, scores how much each picture looks like a digit at all.
+    "digitness" detector), when given, scores how much each picture looks like a digit at all; a
+    third (the "wholeness" network), when given, guides the number splitter.
     With `max_batch` above 1, concurrent `recognize` calls share network calls (micro-batching).
     """
 
     def __init__(
         self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras", max_batch: int = 1,
-        max_wait: float = 0.002, detector=None, detector_card: dict | None = None,
+        max_wait: float = 0.002, detector=None, detector_card: dict | None = None, wholeness=None,
+        wholeness_card: dict | None = None,
     ) -> None:
         self.runtime = runtime
         self.runtime_name = runtime_name
@@ -133,6 +135,8 @@ class Classifier:
         self.detector = detector
         self.detector_card = detector_card or {}
         self.digit_threshold = float(self.detector_card.get("threshold", 0.5))
+        self.wholeness = wholeness
+        self.wholeness_card = wholeness_card or {}
         self.batcher = MicroBatcher(self.read_rows, max_batch, max_wait) if max_batch > 1 else None
         # called after every network call with (images, seconds): the web layer's metrics hook in here
         self.on_inference: Callable[[int, float], None] | None = None
@@ -141,9 +145,10 @@ class Classifier:
     @classmethod
     def load(
         cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras", max_batch: int = 1, max_wait: float = 0.002,
-        detector_path: str | Path | None = DEFAULT_DETECTOR_PATH,
+        detector_path: str | Path | None = DEFAULT_DETECTOR_PATH, wholeness_path: str | Path | None = DEFAULT_WHOLENESS_PATH,
     ) -> "Classifier":
-        """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it), its card and the detector."""
+        """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it), its card, the
+        detector and the wholeness network."""
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown model runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         path = Path(path)
@@ -153,7 +158,12 @@ class Classifier:
             detector, detector_card, _ = _load_network(Path(detector_path), runtime)
         else:
             logger.warning("no digit detector at %s: every picture counts as a digit", detector_path)
-        return cls(engine, card, model_sha256, runtime, max_batch, max_wait, detector, detector_card)
+        wholeness, wholeness_card = None, None
+        if wholeness_path is not None and Path(wholeness_path).exists():
+            wholeness, wholeness_card, _ = _load_network(Path(wholeness_path), runtime)
+        elif wholeness_path is not None:
+            logger.warning("no wholeness network at %s: numbers are split by the reader alone", wholeness_path)
+        return cls(engine, card, model_sha256, runtime, max_batch, max_wait, detector, detector_card, wholeness, wholeness_card)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """The network's own softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1 (no detector)."""
@@ -173,6 +183,10 @@ class Classifier:
         """Calibrated probabilities (N, 10) and digit scores (N,) for preprocessed images."""
         rows = self.read_rows(images)
         return calibrate(rows[:, :10], self.temperature), rows[:, 10]
+
+    def judge(self, inputs: np.ndarray) -> np.ndarray:
+        """The wholeness network's scores (N,) for (N, 28, 28, 2) inputs: is each group of strokes one whole digit?"""
+        return self.wholeness(np.ascontiguousarray(inputs, dtype=np.float32))[:, 0]
 
     def _prediction(self, row: np.ndarray, image: np.ndarray | None) -> Prediction:
         """A Prediction from one row of read_rows."""
@@ -225,7 +239,7 @@ class Classifier:
 
     def recognize_number(self, data: bytes, max_pixels: int = default_max_pixels) -> list[NumberDigit]:
         """Image file bytes of a written number -> its digits in reading order (lines top to bottom)."""
-        readings = read_number(data, self.read, max_pixels)
+        readings = read_number(data, self.read, max_pixels, self.judge if self.wholeness is not None else None)
         return [
             NumberDigit(
                 prediction_from(reading.probabilities, reading.image, reading.digit_score >= self.digit_threshold),
@@ -236,8 +250,11 @@ class Classifier:
         ]
 
     def describe(self) -> dict:
-        """The model card plus the served file's sha256, the runtime and the detector's card, for GET /model.json."""
-        return {**self.card, "runtime": self.runtime_name, "sha256": self.model_sha256, "digitness": self.detector_card or None}
+        """The model card plus the served file's sha256, the runtime and the other networks' cards, for GET /model.json."""
+        return {
+            **self.card, "runtime": self.runtime_name, "sha256": self.model_sha256, "digitness": self.detector_card or None,
+            "wholeness": self.wholeness_card or None,
+        }
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:

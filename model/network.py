@@ -57,3 +57,42 @@ def build_digitness_network() -> keras.Sequential:
         ],
         name="digitness_cnn",
     )
+
+
+def build_wholeness_network() -> keras.Sequential:
+    """A small CNN that scores whether a group of strokes is one whole digit (1), not a part or two stuck together (0).
+
+    Its two input channels: the group normalised as the reader sees it, and the group in its
+    surroundings at the line's scale (model.segment.Page.surroundings).
+    """
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 2)),
+            # 32 local detectors of strokes and of where they run on into other ink
+            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            # halve the resolution
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            # 64 detectors of stroke combinations
+            keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            # halve again
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            # one feature vector
+            keras.layers.Flatten(),
+            # combine the features into evidence of one whole digit
+            keras.layers.Dense(64, activation="relu"),
+            # regularise it
+            keras.layers.Dropout(0.3),
+            # the probability that the group is exactly one whole digit
+            keras.layers.Dense(1, activation="sigmoid"),
+        ],
+        name="wholeness_cnn",
+    )
+
+
+def compile_scorer(network: keras.Sequential, steps: int) -> None:
+    """Compile a network with one 0..1 score: binary cross-entropy, Adam with a learning rate decaying over `steps`."""
+    network.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.02)),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )

@@ -5,9 +5,11 @@ strokes are grouped into lines by height, and within a line into digits by the n
 ("recognition-based segmentation"): every plausible way of grouping neighbouring strokes is
 read, and the grouping whose digits read best wins. That joins a 5 whose top bar floats, a 4
 drawn in two strokes and a broken pen line, and a stroke too wide to be one digit (digits that
-touch) is cut where its ink is thinnest, upright or slanted (and its parts once more), if the
-parts read better. Specks of noise are dropped. Each digit is then normalised exactly like a
-single upload.
+touch) is cut where its ink is thinnest, upright or slanted (and its parts again), if the parts
+read better. "Read best" weighs the reader's confidence, the detector's "looks like a digit"
+and, when given, a Judge: the wholeness network's "this is exactly one whole digit" (not a part
+of one, nor two stuck together), which sees each group in its surroundings. Specks of noise are
+dropped. Each digit is then normalised exactly like a single upload.
 """
 
 from collections.abc import Callable
@@ -44,30 +46,40 @@ max_strokes_per_digit = 4
 # A digit is at most this many times as wide as its line is tall; wider strokes are touching digits.
 max_digit_width = 1.25
 # A stroke at least this many times as wide as its line is tall is tried cut in two.
-min_split_width = 0.8
+min_split_width = 0.7
 # The detector's say in the search: a digit score at or above `sure_digit_score` costs nothing,
 # lower ones cost `detector_weight` times their log ratio to it.
 sure_digit_score, detector_weight = 0.5, 0.5
+# Cuts keep this share of a stroke's width clear of either end, and of each other.
+cut_margin = 0.2
 # Slants (as tan of the angle) along which touching digits are tried cut.
 cut_slants = (-0.3, -0.15, 0.0, 0.15, 0.3)
 # Valleys of the ink profile tried as cuts, per slant.
 cuts_per_slant = 2
+# A wide stroke is cut, and its parts again, up to this many times over (up to 2 ** split_depth parts).
+split_depth = 3
+# The cuts of a stroke whose parts read best as they are are explored further, this many.
+explored_cuts = 2
 # Strokes of one digit lie at most this share of the line's height apart.
 max_stroke_gap = 0.3
-# Each digit costs this much log-score, so that pieces that read as a digit together are not read apart.
-digit_cost = 0.5
 # A digit wider (upright) than this share of its line's height pays `wide_cost` per line height beyond it.
 wide_start, wide_cost = 1.05, 3.0
 # A cut pays this much per stroke width of ink it goes through (a joint of touching digits is thin).
-cut_cost = 1.2
+cut_cost = 0.6
 # Joining a piece to a digit costs this much per line height of gap between them (measured upright,
 # with the line's slant taken out); pieces that overlap a little already pay a little.
 gap_cost, gap_allowance = 10.0, 0.05
 # Slants tried when taking a line's slant out (tan of the angle).
 slants = np.linspace(-0.5, 0.5, 21)
+# The whole-digit network's say in the search: this times the log of its score.
+whole_weight = 0.6
+# A group is judged in its surroundings: a square this many line heights wide about its middle.
+context_size = 1.75
 
 # reads (N, 28, 28) network inputs: (N, 10) probabilities and (N,) "looks like a digit" scores, both 0..1
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# judges (N, 28, 28, 2) inputs, a group's normalised digit and its surroundings: (N,) "one whole digit" scores, 0..1
+Judge = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,7 @@ class Line(NamedTuple):
 class GroupReading(NamedTuple):
     """What the readers made of a group of pieces; image None when it vanished at 28x28."""
 
-    score: float  # how well it reads as one digit: log of the best class's probability and the capped digit score
+    score: float  # how well it reads as one digit: log of the best class's probability, the capped digit and whole scores
     image: np.ndarray | None
     probabilities: np.ndarray | None
     digit_score: float
@@ -110,7 +122,7 @@ class GroupReading(NamedTuple):
 def _shape_score(width: float, line_height: float, gaps: float = 0.0) -> float:
     """The cost of a digit of this upright width in its line, with `gaps` (in line heights) between its pieces."""
     wide = max(0.0, width / line_height - wide_start)
-    return -digit_cost - wide_cost * wide - gap_cost * gaps
+    return -wide_cost * wide - gap_cost * gaps
 
 
 class Page:
@@ -168,10 +180,36 @@ class Page:
             mask |= inside
         return mask, (top, left)
 
+    def surroundings(self, pieces: list[Piece], line_height: float) -> np.ndarray:
+        """The pieces in their surroundings at the line's scale (28x28): their ink 1, any other ink 0.5, paper 0.
+
+        A square `context_size` line heights wide about their middle: it shows how big they are
+        for their line and whether their strokes run on into a neighbour's (a cut-off part).
+        """
+        rows = np.concatenate([self.pixels(piece)[0] for piece in pieces])
+        cols = np.concatenate([self.pixels(piece)[1] for piece in pieces])
+        picture = np.zeros((28, 28), dtype=np.float32)
+        if rows.size == 0:
+            return picture
+        side = context_size * line_height
+        top = (rows.min() + rows.max() + 1) / 2 - side / 2
+        left = (cols.min() + cols.max() + 1) / 2 - side / 2
+        height, width = self.weak.shape
+        window_top, window_left = max(int(top), 0), max(int(left), 0)
+        other_rows, other_cols = np.nonzero(self.weak[window_top : min(int(top + side) + 1, height), window_left : min(int(left + side) + 1, width)])
+        for ink_rows, ink_cols, value in ((other_rows + window_top, other_cols + window_left, 0.5), (rows, cols, 1.0)):
+            y = np.floor((ink_rows - top) * (28 / side)).astype(int)
+            x = np.floor((ink_cols - left) * (28 / side)).astype(int)
+            inside = (y >= 0) & (y < 28) & (x >= 0) & (x < 28)
+            picture[y[inside], x[inside]] = value
+        return picture
+
     def ink(self, pieces: list[Piece]) -> Ink:
         """The pieces as a single digit's Ink: their strokes and anti-aliased rims, no other ink."""
         margin = 3
         strokes, (top, left) = self.mask(pieces, margin)
+        if not strokes.any():
+            raise NoDigitError("No digit found: the cut left no ink.")
         bottom, right = top + strokes.shape[0], left + strokes.shape[1]
         strength = self.strength[top:bottom, left:right]
         # the rims, but not the ink of a neighbouring digit or of the other side of a cut
@@ -251,14 +289,14 @@ def _cuts(page: Page, piece: Piece) -> list[tuple[Piece, Piece, float]]:
         start = np.floor(sheared.min())
         profile = np.bincount((sheared - start).astype(int))
         width = profile.size
-        inner = np.arange(int(0.2 * width), int(0.8 * width) + 1)
+        inner = np.arange(int(cut_margin * width), int((1 - cut_margin) * width) + 1)
         inner = inner[inner < width]
         if inner.size == 0:
             continue
         # the lowest columns, at least a fifth of the width apart
         chosen: list[int] = []
         for column in inner[np.argsort(profile[inner], kind="stable")]:
-            if all(abs(column - other) >= 0.2 * width for other in chosen):
+            if all(abs(column - other) >= cut_margin * width for other in chosen):
                 chosen.append(int(column))
             if len(chosen) == cuts_per_slant:
                 break
@@ -270,15 +308,16 @@ def _cuts(page: Page, piece: Piece) -> list[tuple[Piece, Piece, float]]:
 
 
 class Segmenter:
-    """Reads a picture of a number with a Reader; caches each group's reading for the search."""
+    """Reads a picture of a number with a Reader (and a Judge, if any); caches each group's reading for the search."""
 
-    def __init__(self, page: Page, read: Reader) -> None:
+    def __init__(self, page: Page, read: Reader, judge: Judge | None = None) -> None:
         self.page = page
         self.read = read
+        self.judge = judge
         self.cache: dict[tuple[Piece, ...], GroupReading] = {}
 
-    def score_all(self, groups: list[tuple[Piece, ...]]) -> None:
-        """Read every group not read yet, in one network call."""
+    def score_all(self, groups: list[tuple[Piece, ...]], line: Line) -> None:
+        """Read every group of the line not read yet, in one network call."""
         fresh = [group for group in dict.fromkeys(groups) if group not in self.cache]
         images, readable = [], []
         for group in fresh:
@@ -290,8 +329,16 @@ class Segmenter:
         if not images:
             return
         probabilities, digit_scores = self.read(np.stack(images))
-        for group, image, row, digit_score in zip(readable, images, probabilities, digit_scores):
-            score = float(np.log(max(float(row.max()), 1e-9)) + detector_weight * np.log(min(max(float(digit_score), 1e-9) / sure_digit_score, 1.0)))
+        whole_scores = np.ones(len(images))
+        if self.judge is not None:
+            contexts = [self.page.surroundings(list(group), line.height) for group in readable]
+            whole_scores = self.judge(np.stack([np.stack(images), np.stack(contexts)], axis=-1))
+        for group, image, row, digit_score, whole_score in zip(readable, images, probabilities, digit_scores, whole_scores):
+            score = float(
+                np.log(max(float(row.max()), 1e-9))
+                + detector_weight * np.log(min(max(float(digit_score), 1e-9) / sure_digit_score, 1.0))
+                + whole_weight * np.log(max(float(whole_score), 1e-6))
+            )
             self.cache[group] = GroupReading(score, image, row, float(digit_score))
 
     def score(self, piece: Piece, line: Line) -> float:
@@ -300,25 +347,30 @@ class Segmenter:
         return self.cache[(piece,)].score + _shape_score(right - left, line.height)
 
     def split_wide(self, labels: list[int], line: Line) -> list[Piece]:
-        """The line's pieces: strokes as they are, or cut where the parts read better as digits (up to 4 parts)."""
-        return [part for label in labels for part in self.split(Piece(label), line, depth=2)]
+        """The line's pieces: strokes as they are, or cut where the parts read better as digits."""
+        return [part for label in labels for part in self.split(Piece(label), line, split_depth)[1]]
 
-    def split(self, piece: Piece, line: Line, depth: int) -> list[Piece]:
-        """A piece as it is, or cut in two (and each part again, `depth` levels) if the parts read better."""
+    def split(self, piece: Piece, line: Line, depth: int) -> tuple[float, list[Piece]]:
+        """A piece as it is, or cut in two and each part split again (`depth` levels), whichever reads best; and its score.
+
+        Each part counts with its own best split, so that a chain of touching digits is cut even
+        where both its halves are still chains.
+        """
+        self.score_all([(piece,)], line)
+        best = (self.score(piece, line), [piece])
         left, right = self.columns(piece, line)
         top, _, bottom, _ = self.page.extent([piece])
         if depth == 0 or right - left < min_split_width * line.height or right - left < 0.7 * (bottom - top):
-            return [piece]
+            return best
         options = _cuts(self.page, piece)
-        self.score_all([(piece,)] + [(part,) for first, second, _ in options for part in (first, second)])
-        best_score, best = self.score(piece, line), (piece,)
-        for first, second, crossing in options:
-            score = self.score(first, line) + self.score(second, line) - cut_cost * crossing
-            if score > best_score:
-                best_score, best = score, (first, second)
-        if len(best) == 1:
-            return [piece]
-        return [part for half in best for part in self.split(half, line, depth - 1)]
+        self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)
+        # the cuts whose two parts read best as they are, explored further
+        options.sort(key=lambda option: self.score(option[0], line) + self.score(option[1], line) - cut_cost * option[2], reverse=True)
+        for first, second, crossing in options[:explored_cuts]:
+            (first_score, first_parts), (second_score, second_parts) = self.split(first, line, depth - 1), self.split(second, line, depth - 1)
+            if first_score + second_score - cut_cost * crossing > best[0]:
+                best = (first_score + second_score - cut_cost * crossing, first_parts + second_parts)
+        return best
 
     def columns(self, piece: Piece, line: Line) -> tuple[float, float]:
         """Left and right (exclusive) of a piece's ink, measured upright: with the line's slant taken out."""
@@ -346,7 +398,7 @@ class Segmenter:
                         break
                     gaps += max(0.0, gap / line_height + gap_allowance)
                 candidates[(start, end)] = (tuple(pieces[start:end]), _shape_score(right - left, line_height, gaps))
-        self.score_all([group for group, _ in candidates.values()])
+        self.score_all([group for group, _ in candidates.values()], line)
         # best[i]: the best score of the first i pieces as digits, and where its last digit starts
         best = [(0.0, -1)] + [(-np.inf, -1)] * len(pieces)
         for end in range(1, len(pieces) + 1):
@@ -379,10 +431,12 @@ class Segmenter:
         return Line(height, float(slants[int(np.argmax(sharpness))]), pivot)
 
 
-def segment_number(gray: np.ndarray, read: Reader, scale: tuple[float, float] = (1.0, 1.0)) -> list[Reading]:
+def segment_number(
+    gray: np.ndarray, read: Reader, scale: tuple[float, float] = (1.0, 1.0), judge: Judge | None = None,
+) -> list[Reading]:
     """The digits of a number in a grayscale picture, in reading order; boxes scaled by (x, y) `scale`."""
     page = Page(gray)
-    segmenter = Segmenter(page, read)
+    segmenter = Segmenter(page, read, judge)
     readings = []
     for line_number, (labels, height) in enumerate(_lines(page)):
         line = segmenter.line(labels, height)  # measured once: the cuts leave the line's pixels as they are
@@ -399,9 +453,9 @@ def segment_number(gray: np.ndarray, read: Reader, scale: tuple[float, float] = 
     return readings
 
 
-def read_number(data: bytes, read: Reader, max_pixels: int = default_max_pixels) -> list[Reading]:
+def read_number(data: bytes, read: Reader, max_pixels: int = default_max_pixels, judge: Judge | None = None) -> list[Reading]:
     """Image file bytes -> the number's digits in reading order; raises the model package's errors."""
     image = decode_image(data, max_pixels)
     gray = to_grayscale(image)
     shrunk = _shrink(gray, number_working_size)
-    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]))
+    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]), judge)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_MODEL_PATH, card_path_for
-from model.data import Dataset, file_sha256, load_mnist
+from model.data import Dataset, file_sha256, held_out_split, load_mnist
 from model.export import exports_entry, save_for_serving
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,7 @@ def to_network_input(images: np.ndarray) -> np.ndarray:
 
 def split_validation(dataset: Dataset, validation_size: int, seed: int) -> tuple:
     """Hold out a seeded random part of the training split for validation."""
-    order = np.random.default_rng(seed).permutation(len(dataset.x_train))
-    held_out, kept = order[:validation_size], order[validation_size:]
+    held_out, kept = held_out_split(len(dataset.x_train), validation_size, seed)
     return (
         to_network_input(dataset.x_train[kept]),
         dataset.y_train[kept],

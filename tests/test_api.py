@@ -211,6 +211,7 @@ def test_model_card_names_the_served_file(client):
     assert {"architecture", "data", "training", "validation_accuracy", "trained_at"} <= set(card)
     assert card["calibration"]["temperature"] > 0 and "ece_after" in card["calibration"]["test"]
     assert card["digitness"]["name"] == "digitness_cnn" and 0 < card["digitness"]["threshold"] < 1
+    assert card["wholeness"]["name"] == "wholeness_cnn" and card["wholeness"]["exports"]["tflite"]["file"] == "wholeness.tflite"
 
 
 def test_debug_route_is_off_by_default(client):

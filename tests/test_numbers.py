@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw
 
 from model.calibrate import expected_calibration_error, fit_temperature
 from model.inference import calibrate
+from model.numbers import number_set
+from model.segment import Page, Piece, segment_number
 from tests.drawing import NOT_DIGIT_STROKES, STROKES, Point, draw_digit, encode
 
 # Where each digit of a drawn number goes: unit-box strokes placed side by side in a wide picture.
@@ -104,6 +106,55 @@ def test_digits_made_of_strokes_that_do_not_touch_are_one_digit_each(classifier)
     picture, _ = draw_number("547", marks={0: floating_bar_five, 1: four_in_two_strokes, 2: broken_seven})
     number, digits = read(classifier, picture)
     assert number == "547" and len(digits) == 3
+
+
+def gray(picture: Image.Image) -> np.ndarray:
+    """A drawn picture as the splitter's grayscale input, 0..1."""
+    return np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
+
+
+def test_a_group_is_judged_in_its_surroundings_at_its_lines_scale():
+    page = Page(gray(draw_number("17", gaps=[25])[0]))
+    one = min(page.strokes, key=lambda label: page.slices[label][1].start)
+    beside = page.surroundings([Piece(one)], line_height=100)
+    assert (beside == 1.0).any() and (beside == 0.5).any()  # the 1, and the 7 beside it
+    alone = Page(gray(draw_number("1")[0]))
+    assert not (alone.surroundings([Piece(alone.strokes[0])], line_height=100) == 0.5).any()
+    # the same 1 in a line twice as tall covers a smaller part of its surroundings
+    assert np.count_nonzero(page.surroundings([Piece(one)], line_height=200) == 1.0) < 0.6 * np.count_nonzero(beside == 1.0)
+
+
+def test_composed_numbers_record_which_digit_each_pixel_of_ink_belongs_to(mnist):
+    for number in number_set(mnist["x_test"][:200], mnist["y_test"][:200], 10, seed=5):
+        owners = number.owners[number.picture < 128]
+        assert number.owners.shape == number.picture.shape
+        assert set(np.unique(owners[owners >= 0]).tolist()) == set(range(len(number.number)))
+        assert np.mean(owners >= 0) > 0.97  # only the dots of noise belong to no digit
+
+
+def test_the_wholeness_examples_label_whole_digits_and_the_rest(classifier, mnist):
+    from model.wholeness import candidates
+
+    number = next(number for number in number_set(mnist["x_test"][:100], mnist["y_test"][:100], 20, seed=3)
+                  if not number.touching and len(number.number) >= 4)
+    inputs, labels = candidates(number, classifier.read)
+    assert inputs.shape == (len(labels), 28, 28, 2) and set(np.unique(labels).tolist()) <= {-1, 0, 1}
+    # each digit stands apart, so each is read whole at least once; the splitter also weighs parts and pairs
+    assert np.count_nonzero(labels == 1) >= len(number.number) and np.count_nonzero(labels == 0) >= 1
+    # the second channel is the surroundings: the group's own ink and its neighbours'
+    assert set(np.unique(inputs[..., 1]).tolist()) <= {0.0, 0.5, 1.0}
+
+
+def test_the_wholeness_network_guides_the_splitter(classifier, mnist):
+    # five MNIST test digits, the 9 and 4 touching: the reader alone cuts the 9 in two ("134165")
+    number = number_set(mnist["x_test"][:300], mnist["y_test"][:300], 40, seed=9)[13]
+    picture = number.picture.astype(np.float32) / 255.0
+
+    def read_with(judge) -> str:
+        return "".join(str(int(np.argmax(reading.probabilities))) for reading in segment_number(picture, classifier.read, judge=judge))
+
+    assert number.number == "94165" and read_with(classifier.judge) == "94165" and read_with(None) != "94165"
+    assert classifier.describe()["wholeness"]["name"] == "wholeness_cnn"
 
 
 @pytest.mark.parametrize("text, gaps", [("00", [-6]), ("23", [-4]), ("707", [0, -3]), ("4183", [12, 4, 20])])

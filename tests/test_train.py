@@ -137,3 +137,22 @@ def test_a_tiny_detector_training_run_saves_a_detector_the_classifier_loads(tmp_
     assert classifier.digit_threshold == card["threshold"]
     _, digit_scores = classifier.read(mnist["x_test"][:20] / 255.0)
     assert digit_scores.shape == (20,) and ((0.0 <= digit_scores) & (digit_scores <= 1.0)).all()
+
+
+def test_a_tiny_wholeness_training_run_saves_a_network_the_splitter_uses(tmp_path, mnist):
+    from model import wholeness
+    from model.data import Dataset
+    from model.numbers import number_set
+    from model.preprocess import encode_png
+
+    dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
+    output = tmp_path / "wholeness.keras"
+    card = wholeness.train(dataset, output, numbers=12, epochs=1, validation_size=100, verbose=0)
+    assert output.exists() and output.with_suffix(".tflite").exists()
+    assert json.loads(output.with_suffix(".json").read_text()) == card
+    assert card["data"]["examples"] > 12 and 0.0 < card["data"]["whole_share"] < 1.0
+    classifier = Classifier.load(runtime="litert", wholeness_path=output)
+    scores = classifier.judge(np.zeros((3, 28, 28, 2)))
+    assert scores.shape == (3,) and ((0.0 <= scores) & (scores <= 1.0)).all()
+    number = number_set(mnist["x_test"][:20], mnist["y_test"][:20], 1, seed=4)[0]
+    assert 1 <= len(classifier.recognize_number(encode_png(number.picture))) <= 2 * len(number.number)

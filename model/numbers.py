@@ -1,5 +1,7 @@
-"""Evaluation sets for whole numbers, built from MNIST *test* digits (no digit the network trained on).
+"""Pictures of whole numbers composed from MNIST digits, with which digit each pixel of ink belongs to.
 
+The bench builds its evaluation sets from the *test* digits (no digit the networks trained on);
+the splitter's "one whole digit?" network (model.wholeness) trains on numbers of training digits.
 A number is 2-6 digits placed side by side on white paper the way people write: each digit its
 own size (0.8-1.25x), uneven gaps (from slightly overlapping to half a digit apart), a wobbling
 baseline, the whole number slanted (up to ±0.25), a few dots of noise; some numbers on two lines.
@@ -33,6 +35,8 @@ class ComposedNumber:
     lines: list[str]
     touching: bool
     slant: float
+    # per pixel, the index (in reading order) of the digit whose ink is darkest there; -1 for paper and noise
+    owners: np.ndarray
 
 
 def _scaled(image: np.ndarray, height: int) -> np.ndarray:
@@ -41,8 +45,9 @@ def _scaled(image: np.ndarray, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC), dtype=np.float32).clip(0, 255) / 255.0
 
 
-def _line(rng: np.random.Generator, digits: list[np.ndarray], touching: bool) -> np.ndarray:
-    """One line of digits as float ink (0 = paper) on a canvas tall enough for the baseline's wobble."""
+def _line(rng: np.random.Generator, digits: list[np.ndarray], touching: bool, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """One line of digits as float ink (0 = paper) on a canvas tall enough for the baseline's wobble, and its owners
+    (digit indices counted from `first`)."""
     scaled = [_scaled(ink_crop(image), round(digit_height * rng.uniform(0.8, 1.25))) for image in digits]
     gaps = [
         rng.uniform(-0.1, 0.03) if touching and rng.random() < 0.6 else rng.uniform(min_gap, max_gap)
@@ -51,6 +56,7 @@ def _line(rng: np.random.Generator, digits: list[np.ndarray], touching: bool) ->
     height = int(1.6 * digit_height)
     width = sum(piece.shape[1] for piece in scaled) + int(sum(max(gap, 0) for gap in gaps) * digit_height) + 2
     canvas = np.zeros((height, width), dtype=np.float32)
+    owners = np.full((height, width), -1, dtype=np.int16)
     x = 0
     for index, piece in enumerate(scaled):
         if index:
@@ -59,20 +65,22 @@ def _line(rng: np.random.Generator, digits: list[np.ndarray], touching: bool) ->
         bottom = height - int(0.15 * digit_height) + round(rng.uniform(-0.1, 0.1) * digit_height)
         top = bottom - piece.shape[0]
         region = canvas[top:bottom, x : x + piece.shape[1]]
+        darker = piece[:, : region.shape[1]] > region
+        owners[top:bottom, x : x + piece.shape[1]][darker] = first + index
         np.maximum(region, piece[:, : region.shape[1]], out=region)
         x += piece.shape[1]
-    return canvas[:, : max(x, 1)]
+    return canvas[:, : max(x, 1)], owners[:, : max(x, 1)]
 
 
-def _slanted(ink: np.ndarray, slant: float) -> np.ndarray:
-    """Shear the ink so that verticals lean right by `slant` (tan of the angle)."""
+def _slanted(ink: np.ndarray, slant: float, resample: int = Image.BILINEAR) -> np.ndarray:
+    """Shear the ink (or, with NEAREST, the owners) so that verticals lean right by `slant` (tan of the angle)."""
     height, width = ink.shape
     extra = int(abs(slant) * height) + 2
     image = Image.fromarray(ink, "F")
     # output (x, y) reads input (x + slant * (y - height) + offset, y)
     offset = -extra if slant > 0 else 0
     sheared = image.transform((width + extra, height), Image.AFFINE, (1, slant, -slant * height + offset, 0, 1, 0),
-                              resample=Image.BILINEAR)
+                              resample=resample, fillcolor=-1.0 if resample == Image.NEAREST else 0.0)
     return np.asarray(sheared, dtype=np.float32)
 
 
@@ -82,21 +90,25 @@ def compose_number(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
     two_lines = len(images) >= 4 and rng.random() < two_line_share
     split = int(rng.integers(2, len(images) - 1)) if two_lines else len(images)
     line_parts = [(images[:split], labels[:split]), (images[split:], labels[split:])] if two_lines else [(images, labels)]
-    lines = [_line(rng, list(part), touching) for part, _ in line_parts]
-    width = max(line.shape[1] for line in lines)
+    lines = [_line(rng, list(part), touching, first) for (part, _), first in zip(line_parts, (0, split))]
+    width = max(line.shape[1] for line, _ in lines)
     # lines start at slightly different places, a quarter of a digit apart vertically
     gap = int(0.25 * digit_height)
-    ink = np.zeros((sum(line.shape[0] for line in lines) + gap * (len(lines) - 1), width + digit_height // 2), np.float32)
+    ink = np.zeros((sum(line.shape[0] for line, _ in lines) + gap * (len(lines) - 1), width + digit_height // 2), np.float32)
+    owners = np.full(ink.shape, -1.0, dtype=np.float32)
     y = 0
-    for line in lines:
+    for line, line_owners in lines:
         x = int(rng.integers(0, digit_height // 2 + 1))
         ink[y : y + line.shape[0], x : x + line.shape[1]] = np.maximum(ink[y : y + line.shape[0], x : x + line.shape[1]], line)
+        owners[y : y + line.shape[0], x : x + line.shape[1]] = line_owners
         y += line.shape[0] + gap
     slant = float(rng.uniform(-max_slant, max_slant))
     ink = _slanted(ink, slant)
+    owners = _slanted(owners, slant, Image.NEAREST)
     # a margin of paper, then a few dots of noise anywhere
     margin = digit_height // 2
     ink = np.pad(ink, margin)
+    owners = np.pad(owners, margin, constant_values=-1.0).astype(np.int16)
     for _ in range(int(rng.integers(0, 5))):
         radius = rng.uniform(0.8, 2.5)
         cy, cx = rng.uniform(0, ink.shape[0]), rng.uniform(0, ink.shape[1])
@@ -104,11 +116,11 @@ def compose_number(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
         np.maximum(ink, ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2).astype(np.float32) * rng.uniform(0.5, 1.0), out=ink)
     picture = np.round(255.0 * (1.0 - np.clip(ink, 0.0, 1.0))).astype(np.uint8)
     line_texts = ["".join(str(int(label)) for label in part_labels) for _, part_labels in line_parts]
-    return ComposedNumber(picture, "".join(line_texts), line_texts, touching, slant)
+    return ComposedNumber(picture, "".join(line_texts), line_texts, touching, slant, owners)
 
 
 def number_set(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 7) -> list[ComposedNumber]:
-    """`count` numbers of 2-6 digits (lengths equally often), digits drawn at random from the given test split."""
+    """`count` numbers of 2-6 digits (lengths equally often), digits drawn at random from `images`."""
     rng = np.random.default_rng(seed)
     numbers = []
     for index in range(count):

@@ -1,0 +1,190 @@
+"""Train the splitter's "is this group of strokes one whole digit?" network and write it beside the digit model.
+
+    python -m model.wholeness --data ../shared/data/mnist.npz
+
+Reading a number, the splitter weighs many ways to group and cut its strokes. The reader alone
+judges them badly: half a 0 reads as a confident 1, two touching 0s as a confident 0. This small
+network learns the difference from the very candidates the splitter weighs: numbers are composed
+from MNIST training digits (model.numbers, which knows which digit each pixel of ink belongs to),
+the splitter runs on them, and every group it reads is labelled "one whole digit" when at least
+`whole_share` of its ink is one digit's and covers that much of it, "not" when either share is
+below `part_share` (a part of a digit, a digit with a piece of its neighbour, two digits); a
+random sample of the far more numerous "not" groups is kept. The network sees each group
+twice: normalised as the reader sees it, and in its surroundings. The splitter runs without a
+wholeness network here, so that a retraining does not learn from its predecessor. The reader's
+validation digits are held out, for the validation examples.
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for
+from model.data import Dataset, held_out_split, load_mnist
+from model.export import exports_entry, save_for_serving
+from model.numbers import ComposedNumber, number_set
+from model.segment import Page, Reader, Segmenter, _lines
+
+logger = logging.getLogger(__name__)
+
+# A group is one whole digit when this share of its ink is one digit's, and it holds this share of that digit's ink.
+whole_share = 0.9
+# A group is not one whole digit when either share is below this; groups in between are left out of training.
+part_share = 0.8
+# The splitter weighs many more parts than digits: at most this many "not" examples are kept per "whole" one.
+negatives_per_positive = 3
+
+
+def candidates(number: ComposedNumber, read: Reader) -> tuple[np.ndarray, np.ndarray]:
+    """Every group the splitter reads in a composed number: its (28, 28, 2) inputs and labels (1 whole, 0 not, -1 unsure)."""
+    page = Page(number.picture.astype(np.float32) / 255.0)
+    segmenter = Segmenter(page, read)
+    owners = number.owners
+    ink_owners = owners[np.isin(page.labels, page.strokes)]
+    digit_ink = np.bincount(ink_owners[ink_owners >= 0], minlength=len(number.number))
+    inputs, labels = [], []
+    for labels_of_line, height in _lines(page):
+        line = segmenter.line(labels_of_line, height)
+        seen = set(segmenter.cache)
+        segmenter.group_line(segmenter.split_wide(labels_of_line, line), line)
+        for group in set(segmenter.cache) - seen:
+            reading = segmenter.cache[group]
+            if reading.image is None:
+                continue
+            rows = np.concatenate([page.pixels(piece)[0] for piece in group])
+            cols = np.concatenate([page.pixels(piece)[1] for piece in group])
+            counts = np.bincount(owners[rows, cols] + 1, minlength=len(number.number) + 1)
+            digit = int(np.argmax(counts[1:]))
+            precision = counts[digit + 1] / max(rows.size, 1)
+            recall = counts[digit + 1] / max(digit_ink[digit], 1)
+            label = 1 if min(precision, recall) >= whole_share else 0 if min(precision, recall) < part_share else -1
+            inputs.append(np.stack([reading.image, page.surroundings(list(group), line.height)], axis=-1))
+            labels.append(label)
+    if not inputs:
+        return np.zeros((0, 28, 28, 2), np.float32), np.zeros(0, np.int8)
+    return np.stack(inputs).astype(np.float32), np.array(labels, dtype=np.int8)
+
+
+_classifier = None
+
+
+def _examples(job: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates of `count` composed numbers; run in a worker process, which loads the reader once."""
+    global _classifier
+    from model.inference import Classifier
+
+    seed, count, images, digit_labels = job
+    if _classifier is None:
+        # the splitter as it is without this network, so that a retraining does not learn from its predecessor
+        _classifier = Classifier.load(DEFAULT_MODEL_PATH, runtime="litert", detector_path=DEFAULT_DETECTOR_PATH, wholeness_path=None)
+    parts = [candidates(number, _classifier.read) for number in number_set(images, digit_labels, count, seed)]
+    inputs = np.concatenate([part[0] for part in parts])
+    labels = np.concatenate([part[1] for part in parts])
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    rng = np.random.default_rng(seed)
+    negatives = rng.choice(negatives, min(len(negatives), negatives_per_positive * len(positives)), replace=False)
+    kept = np.sort(np.concatenate([positives, negatives]))
+    return inputs[kept], labels[kept].astype(np.float32)
+
+
+def build_examples(images: np.ndarray, digit_labels: np.ndarray, numbers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled candidates of `numbers` composed numbers, made in parallel in chunks, reproducible from the seed."""
+    chunk = 250
+    jobs = [(seed * 1_000_003 + start, min(chunk, numbers - start), images, digit_labels) for start in range(0, numbers, chunk)]
+    with multiprocessing.get_context("spawn").Pool() as pool:
+        parts = pool.map(_examples, jobs)
+    return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+
+
+def train(
+    dataset: Dataset,
+    output: Path = DEFAULT_WHOLENESS_PATH,
+    numbers: int = 4000,
+    epochs: int = 8,
+    validation_size: int = 5000,
+    seed: int = 1,
+    verbose: int | str = "auto",
+) -> dict:
+    """Build the examples, train, save the network with its card; return the card."""
+    import keras
+    import tensorflow as tf
+
+    from model.network import build_wholeness_network, compile_scorer
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    started = time.monotonic()
+    held_out, kept = held_out_split(len(dataset.x_train), validation_size, seed)  # the reader's own split
+    x_train, y_train = build_examples(dataset.x_train[kept], dataset.y_train[kept], numbers, seed)
+    validation_numbers = max(numbers // 10, 10)
+    x_validation, y_validation = build_examples(dataset.x_train[held_out], dataset.y_train[held_out], validation_numbers, seed + 1)
+    logger.info("%d training examples (%.1f%% whole) and %d validation examples in %.0f s",
+                len(x_train), 100 * y_train.mean(), len(x_validation), time.monotonic() - started)
+
+    batches = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(128)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    network = build_wholeness_network()
+    steps = epochs * int(np.ceil(len(x_train) / 128))
+    compile_scorer(network, steps)
+    network.fit(batches, epochs=epochs, validation_data=(x_validation, y_validation), verbose=verbose)
+    scores = network.predict(x_validation, verbose=0)[:, 0]
+    accuracy = float(np.mean((scores >= 0.5) == (y_validation == 1)))
+
+    output = Path(output)
+    tflite_file = save_for_serving(network, build_wholeness_network, output)
+    card = {
+        "name": "wholeness_cnn",
+        "description": "Scores whether a group of strokes is one whole digit (1), or a part of one or two stuck together (0). "
+                       "Inputs (28, 28, 2): the normalised group and its surroundings.",
+        "model_file": output.name,
+        "parameters": int(network.count_params()),
+        "data": {
+            "file": Path(dataset.source).name,
+            "sha256": dataset.sha256,
+            "numbers": numbers,
+            "examples": int(len(x_train)),
+            "whole_share": round(float(y_train.mean()), 4),
+            "labels": {"whole_share": whole_share, "part_share": part_share, "negatives_per_positive": negatives_per_positive},
+            "validation_numbers": validation_numbers,
+            "validation_examples": int(len(x_validation)),
+        },
+        "training": {"seed": seed, "epochs": epochs, "batch_size": 128, "optimizer": "Adam", "learning_rate": 1e-3,
+                     "seconds": round(time.monotonic() - started, 1)},
+        "validation": {"accuracy": round(accuracy, 5)},
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "exports": exports_entry(tflite_file),
+    }
+    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    logger.info("saved %s: %.2f%% of validation groups judged right", output, 100 * accuracy)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(prog="python -m model.wholeness", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
+    parser.add_argument("--output", default=str(DEFAULT_WHOLENESS_PATH), help="network file to write (default: %(default)s)")
+    parser.add_argument("--numbers", type=int, default=4000, help="numbers to compose for training (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=8, help="passes over the examples (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed for the numbers, split and weights (default: %(default)s)")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    train(load_mnist(arguments.data), Path(arguments.output), numbers=arguments.numbers, epochs=arguments.epochs,
+          seed=arguments.seed, verbose="auto" if sys.stdout.isatty() else 2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
