@@ -86,10 +86,9 @@ def train(
     import tensorflow as tf
 
     from model.augment import Augmentation, augment_batch
-    from model.network import build_digitness_network, compile_scorer
+    from model.network import build_digitness_network, compile_scorer, seed_training
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_training(seed)
     started = time.monotonic()
     held_out, kept = held_out_split(len(dataset.x_train), validation_size, seed)  # the reader's own split
     counts = counts or {"digit": len(kept), "font digit": 6000, "non-digit": 40000, "pair": 10000}

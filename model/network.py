@@ -96,3 +96,11 @@ def compile_scorer(network: keras.Sequential, steps: int) -> None:
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
+
+
+def seed_training(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic: a training run repeats exactly."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()

@@ -328,11 +328,12 @@ class Segmenter:
                 self.cache[group] = GroupReading(-np.inf, None, None, 0.0)
         if not images:
             return
-        probabilities, digit_scores = self.read(np.stack(images))
+        batch = np.stack(images)
+        probabilities, digit_scores = self.read(batch)
         whole_scores = np.ones(len(images))
         if self.judge is not None:
-            contexts = [self.page.surroundings(list(group), line.height) for group in readable]
-            whole_scores = self.judge(np.stack([np.stack(images), np.stack(contexts)], axis=-1))
+            contexts = np.stack([self.page.surroundings(list(group), line.height) for group in readable])
+            whole_scores = self.judge(np.stack([batch, contexts], axis=-1))
         for group, image, row, digit_score, whole_score in zip(readable, images, probabilities, digit_scores, whole_scores):
             score = float(
                 np.log(max(float(row.max()), 1e-9))
@@ -342,7 +343,7 @@ class Segmenter:
             self.cache[group] = GroupReading(score, image, row, float(digit_score))
 
     def score(self, piece: Piece, line: Line) -> float:
-        """How well a single piece reads as one digit of its line, with the cost of a digit and of width."""
+        """How well a single piece reads as one digit of its line, with the cost of its width."""
         left, right = self.columns(piece, line)
         return self.cache[(piece,)].score + _shape_score(right - left, line.height)
 

@@ -65,10 +65,9 @@ def train(
     import tensorflow as tf
 
     from model.augment import Augmentation, augment_batch
-    from model.network import build_network
+    from model.network import build_network, seed_training
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_training(seed)
     started = time.monotonic()
 
     x_train, y_train, x_validation, y_validation = split_validation(dataset, validation_size, seed)

@@ -116,10 +116,9 @@ def train(
     import keras
     import tensorflow as tf
 
-    from model.network import build_wholeness_network, compile_scorer
+    from model.network import build_wholeness_network, compile_scorer, seed_training
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_training(seed)
     started = time.monotonic()
     held_out, kept = held_out_split(len(dataset.x_train), validation_size, seed)  # the reader's own split
     x_train, y_train = build_examples(dataset.x_train[kept], dataset.y_train[kept], numbers, seed)
