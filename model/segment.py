@@ -5,11 +5,12 @@ strokes are grouped into lines by height, and within a line into digits by the n
 ("recognition-based segmentation"): every plausible way of grouping neighbouring strokes is
 read, and the grouping whose digits read best wins. That joins a 5 whose top bar floats, a 4
 drawn in two strokes and a broken pen line, and a stroke too wide to be one digit (digits that
-touch) is cut where its ink is thinnest, upright or slanted (and its parts again), if the parts
-read better. "Read best" weighs the reader's confidence, the detector's "looks like a digit"
-and, when given, a Judge: the wholeness network's "this is exactly one whole digit" (not a part
-of one, nor two stuck together), which sees each group in its surroundings. Specks of noise are
-dropped. Each digit is then normalised exactly like a single upload.
+touch), or a narrower one that reads poorly as one digit (a 1 drawn through a 7's bar), is cut
+where its ink is thinnest, upright or slanted (and its parts again), if the parts read better.
+"Read best" weighs the reader's confidence, the detector's "looks like a digit" and, when given,
+a Judge: the wholeness network's "this is exactly one whole digit" (not a part of one, nor two
+stuck together), which sees each group in its surroundings. Specks of noise are dropped. Each
+digit is then normalised exactly like a single upload.
 """
 
 from collections.abc import Callable
@@ -47,6 +48,9 @@ max_strokes_per_digit = 4
 max_digit_width = 1.25
 # A stroke at least this many times as wide as its line is tall is tried cut in two.
 min_split_width = 0.7
+# A narrower stroke that reads poorly as one digit (score below `doubtful_score`) is tried cut too, from this width
+# (two digits written over each other: a 1 in a 9's tail, a 1 across a 7's bar).
+doubtful_split_width, doubtful_score = 0.45, -2.0
 # The detector's say in the search: a digit score at or above `sure_digit_score` costs nothing,
 # lower ones cost `detector_weight` times their log ratio to it.
 sure_digit_score, detector_weight = 0.5, 0.5
@@ -143,6 +147,8 @@ class Page:
         if not self.strokes:
             raise NoDigitError("No digit found: only specks of noise.")
         self._pixels: dict[Piece, tuple[np.ndarray, np.ndarray]] = {}
+        # running sums of the ink, ink_sums[y, x] = ink pixels above and left of (y, x): any rectangle's ink in 4 reads
+        self.ink_sums = np.pad(self.weak.cumsum(axis=0, dtype=np.int32).cumsum(axis=1), ((1, 0), (1, 0)))
 
     def pixels(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of a piece's ink in the picture (kept: the search asks many times)."""
@@ -171,10 +177,10 @@ class Page:
         right = min(max(s[1].stop for s in slices) + margin, width)
         window = self.labels[top:bottom, left:right]
         mask = np.zeros(window.shape, dtype=bool)
+        rows, cols = np.arange(top, bottom)[:, np.newaxis], np.arange(left, right)[np.newaxis, :]
         for piece in pieces:
             inside = window == piece.label
             for cut_left, cut_right, slant, pivot in piece.cuts:
-                rows, cols = np.ogrid[top:bottom, left:right]
                 sheared = cols - slant * (rows - pivot)
                 inside &= (sheared >= cut_left) & (sheared < cut_right)
             mask |= inside
@@ -196,12 +202,18 @@ class Page:
         left = (cols.min() + cols.max() + 1) / 2 - side / 2
         height, width = self.weak.shape
         window_top, window_left = max(int(top), 0), max(int(left), 0)
-        other_rows, other_cols = np.nonzero(self.weak[window_top : min(int(top + side) + 1, height), window_left : min(int(left + side) + 1, width)])
-        for ink_rows, ink_cols, value in ((other_rows + window_top, other_cols + window_left, 0.5), (rows, cols, 1.0)):
-            y = np.floor((ink_rows - top) * (28 / side)).astype(int)
-            x = np.floor((ink_cols - left) * (28 / side)).astype(int)
-            inside = (y >= 0) & (y < 28) & (x >= 0) & (x < 28)
-            picture[y[inside], x[inside]] = value
+        window_bottom, window_right = min(int(top + side) + 1, height), min(int(left + side) + 1, width)
+        # any ink in each cell of the 28x28 grid: the ink summed over the cells' rectangles, from the running sums
+        edges = []
+        for start, stop, origin in ((window_top, window_bottom, top), (window_left, window_right, left)):
+            cells = np.floor((np.arange(start, stop) - origin) * (28 / side)).astype(int)
+            edges.append(start + np.searchsorted(cells, np.arange(29)))
+        sums = self.ink_sums[np.ix_(*edges)]
+        picture[(sums[1:, 1:] - sums[:-1, 1:] - sums[1:, :-1] + sums[:-1, :-1]) > 0] = 0.5
+        y = np.floor((rows - top) * (28 / side)).astype(int)
+        x = np.floor((cols - left) * (28 / side)).astype(int)
+        inside = (y >= 0) & (y < 28) & (x >= 0) & (x < 28)
+        picture[y[inside], x[inside]] = 1.0
         return picture
 
     def ink(self, pieces: list[Piece]) -> Ink:
@@ -361,7 +373,12 @@ class Segmenter:
         best = (self.score(piece, line), [piece])
         left, right = self.columns(piece, line)
         top, _, bottom, _ = self.page.extent([piece])
-        if depth == 0 or right - left < min_split_width * line.height or right - left < 0.7 * (bottom - top):
+        width = right - left
+        narrow = width < min_split_width * line.height or width < 0.7 * (bottom - top)
+        # a narrow stroke is cut only if it is uncut yet and reads poorly as one digit (two digits written over each other)
+        doubtful = (not piece.cuts and -np.inf < best[0] < doubtful_score
+                    and width >= doubtful_split_width * min(line.height, bottom - top))
+        if depth == 0 or (narrow and not doubtful):
             return best
         options = _cuts(self.page, piece)
         self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)

@@ -9,6 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image, ImageDraw
 
+from model import segment
 from model.calibrate import expected_calibration_error, fit_temperature
 from model.inference import calibrate
 from model.numbers import number_set
@@ -155,6 +156,20 @@ def test_the_wholeness_network_guides_the_splitter(classifier, mnist):
 
     assert number.number == "94165" and read_with(classifier.judge) == "94165" and read_with(None) != "94165"
     assert classifier.describe()["wholeness"]["name"] == "wholeness_cnn"
+
+
+def test_a_narrow_stroke_that_reads_poorly_is_tried_cut(classifier, mnist, monkeypatch):
+    # five MNIST test digits, a 1 drawn through the end of a 7's bar: together they are too narrow to count as
+    # touching digits, but they read poorly as one digit, so the splitter tries cutting them too
+    number = number_set(mnist["x_test"][:300], mnist["y_test"][:300], 60, seed=10)[38]
+    picture = number.picture.astype(np.float32) / 255.0
+
+    def read() -> str:
+        return "".join(str(int(np.argmax(reading.probabilities))) for reading in segment_number(picture, classifier.read, judge=classifier.judge))
+
+    assert number.number == "57190" and read() == "57190"
+    monkeypatch.setattr(segment, "doubtful_score", -np.inf)
+    assert read() == "5790"
 
 
 @pytest.mark.parametrize("text, gaps", [("00", [-6]), ("23", [-4]), ("707", [0, -3]), ("4183", [12, 4, 20])])
