@@ -13,6 +13,7 @@ stuck together), which sees each group in its surroundings. Specks of noise are 
 digit is then normalised exactly like a single upload.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -147,8 +148,14 @@ class Page:
         if not self.strokes:
             raise NoDigitError("No digit found: only specks of noise.")
         self._pixels: dict[Piece, tuple[np.ndarray, np.ndarray]] = {}
-        # running sums of the ink, ink_sums[y, x] = ink pixels above and left of (y, x): any rectangle's ink in 4 reads
-        self.ink_sums = np.pad(self.weak.cumsum(axis=0, dtype=np.int32).cumsum(axis=1), ((1, 0), (1, 0)))
+
+    @functools.cached_property
+    def ink_sums(self) -> np.ndarray:
+        """Running sums of the ink, [y, x] = ink pixels above and left of (y, x): any rectangle's ink in 4 reads.
+
+        Made on first use: only the wholeness network's surroundings need them.
+        """
+        return np.pad(self.weak.cumsum(axis=0, dtype=np.int32).cumsum(axis=1), ((1, 0), (1, 0)))
 
     def pixels(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of a piece's ink in the picture (kept: the search asks many times)."""
