@@ -53,8 +53,9 @@ min_split_width = 0.7
 # (two digits written over each other: a 1 in a 9's tail, a 1 across a 7's bar).
 doubtful_split_width, doubtful_score = 0.45, -2.0
 # The detector's say in the search: a digit score at or above `sure_digit_score` costs nothing,
-# lower ones cost `detector_weight` times their log ratio to it.
-sure_digit_score, detector_weight = 0.5, 0.5
+# lower ones cost `detector_weight` times their log ratio to it. The detector is far surer of 1s than of 4s, 8s and 0s:
+# from a higher score on, it tilted the search towards cutting an open 4 into "11".
+sure_digit_score, detector_weight = 0.1, 0.5
 # Cuts keep this share of a stroke's width clear of either end, and of each other.
 cut_margin = 0.2
 # Slants (as tan of the angle) along which touching digits are tried cut.

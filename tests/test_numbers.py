@@ -172,6 +172,20 @@ def test_a_narrow_stroke_that_reads_poorly_is_tried_cut(classifier, mnist, monke
     assert read() == "5790"
 
 
+def test_an_open_four_the_detector_doubts_is_not_cut_into_ones(classifier, mnist, monkeypatch):
+    # three MNIST test digits; the detector is far less sure of 4s than of 1s, and with its say starting
+    # at a score of 0.5 the splitter read the 4 as "21"
+    number = number_set(mnist["x_test"][:300], mnist["y_test"][:300], 60, seed=16)[31]
+    picture = number.picture.astype(np.float32) / 255.0
+
+    def read() -> str:
+        return "".join(str(int(np.argmax(reading.probabilities))) for reading in segment_number(picture, classifier.read, judge=classifier.judge))
+
+    assert number.number == "142" and read() == "142"
+    monkeypatch.setattr(segment, "sure_digit_score", 0.5)
+    assert read() == "1212"
+
+
 @pytest.mark.parametrize("text, gaps", [("00", [-6]), ("23", [-4]), ("707", [0, -3]), ("4183", [12, 4, 20])])
 def test_digits_close_together_or_touching_are_read_apart(classifier, text, gaps):
     picture, _ = draw_number(text, gaps=gaps)
