@@ -146,44 +146,42 @@ def test_the_wholeness_examples_label_whole_digits_and_the_rest(classifier, mnis
     assert set(np.unique(inputs[..., 1]).tolist()) <= {0.0, 0.5, 1.0}
 
 
+def mnist_number(mnist, count: int, seed: int, index: int):
+    """One of `count` numbers composed from the first 300 MNIST test digits."""
+    return number_set(mnist["x_test"][:300], mnist["y_test"][:300], count, seed=seed)[index]
+
+
+def read_digits(classifier, number, wholeness: bool = True) -> str:
+    """Every digit the splitter reads in a composed number, flagged or not, with or without the wholeness network."""
+    picture = number.picture.astype(np.float32) / 255.0
+    readings = segment_number(picture, classifier.read, judge=classifier.judge if wholeness else None)
+    return "".join(str(int(np.argmax(reading.probabilities))) for reading in readings)
+
+
 def test_the_wholeness_network_guides_the_splitter(classifier, mnist):
     # five MNIST test digits, the 9 and 4 touching: the reader alone cuts the 9 in two ("134165")
-    number = number_set(mnist["x_test"][:300], mnist["y_test"][:300], 40, seed=9)[13]
-    picture = number.picture.astype(np.float32) / 255.0
-
-    def read_with(judge) -> str:
-        return "".join(str(int(np.argmax(reading.probabilities))) for reading in segment_number(picture, classifier.read, judge=judge))
-
-    assert number.number == "94165" and read_with(classifier.judge) == "94165" and read_with(None) != "94165"
+    number = mnist_number(mnist, 40, seed=9, index=13)
+    assert number.number == "94165" and read_digits(classifier, number) == "94165"
+    assert read_digits(classifier, number, wholeness=False) != "94165"
     assert classifier.describe()["wholeness"]["name"] == "wholeness_cnn"
 
 
 def test_a_narrow_stroke_that_reads_poorly_is_tried_cut(classifier, mnist, monkeypatch):
     # five MNIST test digits, a 1 drawn through the end of a 7's bar: together they are too narrow to count as
     # touching digits, but they read poorly as one digit, so the splitter tries cutting them too
-    number = number_set(mnist["x_test"][:300], mnist["y_test"][:300], 60, seed=10)[38]
-    picture = number.picture.astype(np.float32) / 255.0
-
-    def read() -> str:
-        return "".join(str(int(np.argmax(reading.probabilities))) for reading in segment_number(picture, classifier.read, judge=classifier.judge))
-
-    assert number.number == "57190" and read() == "57190"
+    number = mnist_number(mnist, 60, seed=10, index=38)
+    assert number.number == "57190" and read_digits(classifier, number) == "57190"
     monkeypatch.setattr(segment, "doubtful_score", -np.inf)
-    assert read() == "5790"
+    assert read_digits(classifier, number) == "5790"
 
 
 def test_an_open_four_the_detector_doubts_is_not_cut_into_ones(classifier, mnist, monkeypatch):
     # three MNIST test digits; the detector is far less sure of 4s than of 1s, and with its say starting
     # at a score of 0.5 the splitter read the 4 as "21"
-    number = number_set(mnist["x_test"][:300], mnist["y_test"][:300], 60, seed=16)[31]
-    picture = number.picture.astype(np.float32) / 255.0
-
-    def read() -> str:
-        return "".join(str(int(np.argmax(reading.probabilities))) for reading in segment_number(picture, classifier.read, judge=classifier.judge))
-
-    assert number.number == "142" and read() == "142"
+    number = mnist_number(mnist, 60, seed=16, index=31)
+    assert number.number == "142" and read_digits(classifier, number) == "142"
     monkeypatch.setattr(segment, "sure_digit_score", 0.5)
-    assert read() == "1212"
+    assert read_digits(classifier, number) == "1212"
 
 
 @pytest.mark.parametrize("text, gaps", [("00", [-6]), ("23", [-4]), ("707", [0, -3]), ("4183", [12, 4, 20])])
