@@ -85,7 +85,7 @@ def _slanted(ink: np.ndarray, slant: float, resample: int = Image.BILINEAR) -> n
 
 
 def compose_number(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray) -> ComposedNumber:
-    """One number from MNIST test digits `images` (uint8 28x28) with their `labels`, written on paper."""
+    """One number from MNIST digits `images` (uint8 28x28) with their `labels`, written on paper."""
     touching = bool(rng.random() < touching_share)
     two_lines = len(images) >= 4 and rng.random() < two_line_share
     split = int(rng.integers(2, len(images) - 1)) if two_lines else len(images)
@@ -109,11 +109,11 @@ def compose_number(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
     margin = digit_height // 2
     ink = np.pad(ink, margin)
     owners = np.pad(owners, margin, constant_values=-1.0).astype(np.int16)
+    rows, columns = np.ogrid[: ink.shape[0], : ink.shape[1]]
     for _ in range(int(rng.integers(0, 5))):
         radius = rng.uniform(0.8, 2.5)
         cy, cx = rng.uniform(0, ink.shape[0]), rng.uniform(0, ink.shape[1])
-        yy, xx = np.ogrid[: ink.shape[0], : ink.shape[1]]
-        np.maximum(ink, ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2).astype(np.float32) * rng.uniform(0.5, 1.0), out=ink)
+        np.maximum(ink, ((rows - cy) ** 2 + (columns - cx) ** 2 <= radius**2).astype(np.float32) * rng.uniform(0.5, 1.0), out=ink)
     picture = np.round(255.0 * (1.0 - np.clip(ink, 0.0, 1.0))).astype(np.uint8)
     line_texts = ["".join(str(int(label)) for label in part_labels) for _, part_labels in line_parts]
     return ComposedNumber(picture, "".join(line_texts), line_texts, touching, slant, owners)
