@@ -66,6 +66,12 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
     }
 
 
+def reads_every_digit_alone(classifier: Classifier, number) -> bool:
+    """Whether the network reads each of the number's MNIST digits right on its own: no splitter can do better."""
+    probabilities = classifier.predict_probabilities(number.digits.astype(np.float32) / 255.0)
+    return "".join(str(digit) for digit in probabilities.argmax(axis=1)) == number.number
+
+
 def miss_kind(truth: str, marks: str) -> str:
     """Why a number was misread, from the digits of every mark (non-digits included)."""
     if marks == truth:
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  missed: {kind:<48} {count}")
     milliseconds = result["milliseconds"]
     print(f"  time per number in process: median {np.median(milliseconds):.0f} ms, p95 {np.percentile(milliseconds, 95):.0f} ms")
+    alone = sum(reads_every_digit_alone(classifier, number) for number in numbers)
+    print(f"  every digit read right alone (its 28x28 image): {alone}/{len(numbers)}, the most any splitter could read right")
 
     rng = np.random.default_rng(11)
     groups = {

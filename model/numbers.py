@@ -37,6 +37,8 @@ class ComposedNumber:
     slant: float
     # per pixel, the index (in reading order) of the digit whose ink is darkest there; -1 for paper and noise
     owners: np.ndarray
+    # the MNIST digits it was made of (uint8 28x28), in reading order
+    digits: np.ndarray
 
 
 def _scaled(image: np.ndarray, height: int) -> np.ndarray:
@@ -116,7 +118,7 @@ def compose_number(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
         np.maximum(ink, ((rows - cy) ** 2 + (columns - cx) ** 2 <= radius**2).astype(np.float32) * rng.uniform(0.5, 1.0), out=ink)
     picture = np.round(255.0 * (1.0 - np.clip(ink, 0.0, 1.0))).astype(np.uint8)
     line_texts = ["".join(str(int(label)) for label in part_labels) for _, part_labels in line_parts]
-    return ComposedNumber(picture, "".join(line_texts), line_texts, touching, slant, owners)
+    return ComposedNumber(picture, "".join(line_texts), line_texts, touching, slant, owners, np.asarray(images))
 
 
 def number_set(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 7) -> list[ComposedNumber]:

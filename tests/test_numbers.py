@@ -133,6 +133,16 @@ def test_composed_numbers_record_which_digit_each_pixel_of_ink_belongs_to(mnist)
         assert np.mean(owners >= 0) > 0.97  # only the dots of noise belong to no digit
 
 
+def test_composed_numbers_keep_the_mnist_digits_they_were_made_of_in_reading_order(mnist):
+    # the bench reads them alone: the most any splitter could read right
+    images, labels = mnist["x_test"][:200], mnist["y_test"][:200]
+    for number in number_set(images, labels, 10, seed=5):
+        assert number.digits.shape == (len(number.number), 28, 28)
+        for digit, text in zip(number.digits, number.number):
+            sources = np.flatnonzero((images == digit).all(axis=(1, 2)))
+            assert sources.size and (labels[sources] == int(text)).all()
+
+
 def test_the_wholeness_examples_label_whole_digits_and_the_rest(classifier, mnist):
     from model.wholeness import candidates
 
