@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from model.numbers import number_set
+from model.numbers import ComposedNumber, number_set
 from model import synthetic
 from model.calibrate import expected_calibration_error
 from model.data import load_mnist
@@ -66,7 +66,7 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
     }
 
 
-def reads_every_digit_alone(classifier: Classifier, number) -> bool:
+def reads_every_digit_alone(classifier: Classifier, number: ComposedNumber) -> bool:
     """Whether the network reads each of the number's MNIST digits right on its own: no splitter can do better."""
     probabilities = classifier.predict_probabilities(number.digits.astype(np.float32) / 255.0)
     return "".join(str(digit) for digit in probabilities.argmax(axis=1)) == number.number
