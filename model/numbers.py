@@ -79,8 +79,9 @@ def _slanted(ink: np.ndarray, slant: float, resample: int = Image.BILINEAR) -> n
     height, width = ink.shape
     extra = int(abs(slant) * height) + 2
     image = Image.fromarray(ink, "F")
-    # output (x, y) reads input (x + slant * (y - height) + offset, y)
-    offset = -extra if slant > 0 else 0
+    # output (x, y) reads input (x + slant * (y - height) + offset, y): row y moves right by slant * (height - y) - offset,
+    # and the offset makes room on the left for the rows that lean left, so no ink leaves the picture
+    offset = min(slant, 0.0) * height - 1
     sheared = image.transform((width + extra, height), Image.AFFINE, (1, slant, -slant * height + offset, 0, 1, 0),
                               resample=resample, fillcolor=-1.0 if resample == Image.NEAREST else 0.0)
     return np.asarray(sheared, dtype=np.float32)

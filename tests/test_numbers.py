@@ -133,6 +133,21 @@ def test_composed_numbers_record_which_digit_each_pixel_of_ink_belongs_to(mnist)
         assert np.mean(owners >= 0) > 0.97  # only the dots of noise belong to no digit
 
 
+@pytest.mark.parametrize("slant", [-0.25, -0.1, 0.1, 0.25])
+def test_slanting_a_composed_number_keeps_all_its_ink_in_the_picture(slant):
+
+    from model.numbers import _slanted
+
+    # ink up to every edge, as a line of digits is: nothing may be cut off at the top corners
+    ink = np.zeros((115, 300), dtype=np.float32)
+    ink[:, :40] = ink[:, -40:] = 1.0
+    owners = np.where(ink > 0, np.where(np.arange(300) < 150, 0, 1), -1).astype(np.float32)
+    assert _slanted(ink, slant).sum() == pytest.approx(ink.sum(), rel=1e-3)
+    sheared_owners = _slanted(owners, slant, Image.NEAREST)
+    for owner in (0, 1):
+        assert np.count_nonzero(sheared_owners == owner) == np.count_nonzero(owners == owner)
+
+
 def test_composed_numbers_keep_the_mnist_digits_they_were_made_of_in_reading_order(mnist):
     # the bench reads them alone: the most any splitter could read right
     images, labels = mnist["x_test"][:200], mnist["y_test"][:200]
