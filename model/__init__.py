@@ -25,3 +25,11 @@ def card_path_for(model_path: str | Path) -> Path:
 def tflite_path_for(model_path: str | Path) -> Path:
     """The TensorFlow Lite export beside the model file: digits.keras -> digits.tflite."""
     return Path(model_path).with_suffix(".tflite")
+
+
+def reader_split(model_path: str | Path = DEFAULT_MODEL_PATH) -> tuple[int, int]:
+    """The digit model's held-out split, from its card: (validation images, seed). The other networks hold out the same."""
+    import json
+
+    card = json.loads(card_path_for(model_path).read_text())
+    return int(card["data"]["validation_images"]), int(card["training"]["seed"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_MODEL_PATH, card_path_for
+from model import DEFAULT_MODEL_PATH, card_path_for, reader_split
 from model.data import held_out_split, load_mnist
 from model.inference import Classifier, calibrate
 
@@ -81,8 +81,8 @@ def calibrate_model(data: str | None, model_path: Path = DEFAULT_MODEL_PATH, see
     dataset = load_mnist(data)
     card_path = card_path_for(model_path)
     card = json.loads(card_path.read_text())
-    validation_size = card["data"]["validation_images"]
-    held_out, _ = held_out_split(len(dataset.x_train), validation_size, card["training"]["seed"])
+    validation_size, split_seed = reader_split(model_path)
+    held_out, _ = held_out_split(len(dataset.x_train), validation_size, split_seed)
     classifier = Classifier.load(model_path, detector_path=None)
     # as they are and slanted, so that the fit sees enough mistakes (about 30 of 5,000 otherwise)
     validation = np.concatenate([

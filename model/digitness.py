@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_DETECTOR_PATH, card_path_for
+from model import DEFAULT_DETECTOR_PATH, card_path_for, reader_split
 from model import synthetic
 from model.data import Dataset, held_out_split, load_mnist
 from model.export import exports_entry, save_for_serving
@@ -78,6 +78,7 @@ def train(
     epochs: int = 12,
     validation_size: int = 5000,
     seed: int = 1,
+    split_seed: int = 1,
     counts: dict[str, int] | None = None,
     verbose: int | str = "auto",
 ) -> dict:
@@ -90,7 +91,8 @@ def train(
 
     seed_training(seed)
     started = time.monotonic()
-    held_out, kept = held_out_split(len(dataset.x_train), validation_size, seed)  # the reader's own split
+    # the reader's own split, whatever this network's seed: its validation digits are ones the reader never trained on
+    held_out, kept = held_out_split(len(dataset.x_train), validation_size, split_seed)
     counts = counts or {"digit": len(kept), "font digit": 6000, "non-digit": 40000, "pair": 10000}
     x_train, y_train = build_examples(dataset.x_train[kept], counts, seed)
     validation_counts = {"digit": len(held_out), "non-digit": 2 * len(held_out) // 5, "pair": len(held_out) // 5}
@@ -155,11 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--output", default=str(DEFAULT_DETECTOR_PATH), help="detector file to write (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=12, help="passes over the examples (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed for the examples, split and weights (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed for the examples and weights; the validation digits "
+                        "are the digit model's, from its card (default: %(default)s)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    train(load_mnist(arguments.data), Path(arguments.output), epochs=arguments.epochs, seed=arguments.seed,
-          verbose="auto" if sys.stdout.isatty() else 2)
+    validation_size, split_seed = reader_split()
+    train(load_mnist(arguments.data), Path(arguments.output), epochs=arguments.epochs, validation_size=validation_size,
+          seed=arguments.seed, split_seed=split_seed, verbose="auto" if sys.stdout.isatty() else 2)
     return 0
 
 

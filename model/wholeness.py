@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for
+from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for, reader_split
 from model.data import Dataset, held_out_split, load_mnist
 from model.export import exports_entry, save_for_serving
 from model.numbers import ComposedNumber, number_set
@@ -110,6 +110,7 @@ def train(
     epochs: int = 8,
     validation_size: int = 5000,
     seed: int = 1,
+    split_seed: int = 1,
     verbose: int | str = "auto",
 ) -> dict:
     """Build the examples, train, save the network with its card; return the card."""
@@ -120,7 +121,8 @@ def train(
 
     seed_training(seed)
     started = time.monotonic()
-    held_out, kept = held_out_split(len(dataset.x_train), validation_size, seed)  # the reader's own split
+    # the reader's own split, whatever this network's seed: its validation digits are ones the reader never trained on
+    held_out, kept = held_out_split(len(dataset.x_train), validation_size, split_seed)
     x_train, y_train = build_examples(dataset.x_train[kept], dataset.y_train[kept], numbers, seed)
     validation_numbers = max(numbers // 10, 10)
     x_validation, y_validation = build_examples(dataset.x_train[held_out], dataset.y_train[held_out], validation_numbers, seed + 1)
@@ -177,11 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(DEFAULT_WHOLENESS_PATH), help="network file to write (default: %(default)s)")
     parser.add_argument("--numbers", type=int, default=4000, help="numbers to compose for training (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=8, help="passes over the examples (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed for the numbers, split and weights (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed for the numbers and weights; the validation digits are "
+                        "the digit model's, from its card (default: %(default)s)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    validation_size, split_seed = reader_split()
     train(load_mnist(arguments.data), Path(arguments.output), numbers=arguments.numbers, epochs=arguments.epochs,
-          seed=arguments.seed, verbose="auto" if sys.stdout.isatty() else 2)
+          validation_size=validation_size, seed=arguments.seed, split_seed=split_seed,
+          verbose="auto" if sys.stdout.isatty() else 2)
     return 0
 
 

@@ -139,6 +139,33 @@ def test_a_tiny_detector_training_run_saves_a_detector_the_classifier_loads(tmp_
     assert digit_scores.shape == (20,) and ((0.0 <= digit_scores) & (digit_scores <= 1.0)).all()
 
 
+class StopBeforeTraining(Exception):
+    """Raised by a stand-in for held_out_split: the split is all these tests look at."""
+
+
+@pytest.mark.parametrize("command", ["digitness", "wholeness"])
+def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever_their_own_seed(command, monkeypatch, mnist):
+    # their validation digits must be ones the reader never trained on, or their validation figures flatter them
+    import importlib
+
+    from model import reader_split
+    from model.data import Dataset
+
+    module = importlib.import_module(f"model.{command}")
+    splits = []
+
+    def held_out_split(count: int, validation_size: int, seed: int):
+        splits.append((validation_size, seed))
+        raise StopBeforeTraining
+
+    dataset = Dataset(mnist["x_train"][:100], mnist["y_train"][:100], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
+    monkeypatch.setattr(module, "load_mnist", lambda path: dataset)
+    monkeypatch.setattr(module, "held_out_split", held_out_split)
+    with pytest.raises(StopBeforeTraining):
+        module.main(["--seed", "7"])
+    assert splits == [reader_split()] == [(5000, 1)]
+
+
 def test_a_tiny_wholeness_training_run_saves_a_network_the_splitter_uses(tmp_path, mnist):
     from model import wholeness
     from model.data import Dataset
