@@ -135,7 +135,6 @@ def test_composed_numbers_record_which_digit_each_pixel_of_ink_belongs_to(mnist)
 
 @pytest.mark.parametrize("slant", [-0.25, -0.1, 0.1, 0.25])
 def test_slanting_a_composed_number_keeps_all_its_ink_in_the_picture(slant):
-
     from model.numbers import _slanted
 
     # ink up to every edge, as a line of digits is: nothing may be cut off at the top corners
