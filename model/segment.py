@@ -58,10 +58,14 @@ doubtful_split_width, doubtful_score = 0.45, -2.0
 sure_digit_score, detector_weight = 0.1, 0.5
 # Cuts keep this share of a stroke's width clear of either end, and of each other.
 cut_margin = 0.2
-# Slants (as tan of the angle) along which touching digits are tried cut.
-cut_slants = (-0.3, -0.15, 0.0, 0.15, 0.3)
+# Slants (as tan of the angle) along which touching digits are tried cut: these, and the line's own slant and
+# these about it (a number written with a strong lean comes apart along its lean).
+cut_slants, line_cut_slants = (-0.3, -0.15, 0.0, 0.15, 0.3), (-0.1, 0.0, 0.1)
 # Valleys of the ink profile tried as cuts, per slant.
 cuts_per_slant = 2
+# When no valley cut reads well (the best below `doubtful_score`), cuts at these shares of the width too, per slant:
+# where two digits touch side by side (a 0's right side against a 5's stem) the joint is no valley of the profile.
+cut_shares = (0.3, 0.4, 0.5, 0.6, 0.7)
 # A wide stroke is cut, and its parts again, up to this many times over (up to 2 ** split_depth parts).
 split_depth = 3
 # The cuts of a stroke whose parts read best as they are are explored further, this many.
@@ -293,8 +297,8 @@ def _lines(page: Page) -> list[tuple[list[int], float]]:
     return [(span[2], float(span[1] - span[0])) for span in spans]
 
 
-def _cuts(page: Page, piece: Piece) -> list[tuple[Piece, Piece, float]]:
-    """Ways to cut a wide piece in two, at the thinnest places of its ink profile along several slants.
+def _cuts(page: Page, piece: Piece, line: Line, evenly: bool = False) -> list[tuple[Piece, Piece, float]]:
+    """Ways to cut a wide piece in two along several slants: at the thinnest places of its ink profile, or `evenly`.
 
     Each comes with how much ink the cut goes through, in stroke widths.
     """
@@ -304,7 +308,7 @@ def _cuts(page: Page, piece: Piece) -> list[tuple[Piece, Piece, float]]:
     rows, cols = rows + top, cols + left
     pivot = float(rows.mean())
     options = []
-    for slant in cut_slants:
+    for slant in dict.fromkeys(round(slant, 3) for slant in (*cut_slants, *(line.slant + turn for turn in line_cut_slants))):
         sheared = cols - slant * (rows - pivot)
         start = np.floor(sheared.min())
         profile = np.bincount((sheared - start).astype(int))
@@ -320,6 +324,11 @@ def _cuts(page: Page, piece: Piece) -> list[tuple[Piece, Piece, float]]:
                 chosen.append(int(column))
             if len(chosen) == cuts_per_slant:
                 break
+        if evenly:  # at even shares of the width instead, those not next to a valley (tried already)
+            valleys, chosen = chosen, []
+            for column in (int(share * width) for share in cut_shares):
+                if 0 < column < width and all(abs(column - valley) >= 0.05 * width for valley in valleys):
+                    chosen.append(column)
         for column in chosen:
             cut = start + column + 0.5
             options.append((Piece(piece.label, piece.cuts + ((-np.inf, cut, slant, pivot),)),
@@ -388,9 +397,15 @@ class Segmenter:
                     and width >= doubtful_split_width * min(line.height, bottom - top))
         if depth == 0 or (narrow and not doubtful):
             return best
-        options = _cuts(self.page, piece)
+        best = self.explore(_cuts(self.page, piece, line), line, depth, best)
+        if best[0] < doubtful_score:  # still reads poorly: the joint may be no valley (digits touching side by side)
+            best = self.explore(_cuts(self.page, piece, line, evenly=True), line, depth, best)
+        return best
+
+    def explore(self, options: list[tuple[Piece, Piece, float]], line: Line, depth: int,
+                best: tuple[float, list[Piece]]) -> tuple[float, list[Piece]]:
+        """The best of `best` and the cuts whose two parts read best as they are, each part split again."""
         self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)
-        # the cuts whose two parts read best as they are, explored further
         options.sort(key=lambda option: self.score(option[0], line) + self.score(option[1], line) - cut_cost * option[2], reverse=True)
         for first, second, crossing in options[:explored_cuts]:
             (first_score, first_parts), (second_score, second_parts) = self.split(first, line, depth - 1), self.split(second, line, depth - 1)

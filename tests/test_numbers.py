@@ -201,11 +201,30 @@ def test_a_narrow_stroke_that_reads_poorly_is_tried_cut(classifier, mnist, monke
 
 def test_an_open_four_the_detector_doubts_is_not_cut_into_ones(classifier, mnist, monkeypatch):
     # three MNIST test digits; the detector is far less sure of 4s than of 1s, and with its say starting
-    # at a score of 0.5 the splitter read the 4 as "21"
+    # at a score of 0.5 the splitter read the 4 as "21" (without the even cuts: see the next test)
     number = mnist_number(mnist, 60, seed=16, index=31)
+    monkeypatch.setattr(segment, "cut_shares", ())
     assert number.number == "142" and read_digits(classifier, number) == "142"
     monkeypatch.setattr(segment, "sure_digit_score", 0.5)
     assert read_digits(classifier, number) == "1212"
+
+
+@pytest.mark.xfail(strict=True, reason="known miss: the even cuts part this open 4 into a 4 and a 1 (README, Whole numbers)")
+def test_an_open_four_is_not_cut_into_a_four_and_a_one(classifier, mnist):
+    # the same "142": the 4 reads poorly whole (the detector doubts it), so it is tried cut at even shares of its
+    # width too, and its left part with a 4's bar and its right stem read better as "41"
+    number = mnist_number(mnist, 60, seed=16, index=31)
+    assert read_digits(classifier, number) == "142"
+
+
+@pytest.mark.parametrize("seed, index, text, without", [(35, 24, "543316", "54336"), (37, 37, "4642", "442")])
+def test_digits_touching_side_by_side_are_cut_where_the_ink_profile_has_no_valley(classifier, mnist, monkeypatch, seed, index, text, without):
+    # MNIST test digits; a 1's stem against a 6's round side, a 4's bar running into a small 6: where they touch
+    # the ink is no thinner than in the digits, so only the cuts at even shares of the width part them
+    number = mnist_number(mnist, 40, seed=seed, index=index)
+    assert number.number == text and number.touching and read_digits(classifier, number) == text
+    monkeypatch.setattr(segment, "cut_shares", ())
+    assert read_digits(classifier, number) == without
 
 
 @pytest.mark.parametrize("text, gaps", [("00", [-6]), ("23", [-4]), ("707", [0, -3]), ("4183", [12, 4, 20])])
