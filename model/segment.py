@@ -297,17 +297,21 @@ def _lines(page: Page) -> list[tuple[list[int], float]]:
     return [(span[2], float(span[1] - span[0])) for span in spans]
 
 
-def _cuts(page: Page, piece: Piece, line: Line, evenly: bool = False) -> list[tuple[Piece, Piece, float]]:
-    """Ways to cut a wide piece in two along several slants: at the thinnest places of its ink profile, or `evenly`.
+Cut = tuple[Piece, Piece, float]  # the two parts, and how much ink the cut goes through, in stroke widths
 
-    Each comes with how much ink the cut goes through, in stroke widths.
+
+def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
+    """Ways to cut a wide piece in two along several slants: at the thinnest places of its ink profile, and evenly.
+
+    The even cuts (at `cut_shares` of the width) leave out those next to a valley, tried already.
     """
     mask, (top, left) = page.mask([piece])
     stroke = _stroke_width(mask.astype(np.float32))
     rows, cols = np.nonzero(mask)
     rows, cols = rows + top, cols + left
     pivot = float(rows.mean())
-    options = []
+    at_valleys: list[Cut] = []
+    at_shares: list[Cut] = []
     for slant in dict.fromkeys(round(slant, 3) for slant in (*cut_slants, *(line.slant + turn for turn in line_cut_slants))):
         sheared = cols - slant * (rows - pivot)
         start = np.floor(sheared.min())
@@ -318,22 +322,20 @@ def _cuts(page: Page, piece: Piece, line: Line, evenly: bool = False) -> list[tu
         if inner.size == 0:
             continue
         # the lowest columns, at least a fifth of the width apart
-        chosen: list[int] = []
+        valleys: list[int] = []
         for column in inner[np.argsort(profile[inner], kind="stable")]:
-            if all(abs(column - other) >= cut_margin * width for other in chosen):
-                chosen.append(int(column))
-            if len(chosen) == cuts_per_slant:
+            if all(abs(column - other) >= cut_margin * width for other in valleys):
+                valleys.append(int(column))
+            if len(valleys) == cuts_per_slant:
                 break
-        if evenly:  # at even shares of the width instead, those not next to a valley (tried already)
-            valleys, chosen = chosen, []
-            for column in (int(share * width) for share in cut_shares):
-                if 0 < column < width and all(abs(column - valley) >= 0.05 * width for valley in valleys):
-                    chosen.append(column)
-        for column in chosen:
-            cut = start + column + 0.5
-            options.append((Piece(piece.label, piece.cuts + ((-np.inf, cut, slant, pivot),)),
-                            Piece(piece.label, piece.cuts + ((cut, np.inf, slant, pivot),)), profile[column] / stroke))
-    return options
+        shares = [column for column in (int(share * width) for share in cut_shares)
+                  if 0 < column < width and all(abs(column - valley) >= 0.05 * width for valley in valleys)]
+        for columns, options in ((valleys, at_valleys), (shares, at_shares)):
+            for column in columns:
+                cut = start + column + 0.5
+                options.append((Piece(piece.label, piece.cuts + ((-np.inf, cut, slant, pivot),)),
+                                Piece(piece.label, piece.cuts + ((cut, np.inf, slant, pivot),)), profile[column] / stroke))
+    return at_valleys, at_shares
 
 
 class Segmenter:
@@ -397,13 +399,13 @@ class Segmenter:
                     and width >= doubtful_split_width * min(line.height, bottom - top))
         if depth == 0 or (narrow and not doubtful):
             return best
-        best = self.explore(_cuts(self.page, piece, line), line, depth, best)
+        at_valleys, at_shares = _cuts(self.page, piece, line)
+        best = self.explore(at_valleys, line, depth, best)
         if best[0] < doubtful_score:  # still reads poorly: the joint may be no valley (digits touching side by side)
-            best = self.explore(_cuts(self.page, piece, line, evenly=True), line, depth, best)
+            best = self.explore(at_shares, line, depth, best)
         return best
 
-    def explore(self, options: list[tuple[Piece, Piece, float]], line: Line, depth: int,
-                best: tuple[float, list[Piece]]) -> tuple[float, list[Piece]]:
+    def explore(self, options: list[Cut], line: Line, depth: int, best: tuple[float, list[Piece]]) -> tuple[float, list[Piece]]:
         """The best of `best` and the cuts whose two parts read best as they are, each part split again."""
         self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)
         options.sort(key=lambda option: self.score(option[0], line) + self.score(option[1], line) - cut_cost * option[2], reverse=True)
