@@ -32,6 +32,16 @@ def test_litert_batches_of_changing_size(litert_classifier, mnist):
     np.testing.assert_allclose(together, one_by_one, atol=1e-6)
 
 
+def test_litert_runs_a_large_batch_in_chunks_and_never_sizes_its_buffers_beyond_one(litert_classifier, mnist, monkeypatch):
+    runtime = litert_classifier.runtime
+    monkeypatch.setattr(runtime, "max_chunk", 8)
+    images = mnist["x_test"][:21] / 255.0
+    chunked = litert_classifier.predict_probabilities(images)
+    assert runtime._interpreter.get_input_details()[0]["shape"][0] <= 8
+    one_by_one = np.concatenate([litert_classifier.predict_probabilities(image[np.newaxis]) for image in images])
+    np.testing.assert_allclose(chunked, one_by_one, atol=1e-6)
+
+
 def test_the_litert_runtime_never_imports_tensorflow():
     program = (
         "import sys; from model.inference import Classifier; "
