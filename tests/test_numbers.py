@@ -147,6 +147,18 @@ def test_slanting_a_composed_number_keeps_all_its_ink_in_the_picture(slant):
         assert np.count_nonzero(sheared_owners == owner) == np.count_nonzero(owners == owner)
 
 
+def test_the_bench_writes_a_non_digit_mark_among_the_digits_of_a_number(mnist):
+    from bench.number_accuracy import marked_numbers
+
+    star = np.asarray(draw_digit(0, strokes=NOT_DIGIT_STROKES["star"], box=(50, 50, 180, 180), stroke_width=16).convert("L"))
+    images, labels = mnist["x_test"][:50], mnist["y_test"][:50]
+    for number, digits_alone in marked_numbers(np.random.default_rng(3), images, labels, [star] * 5):
+        assert 2 <= len(digits_alone) <= 3 and len(number.number) == len(digits_alone) + 1
+        assert set(np.unique(number.owners)) == {-1, *range(len(digits_alone) + 1)}  # every mark was written, the star too
+        mark = [index for index, image in enumerate(number.digits) if not any((image == digit).all() for digit in images)]
+        assert len(mark) == 1 and number.number[: mark[0]] + number.number[mark[0] + 1 :] == digits_alone
+
+
 def test_composed_numbers_keep_the_mnist_digits_they_were_made_of_in_reading_order(mnist):
     # the bench reads them alone: the most any splitter could read right
     images, labels = mnist["x_test"][:200], mnist["y_test"][:200]
