@@ -2,7 +2,7 @@
 
     python -m bench.number_accuracy --data ../shared/data/mnist.npz
 
-Three sets, none of them seen in training:
+Four sets, none of them seen in training:
 - numbers of 2-6 digits composed from MNIST *test* digits (model.numbers: uneven sizes and gaps,
   touching neighbours, slant, noise dots, some on two lines), read by /recognize/number.json's code:
   the share read exactly right (goal >= 97 %);
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  original 28x28 PNGs     {100 * flagged_share(classifier, originals)[0]:6.2f} %  ({len(originals)})")
 
     print("Non-digits written among 2-3 MNIST test digits, left out of the number (no goal set):")
-    for name, pictures in groups.items():
+    for name, pictures in groups.items() if arguments.marked > 0 else ():
         outcomes = collections.Counter(mark_outcome(classifier, number, digits_alone)
                                        for number, digits_alone in marked_numbers(rng, dataset.x_test, dataset.y_test, pictures[: arguments.marked]))
         count = sum(outcomes.values())
