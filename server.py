@@ -22,7 +22,7 @@ from werkzeug.http import parse_options_header
 
 from model import DEFAULT_MODEL_PATH
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
-from model.inference import Classifier, NumberDigit, Prediction
+from model.inference import Classifier, NumberDigit, Prediction, number_text
 from model.preprocess import default_max_pixels, encode_png
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
@@ -312,8 +312,7 @@ def number_body(digits: list[NumberDigit], include_input: bool) -> dict:
         entries.append({**answer_body(item.prediction, include_input), "line": item.line,
                         "box": {"x": x, "y": y, "width": width, "height": height}})
     lines = [
-        "".join(str(item.prediction.digit) for item in digits if item.line == line and item.prediction.is_digit)
-        for line in range(max(item.line for item in digits) + 1)
+        number_text([item for item in digits if item.line == line]) for line in range(max(item.line for item in digits) + 1)
     ]
     return {"number": "".join(lines), "lines": lines, "digits": entries}
 

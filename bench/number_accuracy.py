@@ -29,7 +29,7 @@ from model import synthetic
 from model.calibrate import expected_calibration_error
 from model.data import load_mnist
 from model.errors import NoDigitError, RecognitionError
-from model.inference import Classifier, calibrate
+from model.inference import Classifier, calibrate, number_text
 from model.preprocess import encode_png, preprocess
 
 
@@ -45,7 +45,7 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
         started = time.perf_counter()
         digits = classifier.recognize_number(upload)
         seconds.append(time.perf_counter() - started)
-        read = "".join(str(item.prediction.digit) for item in digits if item.prediction.is_digit)
+        read = number_text(digits)
         if read != number.number:
             misses[miss_kind(number.number, "".join(str(item.prediction.digit) for item in digits))] += 1
         kinds = ["all", f"{len(number.number)} digits", "touching" if number.touching else "apart"]
@@ -110,7 +110,7 @@ def marked_numbers(rng: np.random.Generator, images: np.ndarray, labels: np.ndar
 def mark_outcome(classifier: Classifier, number: ComposedNumber, digits_alone: str) -> str:
     """What became of the non-digit mark in a number: left out of it, or why not."""
     digits = classifier.recognize_number(encode_png(number.picture))
-    read = "".join(str(item.prediction.digit) for item in digits if item.prediction.is_digit)
+    read = number_text(digits)
     if read == digits_alone:
         return "left out of the number"
     if len(digits) > len(digits_alone) + 1:

@@ -123,6 +123,11 @@ class NumberDigit:
     box: tuple[int, int, int, int]
 
 
+def number_text(digits: list[NumberDigit]) -> str:
+    """The number the digits spell, non-digit marks left out: what `number` answers."""
+    return "".join(str(item.prediction.digit) for item in digits if item.prediction.is_digit)
+
+
 class Classifier:
     """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction.
 

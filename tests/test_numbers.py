@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from model import segment
 from model.calibrate import expected_calibration_error, fit_temperature
-from model.inference import calibrate
+from model.inference import calibrate, number_text
 from model.numbers import number_set
 from model.segment import Page, Piece, segment_number
 from tests.drawing import NOT_DIGIT_STROKES, STROKES, Point, draw_digit, encode
@@ -60,7 +60,7 @@ def draw_number(text: str, scale: float = 1.0, gaps: list[float] | None = None, 
 def read(classifier, picture: Image.Image):
     """The classifier's reading of a picture as a number: the number string and the digits."""
     digits = classifier.recognize_number(encode(picture))
-    return "".join(str(item.prediction.digit) for item in digits if item.prediction.is_digit), digits
+    return number_text(digits), digits
 
 
 @pytest.mark.parametrize("text", ["2024", "13", "7085", "946", "381"])
