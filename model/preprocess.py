@@ -5,9 +5,10 @@ find the ink whatever the background, pick the digit, fit it into a 20x20 box ke
 aspect ratio and centre it by its centre of mass in a 28x28 frame, bright ink on black, values 0..1.
 """
 
-import functools
+import collections
 import io
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -343,12 +344,46 @@ def _stroke_width(strength: np.ndarray) -> float:
 
 def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resample a float array with Lanczos anti-aliasing: one small matrix product per axis."""
-    rows = _lanczos_weights(values.shape[0], height)
-    columns = _lanczos_weights(values.shape[1], width)
+    rows = lanczos_weights.get(values.shape[0], height)
+    columns = lanczos_weights.get(values.shape[1], width)
     return (rows @ values @ columns.T).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=64)  # at most 64 x 400 kB: bounded, whatever sizes uploads come in
+class _WeightsCache:
+    """The Lanczos weights of the sizes used last, up to `max_bytes` in all, whatever sizes uploads come in.
+
+    Reading a number normalises hundreds of candidate digits of a few hundred different sizes:
+    bounding the cache by bytes rather than by entries keeps many small matrices at no risk.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.held_bytes = 0
+        self.entries: collections.OrderedDict[tuple[int, int], np.ndarray] = collections.OrderedDict()
+        self.lock = threading.Lock()  # a worker's threads share it
+
+    def get(self, source: int, target: int) -> np.ndarray:
+        """The weights for resampling `source` pixels to `target`, made once while they stay in the cache."""
+        key = (source, target)
+        with self.lock:
+            weights = self.entries.get(key)
+            if weights is not None:
+                self.entries.move_to_end(key)
+                return weights
+        weights = _lanczos_weights(source, target)
+        with self.lock:
+            if key not in self.entries:
+                self.entries[key] = weights
+                self.held_bytes += weights.nbytes
+                while self.held_bytes > self.max_bytes and len(self.entries) > 1:
+                    self.held_bytes -= self.entries.popitem(last=False)[1].nbytes
+        return weights
+
+
+# 8 MB: the weights of the last 300 sizes or so a number needed (about 20 kB each); one large upload's are up to 400 kB
+lanczos_weights = _WeightsCache(8 * 2**20)
+
+
 def _lanczos_weights(source: int, target: int) -> np.ndarray:
     """The (target, source) Lanczos-3 weights Pillow uses, widened when shrinking so that it averages."""
     scale = source / target

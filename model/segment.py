@@ -165,9 +165,14 @@ class Page:
     def pixels(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of a piece's ink in the picture (kept: the search asks many times)."""
         if piece not in self._pixels:
-            mask, (top, left) = self.mask([piece])
-            rows, cols = np.nonzero(mask)
-            self._pixels[piece] = (rows + top, cols + left)
+            rows, cols = self.slices[piece.label]
+            window_rows, window_cols = np.arange(rows.start, rows.stop)[:, np.newaxis], np.arange(cols.start, cols.stop)[np.newaxis, :]
+            inside = self.labels[rows, cols] == piece.label
+            for cut_left, cut_right, slant, pivot in piece.cuts:
+                sheared = window_cols - slant * (window_rows - pivot)
+                inside &= (sheared >= cut_left) & (sheared < cut_right)
+            piece_rows, piece_cols = np.nonzero(inside)
+            self._pixels[piece] = (piece_rows + rows.start, piece_cols + cols.start)
         return self._pixels[piece]
 
     def extent(self, pieces: list[Piece]) -> tuple[int, int, int, int]:
@@ -187,15 +192,10 @@ class Page:
         left = max(min(s[1].start for s in slices) - margin, 0)
         bottom = min(max(s[0].stop for s in slices) + margin, height)
         right = min(max(s[1].stop for s in slices) + margin, width)
-        window = self.labels[top:bottom, left:right]
-        mask = np.zeros(window.shape, dtype=bool)
-        rows, cols = np.arange(top, bottom)[:, np.newaxis], np.arange(left, right)[np.newaxis, :]
+        mask = np.zeros((bottom - top, right - left), dtype=bool)
         for piece in pieces:
-            inside = window == piece.label
-            for cut_left, cut_right, slant, pivot in piece.cuts:
-                sheared = cols - slant * (rows - pivot)
-                inside &= (sheared >= cut_left) & (sheared < cut_right)
-            mask |= inside
+            rows, cols = self.pixels(piece)
+            mask[rows - top, cols - left] = True
         return mask, (top, left)
 
     def surroundings(self, pieces: list[Piece], line_height: float) -> np.ndarray:

@@ -125,6 +125,23 @@ def test_a_group_is_judged_in_its_surroundings_at_its_lines_scale():
     assert np.count_nonzero(page.surroundings([Piece(one)], line_height=200) == 1.0) < 0.6 * np.count_nonzero(beside == 1.0)
 
 
+def test_a_slanted_cut_parts_a_stroke_and_a_groups_mask_is_its_pieces_ink_in_one_window():
+    page = Page(gray(draw_number("17", gaps=[25])[0]))
+    one, seven = sorted(page.strokes, key=lambda label: page.slices[label][1].start)
+    rows, cols = page.pixels(Piece(seven))
+    assert np.array_equal(page.labels[rows, cols], np.full(rows.size, seven)) and rows.size == np.count_nonzero(page.labels == seven)
+    cut, slant, pivot = float(np.median(cols)), 0.3, float(rows.mean())
+    left, right = Piece(seven, ((-np.inf, cut, slant, pivot),)), Piece(seven, ((cut, np.inf, slant, pivot),))
+    (left_rows, left_cols), (right_rows, right_cols) = page.pixels(left), page.pixels(right)
+    # the two parts share no pixel and together are the stroke; each lies on its side of the slanted line
+    assert left_rows.size + right_rows.size == rows.size and left_rows.size > 0 and right_rows.size > 0
+    assert (left_cols - slant * (left_rows - pivot) < cut).all() and (right_cols - slant * (right_rows - pivot) >= cut).all()
+    mask, (top, left_edge) = page.mask([Piece(one), right], margin=3)
+    assert (top, left_edge) == (min(page.slices[one][0].start, page.slices[seven][0].start) - 3, page.slices[one][1].start - 3)
+    assert np.count_nonzero(mask) == page.pixels(Piece(one))[0].size + right_rows.size
+    assert mask[right_rows - top, right_cols - left_edge].all() and not mask[left_rows - top, left_cols - left_edge].any()
+
+
 def test_composed_numbers_record_which_digit_each_pixel_of_ink_belongs_to(mnist):
     for number in number_set(mnist["x_test"][:200], mnist["y_test"][:200], 10, seed=5):
         owners = number.owners[number.picture < 128]

@@ -263,6 +263,24 @@ def test_matrix_resize_matches_pillow_lanczos(source, target):
     np.testing.assert_allclose(_resize(values, target[1], target[0]), expected, atol=1e-5)
 
 
+def test_the_resize_weights_cache_holds_at_most_its_bytes_and_keeps_the_sizes_used_last():
+    # reading a number resizes hundreds of candidate digits: their weights are kept, but never beyond the budget
+    from model.preprocess import _WeightsCache, _lanczos_weights
+
+    cache = _WeightsCache(max_bytes=3 * 104 * 40 * 8)  # three (40, 104) matrices, or three a little smaller
+    first = cache.get(100, 40)
+    assert cache.get(100, 40) is first  # kept, not made again
+    np.testing.assert_array_equal(first, _lanczos_weights(100, 40))
+    for source in (101, 102, 103):
+        cache.get(source, 40)
+    assert cache.held_bytes <= cache.max_bytes and list(cache.entries) == [(101, 40), (102, 40), (103, 40)]
+    cache.get(101, 40)  # used again: (102, 40) is now the one used longest ago, and goes next
+    cache.get(104, 40)
+    assert list(cache.entries) == [(103, 40), (101, 40), (104, 40)]
+    cache.get(500, 80)  # larger than the whole budget: kept alone, the others go
+    assert list(cache.entries) == [(500, 80)] and cache.held_bytes == 500 * 80 * 8
+
+
 def test_a_huge_picture_is_reduced_before_any_full_size_float_copy():
     import tracemalloc
 
