@@ -344,8 +344,8 @@ def _stroke_width(strength: np.ndarray) -> float:
 
 def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resample a float array with Lanczos anti-aliasing: one small matrix product per axis."""
-    rows = lanczos_weights.get(values.shape[0], height)
-    columns = lanczos_weights.get(values.shape[1], width)
+    rows = _resize_weights.get(values.shape[0], height)
+    columns = _resize_weights.get(values.shape[1], width)
     return (rows @ values @ columns.T).astype(np.float32)
 
 
@@ -381,7 +381,7 @@ class _WeightsCache:
 
 
 # 8 MB: the weights of the last 300 sizes or so a number needed (about 20 kB each); one large upload's are up to 400 kB
-lanczos_weights = _WeightsCache(8 * 2**20)
+_resize_weights = _WeightsCache(8 * 2**20)
 
 
 def _lanczos_weights(source: int, target: int) -> np.ndarray:

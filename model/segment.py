@@ -165,14 +165,16 @@ class Page:
     def pixels(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns of a piece's ink in the picture (kept: the search asks many times)."""
         if piece not in self._pixels:
-            rows, cols = self.slices[piece.label]
-            window_rows, window_cols = np.arange(rows.start, rows.stop)[:, np.newaxis], np.arange(cols.start, cols.stop)[np.newaxis, :]
-            inside = self.labels[rows, cols] == piece.label
+            # the stroke's pixels in its own box, less those on the far side of each cut
+            row_slice, col_slice = self.slices[piece.label]
+            inside = self.labels[row_slice, col_slice] == piece.label
+            rows = np.arange(row_slice.start, row_slice.stop)[:, np.newaxis]
+            cols = np.arange(col_slice.start, col_slice.stop)[np.newaxis, :]
             for cut_left, cut_right, slant, pivot in piece.cuts:
-                sheared = window_cols - slant * (window_rows - pivot)
+                sheared = cols - slant * (rows - pivot)
                 inside &= (sheared >= cut_left) & (sheared < cut_right)
             piece_rows, piece_cols = np.nonzero(inside)
-            self._pixels[piece] = (piece_rows + rows.start, piece_cols + cols.start)
+            self._pixels[piece] = (piece_rows + row_slice.start, piece_cols + col_slice.start)
         return self._pixels[piece]
 
     def extent(self, pieces: list[Piece]) -> tuple[int, int, int, int]:
