@@ -170,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     originals = [255 - image for image in dataset.x_test]
     print(f"  original 28x28 PNGs     {100 * flagged_share(classifier, originals)[0]:6.2f} %  ({len(originals)})")
 
-    print("Non-digits written among 2-3 MNIST test digits, left out of the number (no goal set):")
-    for name, pictures in groups.items() if arguments.marked > 0 else ():
-        outcomes = collections.Counter(mark_outcome(classifier, number, digits_alone)
-                                       for number, digits_alone in marked_numbers(rng, dataset.x_test, dataset.y_test, pictures[: arguments.marked]))
-        count = sum(outcomes.values())
-        print(f"  {name:<24} {100 * outcomes['left out of the number'] / count:6.2f} %  ({count}) "
-              + ", ".join(f"{kind} {amount}" for kind, amount in outcomes.most_common() if kind != "left out of the number"))
+    if arguments.marked > 0:
+        print("Non-digits written among 2-3 MNIST test digits, left out of the number (no goal set):")
+        for name, pictures in groups.items():
+            marked = marked_numbers(rng, dataset.x_test, dataset.y_test, pictures[: arguments.marked])
+            outcomes = collections.Counter(mark_outcome(classifier, number, digits_alone) for number, digits_alone in marked)
+            count = sum(outcomes.values())
+            print(f"  {name:<24} {100 * outcomes['left out of the number'] / count:6.2f} %  ({count}) "
+                  + ", ".join(f"{kind} {amount}" for kind, amount in outcomes.most_common() if kind != "left out of the number"))
 
     probabilities, labels = result["probabilities"], result["labels"]
     raw = calibrate(probabilities, 1.0 / classifier.temperature)  # undo the card's temperature

@@ -307,10 +307,8 @@ def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
 
     The even cuts (at `cut_shares` of the width) leave out those next to a valley, tried already.
     """
-    mask, (top, left) = page.mask([piece])
-    stroke = _stroke_width(mask.astype(np.float32))
-    rows, cols = np.nonzero(mask)
-    rows, cols = rows + top, cols + left
+    stroke = _stroke_width(page.mask([piece])[0].astype(np.float32))
+    rows, cols = page.pixels(piece)
     pivot = float(rows.mean())
     at_valleys: list[Cut] = []
     at_shares: list[Cut] = []
