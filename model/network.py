@@ -59,7 +59,7 @@ def build_digitness_network() -> keras.Sequential:
     )
 
 
-def build_wholeness_network() -> keras.Sequential:
+def build_wholeness_network(name: str = "wholeness_cnn") -> keras.Sequential:
     """A small CNN that scores whether a group of strokes is one whole digit (1), not a part or two stuck together (0).
 
     Its two input channels: the group normalised as the reader sees it, and the group in its
@@ -85,8 +85,20 @@ def build_wholeness_network() -> keras.Sequential:
             # the probability that the group is exactly one whole digit
             keras.layers.Dense(1, activation="sigmoid"),
         ],
-        name="wholeness_cnn",
+        name=name,
     )
+
+
+def build_wholeness_ensemble(members: int) -> keras.Model:
+    """Several wholeness networks as one: the mean of their scores.
+
+    Trained apart, on numbers of their own, they misjudge different groups; the mean misjudges fewer.
+    """
+    inputs = keras.Input(shape=(28, 28, 2))
+    # each member's score, 0..1
+    scores = [build_wholeness_network(f"wholeness_cnn_{index}")(inputs) for index in range(1, members + 1)]
+    # their mean
+    return keras.Model(inputs, keras.layers.Average()(scores) if members > 1 else scores[0], name="wholeness_ensemble")
 
 
 def compile_scorer(network: keras.Sequential, steps: int) -> None:

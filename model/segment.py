@@ -110,6 +110,7 @@ class Reading:
     image: np.ndarray  # the normalised 28x28 input
     probabilities: np.ndarray  # (10,)
     digit_score: float
+    whole_score: float | None = None  # the wholeness network's, when the splitter had one
 
 
 class Line(NamedTuple):
@@ -127,6 +128,7 @@ class GroupReading(NamedTuple):
     image: np.ndarray | None
     probabilities: np.ndarray | None
     digit_score: float
+    whole_score: float | None = None
 
 
 def _shape_score(width: float, line_height: float, gaps: float = 0.0) -> float:
@@ -361,7 +363,7 @@ class Segmenter:
             return
         batch = np.stack(images)
         probabilities, digit_scores = self.read(batch)
-        whole_scores = np.ones(len(images))
+        whole_scores = np.ones(len(images))  # without a judge the whole score adds nothing: log(1) = 0
         if self.judge is not None:
             contexts = np.stack([self.page.surroundings(list(group), line.height) for group in readable])
             whole_scores = self.judge(np.stack([batch, contexts], axis=-1))
@@ -371,7 +373,8 @@ class Segmenter:
                 + detector_weight * np.log(min(max(float(digit_score), 1e-9) / sure_digit_score, 1.0))
                 + whole_weight * np.log(max(float(whole_score), 1e-6))
             )
-            self.cache[group] = GroupReading(score, image, row, float(digit_score))
+            judged = float(whole_score) if self.judge is not None else None
+            self.cache[group] = GroupReading(score, image, row, float(digit_score), judged)
 
     def score(self, piece: Piece, line: Line) -> float:
         """How well a single piece reads as one digit of its line, with the cost of its width."""
@@ -490,7 +493,7 @@ def segment_number(
             top, left, bottom, right = page.extent(list(group))
             x, y = int(np.floor(left * scale[0])), int(np.floor(top * scale[1]))
             box = (x, y, int(np.ceil(right * scale[0])) - x, int(np.ceil(bottom * scale[1])) - y)
-            readings.append(Reading(line_number, box, reading.image, reading.probabilities, reading.digit_score))
+            readings.append(Reading(line_number, box, reading.image, reading.probabilities, reading.digit_score, reading.whole_score))
     if not readings:
         raise NoDigitError("No digit found: the marks vanish at 28x28.")
     return readings

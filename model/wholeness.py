@@ -1,6 +1,6 @@
 """Train the splitter's "is this group of strokes one whole digit?" network and write it beside the digit model.
 
-    python -m model.wholeness --data ../shared/data/mnist.npz
+    python -m model.wholeness --data ../shared/data/mnist.npz    # two seeds, about an hour on 2 cores
 
 Reading a number, the splitter weighs many ways to group and cut its strokes. The reader alone
 judges them badly: half a 0 reads as a confident 1, two touching 0s as a confident 0. This small
@@ -12,7 +12,9 @@ below `part_share` (a part of a digit, a digit with a piece of its neighbour, tw
 random sample of the far more numerous "not" groups is kept. The network sees each group
 twice: normalised as the reader sees it, and in its surroundings. The splitter runs without a
 wholeness network here, so that a retraining does not learn from its predecessor. The reader's
-validation digits are held out, for the validation examples.
+validation digits are held out, for the validation examples. One network is trained per seed,
+each on numbers of its own, and the file written holds them all as one network that scores a
+group with the mean of their scores (model.network.build_wholeness_ensemble).
 """
 
 import argparse
@@ -106,28 +108,87 @@ def build_examples(images: np.ndarray, digit_labels: np.ndarray, numbers: int, s
 def train(
     dataset: Dataset,
     output: Path = DEFAULT_WHOLENESS_PATH,
-    numbers: int = 4000,
+    numbers: int = 6000,
     epochs: int = 8,
     validation_size: int = 5000,
-    seed: int = 1,
+    seeds: tuple[int, ...] = (1, 2),
     split_seed: int = 1,
     verbose: int | str = "auto",
 ) -> dict:
-    """Build the examples, train, save the network with its card; return the card."""
+    """Train one network per seed, each on numbers of its own; save their mean as one network with its card; return the card."""
     import keras
+    import tensorflow as tf
+
+    from model.network import build_wholeness_ensemble
+
+    started = time.monotonic()
+    # the reader's own split, whatever the seeds: its validation digits are ones the reader never trained on
+    held_out, kept = held_out_split(len(dataset.x_train), validation_size, split_seed)
+    validation_numbers = max(numbers // 10, 10)
+    members, member_cards, validations = [], [], []
+    for seed in seeds:
+        network, x_validation, y_validation, member_card = _train_member(
+            dataset.x_train[kept], dataset.y_train[kept], dataset.x_train[held_out], dataset.y_train[held_out],
+            numbers, validation_numbers, epochs, seed, verbose)
+        members.append(network)
+        member_cards.append(member_card)
+        validations.append((x_validation, y_validation))
+
+    ensemble = build_wholeness_ensemble(len(members))
+    ensemble.set_weights([weights for network in members for weights in network.get_weights()])
+    # judged on every member's validation groups: all from digits that neither the reader nor any member trained on
+    x_validation = np.concatenate([pair[0] for pair in validations])
+    y_validation = np.concatenate([pair[1] for pair in validations])
+    scores = ensemble.predict(x_validation, verbose=0)[:, 0]
+    accuracy = float(np.mean((scores >= 0.5) == (y_validation == 1)))
+
+    output = Path(output)
+    tflite_file = save_for_serving(ensemble, lambda: build_wholeness_ensemble(len(members)), output)
+    examples = sum(member["examples"] for member in member_cards)
+    card = {
+        "name": "wholeness_cnn",
+        "description": "Scores whether a group of strokes is one whole digit (1), or a part of one or two stuck together (0). "
+                       "Inputs (28, 28, 2): the normalised group and its surroundings. The mean of its members' scores.",
+        "model_file": output.name,
+        "parameters": int(ensemble.count_params()),
+        "data": {
+            "file": Path(dataset.source).name,
+            "sha256": dataset.sha256,
+            "numbers": numbers,
+            "examples": examples,
+            "whole_share": round(sum(member["whole_share"] * member["examples"] for member in member_cards) / examples, 4),
+            "labels": {"whole_share": whole_share, "part_share": part_share, "negatives_per_positive": negatives_per_positive},
+            "validation_numbers": validation_numbers,
+            "validation_examples": int(len(x_validation)),
+        },
+        "training": {"seeds": list(seeds), "epochs": epochs, "batch_size": 128, "optimizer": "Adam", "learning_rate": 1e-3,
+                     "seconds": round(time.monotonic() - started, 1)},
+        "members": member_cards,
+        "validation": {"accuracy": round(accuracy, 5)},
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "exports": exports_entry(tflite_file),
+    }
+    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    logger.info("saved %s: %.2f%% of validation groups judged right", output, 100 * accuracy)
+    return card
+
+
+def _train_member(
+    images: np.ndarray, digit_labels: np.ndarray, validation_images: np.ndarray, validation_labels: np.ndarray,
+    numbers: int, validation_numbers: int, epochs: int, seed: int, verbose: int | str,
+) -> tuple[object, np.ndarray, np.ndarray, dict]:
+    """One member, exactly as its seed trains it alone: the network, its validation examples and its entry in the card."""
     import tensorflow as tf
 
     from model.network import build_wholeness_network, compile_scorer, seed_training
 
     seed_training(seed)
     started = time.monotonic()
-    # the reader's own split, whatever this network's seed: its validation digits are ones the reader never trained on
-    held_out, kept = held_out_split(len(dataset.x_train), validation_size, split_seed)
-    x_train, y_train = build_examples(dataset.x_train[kept], dataset.y_train[kept], numbers, seed)
-    validation_numbers = max(numbers // 10, 10)
-    x_validation, y_validation = build_examples(dataset.x_train[held_out], dataset.y_train[held_out], validation_numbers, seed + 1)
-    logger.info("%d training examples (%.1f%% whole) and %d validation examples in %.0f s",
-                len(x_train), 100 * y_train.mean(), len(x_validation), time.monotonic() - started)
+    x_train, y_train = build_examples(images, digit_labels, numbers, seed)
+    x_validation, y_validation = build_examples(validation_images, validation_labels, validation_numbers, seed + 1)
+    logger.info("seed %d: %d training examples (%.1f%% whole) and %d validation examples in %.0f s",
+                seed, len(x_train), 100 * y_train.mean(), len(x_validation), time.monotonic() - started)
 
     batches = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -140,36 +201,15 @@ def train(
     compile_scorer(network, steps)
     network.fit(batches, epochs=epochs, validation_data=(x_validation, y_validation), verbose=verbose)
     scores = network.predict(x_validation, verbose=0)[:, 0]
-    accuracy = float(np.mean((scores >= 0.5) == (y_validation == 1)))
-
-    output = Path(output)
-    tflite_file = save_for_serving(network, build_wholeness_network, output)
-    card = {
-        "name": "wholeness_cnn",
-        "description": "Scores whether a group of strokes is one whole digit (1), or a part of one or two stuck together (0). "
-                       "Inputs (28, 28, 2): the normalised group and its surroundings.",
-        "model_file": output.name,
-        "parameters": int(network.count_params()),
-        "data": {
-            "file": Path(dataset.source).name,
-            "sha256": dataset.sha256,
-            "numbers": numbers,
-            "examples": int(len(x_train)),
-            "whole_share": round(float(y_train.mean()), 4),
-            "labels": {"whole_share": whole_share, "part_share": part_share, "negatives_per_positive": negatives_per_positive},
-            "validation_numbers": validation_numbers,
-            "validation_examples": int(len(x_validation)),
-        },
-        "training": {"seed": seed, "epochs": epochs, "batch_size": 128, "optimizer": "Adam", "learning_rate": 1e-3,
-                     "seconds": round(time.monotonic() - started, 1)},
-        "validation": {"accuracy": round(accuracy, 5)},
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "exports": exports_entry(tflite_file),
+    member_card = {
+        "seed": seed,
+        "examples": int(len(x_train)),
+        "whole_share": round(float(y_train.mean()), 4),
+        "validation_accuracy": round(float(np.mean((scores >= 0.5) == (y_validation == 1))), 5),
+        "seconds": round(time.monotonic() - started, 1),
     }
-    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
-    logger.info("saved %s: %.2f%% of validation groups judged right", output, 100 * accuracy)
-    return card
+    logger.info("seed %d: %.2f%% of its validation groups judged right", seed, 100 * member_card["validation_accuracy"])
+    return network, x_validation, y_validation, member_card
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,15 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.wholeness", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--output", default=str(DEFAULT_WHOLENESS_PATH), help="network file to write (default: %(default)s)")
-    parser.add_argument("--numbers", type=int, default=4000, help="numbers to compose for training (default: %(default)s)")
+    parser.add_argument("--numbers", type=int, default=6000, help="numbers to compose for each member's training (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=8, help="passes over the examples (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed for the numbers and weights; the validation digits are "
-                        "the digit model's, from its card (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="one member per seed, each with its own numbers and "
+                        "weights; the validation digits are the digit model's, from its card (default: %(default)s)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     validation_size, split_seed = reader_split()
     train(load_mnist(arguments.data), Path(arguments.output), numbers=arguments.numbers, epochs=arguments.epochs,
-          validation_size=validation_size, seed=arguments.seed, split_seed=split_seed,
+          validation_size=validation_size, seeds=tuple(arguments.seeds), split_seed=split_seed,
           verbose="auto" if sys.stdout.isatty() else 2)
     return 0
 

@@ -162,7 +162,7 @@ def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever
     monkeypatch.setattr(module, "load_mnist", lambda path: dataset)
     monkeypatch.setattr(module, "held_out_split", held_out_split)
     with pytest.raises(StopBeforeTraining):
-        module.main(["--seed", "7"])
+        module.main(["--seeds", "7"] if command == "wholeness" else ["--seed", "7"])
     assert splits == [reader_split()] == [(5000, 1)]
 
 
@@ -174,12 +174,35 @@ def test_a_tiny_wholeness_training_run_saves_a_network_the_splitter_uses(tmp_pat
 
     dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
     output = tmp_path / "wholeness.keras"
-    card = wholeness.train(dataset, output, numbers=12, epochs=1, validation_size=100, verbose=0)
+    card = wholeness.train(dataset, output, numbers=12, epochs=1, validation_size=100, seeds=(1, 2), verbose=0)
     assert output.exists() and output.with_suffix(".tflite").exists()
     assert json.loads(output.with_suffix(".json").read_text()) == card
     assert card["data"]["examples"] > 12 and 0.0 < card["data"]["whole_share"] < 1.0
+    assert [member["seed"] for member in card["members"]] == [1, 2]
+    assert card["data"]["examples"] == sum(member["examples"] for member in card["members"])
     classifier = Classifier.load(runtime="litert", wholeness_path=output)
     scores = classifier.judge(np.zeros((3, 28, 28, 2)))
     assert scores.shape == (3,) and ((0.0 <= scores) & (scores <= 1.0)).all()
     number = number_set(mnist["x_test"][:20], mnist["y_test"][:20], 1, seed=4)[0]
     assert 1 <= len(classifier.recognize_number(encode_png(number.picture))) <= 2 * len(number.number)
+
+
+def test_the_wholeness_ensemble_scores_the_mean_of_members_each_trained_as_its_seed_alone_would(tmp_path, mnist):
+    # the committed network's members were trained one seed at a time: the command must give the same members
+    import keras
+
+    from model import wholeness
+    from model.data import Dataset
+
+    dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
+    wholeness.train(dataset, tmp_path / "pair.keras", numbers=12, epochs=1, validation_size=100, seeds=(3, 4), verbose=0)
+    wholeness.train(dataset, tmp_path / "alone.keras", numbers=12, epochs=1, validation_size=100, seeds=(4,), verbose=0)
+    pair = keras.models.load_model(tmp_path / "pair.keras", compile=False)
+    alone = keras.models.load_model(tmp_path / "alone.keras", compile=False)
+    first, second = pair.get_layer("wholeness_cnn_1"), pair.get_layer("wholeness_cnn_2")
+    for pair_weights, alone_weights in zip(second.get_weights(), alone.get_layer("wholeness_cnn_1").get_weights(), strict=True):
+        np.testing.assert_array_equal(pair_weights, alone_weights)
+    groups = np.random.default_rng(0).random((5, 28, 28, 2)).astype(np.float32)
+    scores = [network.predict(groups, verbose=0)[:, 0] for network in (pair, first, second)]
+    assert not np.allclose(scores[1], scores[2])
+    np.testing.assert_allclose(scores[0], (scores[1] + scores[2]) / 2, rtol=1e-5)
