@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.number_accuracy", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--numbers", type=int, default=1000, help="numbers to compose (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the numbers' draw; another seed is a fresh set of "
+                        "numbers that no choice was tuned on (default: %(default)s)")
     parser.add_argument("--non-digits", type=int, default=1000, help="non-digits of each group (default: %(default)s)")
     parser.add_argument("--marked", type=int, default=200, help="non-digits of each group written inside numbers (default: %(default)s)")
     parser.add_argument("--runtime", default="litert", help="model runtime (default: %(default)s)")
@@ -132,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_mnist(arguments.data)
     classifier = Classifier.load(runtime=arguments.runtime)
 
-    numbers = number_set(dataset.x_test, dataset.y_test, arguments.numbers)
+    numbers = number_set(dataset.x_test, dataset.y_test, arguments.numbers, arguments.seed)
     result = read_numbers(classifier, numbers)
-    print(f"Numbers of 2-6 MNIST test digits ({len(numbers)}), read exactly right (goal >= 97 %):")
+    print(f"Numbers of 2-6 MNIST test digits ({len(numbers)}, seed {arguments.seed}), read exactly right (goal >= 97 %):")
     for kind, (right, total) in sorted(result["accuracy"].items(), key=lambda item: (item[0] != "all", item[0])):
         print(f"  {kind:<12} {100 * right / total:6.2f} %  ({right}/{total})")
     for kind, count in result["misses"].most_common():
