@@ -166,15 +166,23 @@ def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever
     assert splits == [reader_split()] == [(5000, 1)]
 
 
-def test_a_tiny_wholeness_training_run_saves_a_network_the_splitter_uses(tmp_path, mnist):
+@pytest.fixture(scope="module")
+def tiny_wholeness(tmp_path_factory, mnist):
+    """A tiny two-seed wholeness training run, made once for the tests below: its dataset, network file and card."""
     from model import wholeness
     from model.data import Dataset
+
+    dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
+    output = tmp_path_factory.mktemp("wholeness") / "wholeness.keras"
+    card = wholeness.train(dataset, output, numbers=12, epochs=1, validation_size=100, seeds=(1, 2), verbose=0)
+    return dataset, output, card
+
+
+def test_a_tiny_wholeness_training_run_saves_a_network_the_splitter_uses(tiny_wholeness, mnist):
     from model.numbers import number_set
     from model.preprocess import encode_png
 
-    dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
-    output = tmp_path / "wholeness.keras"
-    card = wholeness.train(dataset, output, numbers=12, epochs=1, validation_size=100, seeds=(1, 2), verbose=0)
+    _, output, card = tiny_wholeness
     assert output.exists() and output.with_suffix(".tflite").exists()
     assert json.loads(output.with_suffix(".json").read_text()) == card
     assert card["data"]["examples"] > 12 and 0.0 < card["data"]["whole_share"] < 1.0
@@ -187,17 +195,15 @@ def test_a_tiny_wholeness_training_run_saves_a_network_the_splitter_uses(tmp_pat
     assert 1 <= len(classifier.recognize_number(encode_png(number.picture))) <= 2 * len(number.number)
 
 
-def test_the_wholeness_ensemble_scores_the_mean_of_members_each_trained_as_its_seed_alone_would(tmp_path, mnist):
+def test_the_wholeness_ensemble_scores_the_mean_of_members_each_trained_as_its_seed_alone_would(tiny_wholeness, tmp_path):
     # the committed network's members were trained one seed at a time: the command must give the same members
     import keras
 
     from model import wholeness
-    from model.data import Dataset
 
-    dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
-    wholeness.train(dataset, tmp_path / "pair.keras", numbers=12, epochs=1, validation_size=100, seeds=(3, 4), verbose=0)
-    wholeness.train(dataset, tmp_path / "alone.keras", numbers=12, epochs=1, validation_size=100, seeds=(4,), verbose=0)
-    pair = keras.models.load_model(tmp_path / "pair.keras", compile=False)
+    dataset, output, _ = tiny_wholeness
+    wholeness.train(dataset, tmp_path / "alone.keras", numbers=12, epochs=1, validation_size=100, seeds=(2,), verbose=0)
+    pair = keras.models.load_model(output, compile=False)
     alone = keras.models.load_model(tmp_path / "alone.keras", compile=False)
     first, second = pair.get_layer("wholeness_cnn_1"), pair.get_layer("wholeness_cnn_2")
     for pair_weights, alone_weights in zip(second.get_weights(), alone.get_layer("wholeness_cnn_1").get_weights(), strict=True):
