@@ -139,8 +139,7 @@ def train(
     # judged on every member's validation groups: all from digits that neither the reader nor any member trained on
     x_validation = np.concatenate([pair[0] for pair in validations])
     y_validation = np.concatenate([pair[1] for pair in validations])
-    scores = ensemble.predict(x_validation, verbose=0)[:, 0]
-    accuracy = float(np.mean((scores >= 0.5) == (y_validation == 1)))
+    accuracy = _judged_right(ensemble, x_validation, y_validation)
 
     output = Path(output)
     tflite_file = save_for_serving(ensemble, lambda: build_wholeness_ensemble(len(members)), output)
@@ -200,16 +199,21 @@ def _train_member(
     steps = epochs * int(np.ceil(len(x_train) / 128))
     compile_scorer(network, steps)
     network.fit(batches, epochs=epochs, validation_data=(x_validation, y_validation), verbose=verbose)
-    scores = network.predict(x_validation, verbose=0)[:, 0]
     member_card = {
         "seed": seed,
         "examples": int(len(x_train)),
         "whole_share": round(float(y_train.mean()), 4),
-        "validation_accuracy": round(float(np.mean((scores >= 0.5) == (y_validation == 1))), 5),
+        "validation_accuracy": round(_judged_right(network, x_validation, y_validation), 5),
         "seconds": round(time.monotonic() - started, 1),
     }
     logger.info("seed %d: %.2f%% of its validation groups judged right", seed, 100 * member_card["validation_accuracy"])
     return network, x_validation, y_validation, member_card
+
+
+def _judged_right(network, inputs: np.ndarray, labels: np.ndarray) -> float:
+    """The share of labelled groups a network judges right (whole from a score of 0.5)."""
+    scores = network.predict(inputs, verbose=0)[:, 0]
+    return float(np.mean((scores >= 0.5) == (labels == 1)))
 
 
 def main(argv: list[str] | None = None) -> int:
