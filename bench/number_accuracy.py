@@ -22,10 +22,10 @@ or missed by less than that is not settled by one draw; `--seed` draws another s
 
 import argparse
 import collections
-import math
 import time
 
 import numpy as np
+from scipy.stats import binomtest
 
 from model.numbers import ComposedNumber, compose_number, number_set
 from model import synthetic
@@ -72,15 +72,12 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
     }
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    """The 95 % (for the default z) Wilson score interval of a share: how far one draw of `trials` can be trusted."""
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a share (SciPy's): how far one draw of `trials` can be trusted."""
     if trials <= 0:
         raise ValueError("a share of no trials has no interval")
-    share = successes / trials
-    spread = z * z / trials
-    centre = (share + spread / 2) / (1 + spread)
-    half_width = z * math.sqrt(share * (1 - share) / trials + spread / (4 * trials)) / (1 + spread)
-    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+    interval = binomtest(successes, trials).proportion_ci(confidence, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def share_text(successes: int, trials: int) -> str:
