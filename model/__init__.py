@@ -15,6 +15,8 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "digits.keras"
 DEFAULT_DETECTOR_PATH = Path(__file__).resolve().parent / "digitness.keras"
 # The committed "is this group of strokes one whole digit" network that guides the number splitter.
 DEFAULT_WHOLENESS_PATH = Path(__file__).resolve().parent / "wholeness.keras"
+# The committed line reader, which reads a whole line of a number at once and has the splitter's last word.
+DEFAULT_LINE_READER_PATH = Path(__file__).resolve().parent / "lines.keras"
 
 
 def card_path_for(model_path: str | Path) -> Path:

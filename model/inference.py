@@ -15,21 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.special import log_softmax
 
-from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for, tflite_path_for
+from model import (
+    DEFAULT_DETECTOR_PATH, DEFAULT_LINE_READER_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for, tflite_path_for,
+)
 from model.batching import MicroBatcher
 from model.errors import RecognitionError
 from model.preprocess import default_max_pixels, preprocess
-from model.segment import Reading, read_number
+from model.segment import Reading, line_picture_shape, read_number
 
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("keras", "litert")
 
-# Inside a number, a mark the detector doubts still counts as a digit when the wholeness network judges it one
-# whole digit in its surroundings and the reader is sure of it: then the detector's score need only reach this.
-# The bench's marked numbers measure what it costs: non-digits written among digits left out of `number` less often.
-vouched_digit_score, vouched_whole_score, vouched_confidence = 1e-5, 0.75, 0.9
+# Inside a number, a mark the detector doubts still counts as a digit when the reader is sure of it and either the
+# wholeness network judges it one whole digit in its surroundings or the line reader finds its line's digits likely:
+# then the detector's score need only reach `vouched_digit_score`. The bench's marked numbers measure what it
+# costs: non-digits written among digits left out of `number` less often.
+vouched_digit_score, vouched_whole_score, vouched_line_probability, vouched_confidence = 1e-5, 0.75, 0.5, 0.9
 
 
 @dataclass(frozen=True)
@@ -138,14 +142,14 @@ class Classifier:
 
     Confidences are temperature-scaled with the card's calibration. A second, small network (the
     "digitness" detector), when given, scores how much each picture looks like a digit at all; a
-    third (the "wholeness" network), when given, guides the number splitter.
+    third (the "wholeness" network) and a fourth (the line reader), when given, guide the number splitter.
     With `max_batch` above 1, concurrent `recognize` calls share network calls (micro-batching).
     """
 
     def __init__(
         self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras", max_batch: int = 1,
         max_wait: float = 0.002, detector=None, detector_card: dict | None = None, wholeness=None,
-        wholeness_card: dict | None = None,
+        wholeness_card: dict | None = None, line_reader=None, line_reader_card: dict | None = None,
     ) -> None:
         self.runtime = runtime
         self.runtime_name = runtime_name
@@ -157,18 +161,23 @@ class Classifier:
         self.digit_threshold = float(self.detector_card.get("threshold", 0.5))
         self.wholeness = wholeness
         self.wholeness_card = wholeness_card or {}
+        self.line_reader = line_reader
+        self.line_reader_card = line_reader_card or {}
         self.batcher = MicroBatcher(self.read_rows, max_batch, max_wait) if max_batch > 1 else None
         # called after every network call with (images, seconds): the web layer's metrics hook in here
         self.on_inference: Callable[[int, float], None] | None = None
         self.read_rows(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
+        if line_reader is not None:
+            self.read_line(np.zeros(line_picture_shape, dtype=np.float32))
 
     @classmethod
     def load(
         cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras", max_batch: int = 1, max_wait: float = 0.002,
         detector_path: str | Path | None = DEFAULT_DETECTOR_PATH, wholeness_path: str | Path | None = DEFAULT_WHOLENESS_PATH,
+        line_reader_path: str | Path | None = DEFAULT_LINE_READER_PATH,
     ) -> "Classifier":
         """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it), its card, the
-        detector and the wholeness network."""
+        detector, the wholeness network and the line reader."""
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown model runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         path = Path(path)
@@ -183,7 +192,13 @@ class Classifier:
             wholeness, wholeness_card, _ = _load_network(Path(wholeness_path), runtime)
         elif wholeness_path is not None:
             logger.warning("no wholeness network at %s: numbers are split by the reader alone", wholeness_path)
-        return cls(engine, card, model_sha256, runtime, max_batch, max_wait, detector, detector_card, wholeness, wholeness_card)
+        line_reader, line_reader_card = None, None
+        if line_reader_path is not None and Path(line_reader_path).exists():
+            line_reader, line_reader_card, _ = _load_network(Path(line_reader_path), runtime)
+        elif line_reader_path is not None:
+            logger.warning("no line reader at %s: numbers are split without it", line_reader_path)
+        return cls(engine, card, model_sha256, runtime, max_batch, max_wait, detector, detector_card, wholeness, wholeness_card,
+                   line_reader, line_reader_card)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """The network's own softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1 (no detector)."""
@@ -207,6 +222,11 @@ class Classifier:
     def judge(self, inputs: np.ndarray) -> np.ndarray:
         """The wholeness network's scores (N,) for (N, 28, 28, 2) inputs: is each group of strokes one whole digit?"""
         return self.wholeness(np.ascontiguousarray(inputs, dtype=np.float32))[:, 0]
+
+    def read_line(self, picture: np.ndarray) -> np.ndarray:
+        """The line reader's log probabilities (columns, 11) for one line picture (model.segment.Page.line_picture)."""
+        logits = self.line_reader(np.ascontiguousarray(picture, dtype=np.float32)[np.newaxis, ..., np.newaxis])[0]
+        return log_softmax(logits, axis=-1)
 
     def _prediction(self, row: np.ndarray, image: np.ndarray | None) -> Prediction:
         """A Prediction from one row of read_rows."""
@@ -259,7 +279,8 @@ class Classifier:
 
     def recognize_number(self, data: bytes, max_pixels: int = default_max_pixels) -> list[NumberDigit]:
         """Image file bytes of a written number -> its digits in reading order (lines top to bottom)."""
-        readings = read_number(data, self.read, max_pixels, self.judge if self.wholeness is not None else None)
+        readings = read_number(data, self.read, max_pixels, self.judge if self.wholeness is not None else None,
+                               self.read_line if self.line_reader is not None else None)
         return [
             NumberDigit(
                 prediction_from(reading.probabilities, reading.image, self.is_digit_in_number(reading)),
@@ -271,15 +292,16 @@ class Classifier:
 
     def is_digit_in_number(self, reading: Reading) -> bool:
         """Whether a mark of a number is a digit: as a single upload, or vouched for by the splitter's networks."""
-        vouched = (reading.whole_score is not None and reading.whole_score >= vouched_whole_score
-                   and float(reading.probabilities.max()) >= vouched_confidence)
+        vouched = float(reading.probabilities.max()) >= vouched_confidence and (
+            (reading.whole_score is not None and reading.whole_score >= vouched_whole_score)
+            or (reading.line_probability is not None and reading.line_probability >= vouched_line_probability))
         return reading.digit_score >= (min(vouched_digit_score, self.digit_threshold) if vouched else self.digit_threshold)
 
     def describe(self) -> dict:
         """The model card plus the served file's sha256, the runtime and the other networks' cards, for GET /model.json."""
         return {
             **self.card, "runtime": self.runtime_name, "sha256": self.model_sha256, "digitness": self.detector_card or None,
-            "wholeness": self.wholeness_card or None,
+            "wholeness": self.wholeness_card or None, "line_reader": self.line_reader_card or None,
         }
 
 

@@ -2,9 +2,15 @@
 
 import keras
 
+from model.segment import line_picture_shape
+
 # Ten digit classes, one grayscale 28x28 input image.
 num_classes = 10
 input_shape = (28, 28, 1)
+# The line reader: a line's picture in, and per column of 4 pixels "no new digit" (class 0) or a digit (class d + 1).
+line_input_shape = (*line_picture_shape, 1)
+line_classes = num_classes + 1
+line_columns = line_picture_shape[1] // 4
 
 
 def build_network() -> keras.Sequential:
@@ -86,6 +92,42 @@ def build_wholeness_network(name: str = "wholeness_cnn") -> keras.Sequential:
             keras.layers.Dense(1, activation="sigmoid"),
         ],
         name=name,
+    )
+
+
+def build_line_network() -> keras.Sequential:
+    """A small fully convolutional network that reads a whole line at once: each column's class logits (CTC)."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=line_input_shape),
+            # 16 local stroke detectors
+            keras.layers.Conv2D(16, kernel_size=(3, 3), padding="same", activation="relu"),
+            # halve the resolution
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            # 32 detectors of stroke combinations
+            keras.layers.Conv2D(32, kernel_size=(3, 3), padding="same", activation="relu"),
+            # halve again
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            # 64 detectors of digit parts
+            keras.layers.Conv2D(64, kernel_size=(3, 3), padding="same", activation="relu"),
+            # halve the height only: a column every 4 pixels of the line
+            keras.layers.MaxPooling2D(pool_size=(2, 1)),
+            # 64 detectors of digit shapes
+            keras.layers.Conv2D(64, kernel_size=(3, 3), padding="same", activation="relu"),
+            # columns first
+            keras.layers.Permute((2, 1, 3)),
+            # each column's features as one vector
+            keras.layers.Reshape((line_columns, (line_picture_shape[0] // 8) * 64)),
+            # each column with its neighbours, 5 columns (20 pixels) wide
+            keras.layers.Conv1D(128, kernel_size=5, padding="same", activation="relu"),
+            # regularise it
+            keras.layers.Dropout(0.25),
+            # and wider again: a column sees about two digits of the line
+            keras.layers.Conv1D(128, kernel_size=5, padding="same", activation="relu"),
+            # per column, the logits of "no new digit" and of each digit
+            keras.layers.Dense(line_classes),
+        ],
+        name="line_cnn",
     )
 
 

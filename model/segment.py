@@ -9,16 +9,20 @@ touch), or a narrower one that reads poorly as one digit (a 1 drawn through a 7'
 where its ink is thinnest, upright or slanted (and its parts again), if the parts read better.
 "Read best" weighs the reader's confidence, the detector's "looks like a digit" and, when given,
 a Judge: the wholeness network's "this is exactly one whole digit" (not a part of one, nor two
-stuck together), which sees each group in its surroundings. Specks of noise are dropped. Each
-digit is then normalised exactly like a single upload.
+stuck together), which sees each group in its surroundings. When given, a LineReader (the line
+reader, model.line_reader) reads each line whole and has the last word among the search's best
+groupings: the one whose digits it finds likeliest, weighed with the search's own score. Specks
+of noise are dropped. Each digit is then normalised exactly like a single upload.
 """
 
 import functools
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from model.errors import NoDigitError
@@ -85,11 +89,18 @@ slants = np.linspace(-0.5, 0.5, 21)
 whole_weight = 0.6
 # A group is judged in its surroundings: a square this many line heights wide about its middle.
 context_size = 1.75
+# The line reader reads a line's strokes scaled to fit this picture (height, width), 2 pixels of paper kept round them.
+line_picture_shape = (32, 320)
+# The search keeps this many best groupings of each line for the line reader to weigh,
+# and the line reader's say is this times the log of its probability of a grouping's digits.
+kept_groupings, line_weight = 8, 1.0
 
 # reads (N, 28, 28) network inputs: (N, 10) probabilities and (N,) "looks like a digit" scores, both 0..1
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 # judges (N, 28, 28, 2) inputs, a group's normalised digit and its surroundings: (N,) "one whole digit" scores, 0..1
 Judge = Callable[[np.ndarray], np.ndarray]
+# reads a line picture (`line_picture_shape`, 0..1): (steps, 11) log probabilities per column, of "no new digit" and 0-9
+LineReader = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,7 @@ class Reading:
     probabilities: np.ndarray  # (10,)
     digit_score: float
     whole_score: float | None = None  # the wholeness network's, when the splitter had one
+    line_probability: float | None = None  # the line reader's probability of its line's digits, when the splitter had one
 
 
 class Line(NamedTuple):
@@ -251,6 +263,22 @@ class Page:
             raise NoDigitError("No digit found: the marks are too faint.")
         return Ink(strength=strength, box=(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1))
 
+    def line_picture(self, labels: list[int]) -> np.ndarray:
+        """A line's strokes as the line reader reads them: their ink scaled to fit `line_picture_shape`, at its left."""
+        ink = self.ink([Piece(label) for label in labels])
+        top, left, bottom, right = ink.box
+        crop = ink.strength[top:bottom, left:right]
+        height, width = line_picture_shape
+        scale = min((height - 4) / crop.shape[0], (width - 4) / crop.shape[1])
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        # shrinking to under half averages whole boxes of pixels: thin strokes do not break up
+        resample = Image.BILINEAR if scale > 0.5 else Image.BOX
+        scaled = np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize(size, resample), dtype=np.float32)
+        picture = np.zeros(line_picture_shape, dtype=np.float32)
+        row = (height - size[1]) // 2
+        picture[row:row + size[1], 2:2 + size[0]] = np.clip(scaled, 0.0, 1.0)
+        return picture
+
 
 def _box_size(page: Page, label: int) -> tuple[int, int]:
     """Height and width of a stroke's bounding box."""
@@ -301,6 +329,28 @@ def _lines(page: Page) -> list[tuple[list[int], float]]:
     return [(span[2], float(span[1] - span[0])) for span in spans]
 
 
+def ctc_log_probability(log_probabilities: np.ndarray, digits: list[int]) -> float:
+    """The log probability that the line reader's columns (steps, 11) spell `digits`: CTC's forward algorithm.
+
+    Column class 0 is "no new digit", class d + 1 the digit d; a digit spans one or more columns,
+    and the same digit twice in a row needs a "no new digit" column between them.
+    """
+    # the states a spelling passes through: "no new digit" before, between and after the digits
+    states = np.zeros(2 * len(digits) + 1, dtype=int)
+    states[1::2] = np.asarray(digits, dtype=int) + 1
+    # from two states back, past a "no new digit", unless the digit repeats
+    may_skip = np.zeros(states.size, dtype=bool)
+    may_skip[2:] = (states[2:] != 0) & (states[2:] != states[:-2])
+    alpha = np.full(states.size, -np.inf)
+    alpha[:2] = log_probabilities[0, states[:2]]
+    for column in log_probabilities[1:]:
+        # each state is reached by staying, from the state before, or from two before where it may skip
+        before = np.concatenate(([-np.inf, -np.inf], alpha))
+        alpha = np.logaddexp(np.logaddexp(alpha, before[1:-1]), np.where(may_skip, before[:-2], -np.inf)) + column[states]
+    # it ends on the last digit or on the "no new digit" after it
+    return float(np.logaddexp.reduce(alpha[-2:]))
+
+
 Cut = tuple[Piece, Piece, float]  # the two parts, and how much ink the cut goes through, in stroke widths
 
 
@@ -341,12 +391,13 @@ def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
 
 
 class Segmenter:
-    """Reads a picture of a number with a Reader (and a Judge, if any); caches each group's reading for the search."""
+    """Reads a picture of a number with a Reader (and a Judge and a LineReader, if any); caches each group's reading."""
 
-    def __init__(self, page: Page, read: Reader, judge: Judge | None = None) -> None:
+    def __init__(self, page: Page, read: Reader, judge: Judge | None = None, read_line: LineReader | None = None) -> None:
         self.page = page
         self.read = read
         self.judge = judge
+        self.read_line = read_line
         self.cache: dict[tuple[Piece, ...], GroupReading] = {}
 
     def score_all(self, groups: list[tuple[Piece, ...]], line: Line) -> None:
@@ -426,8 +477,22 @@ class Segmenter:
         upright = cols - line.slant * (rows - line.pivot)
         return float(upright.min()), float(upright.max()) + 1.0
 
-    def group_line(self, pieces: list[Piece], line: Line) -> list[tuple[Piece, ...]]:
-        """Group a line's pieces into digits: the grouping of neighbours whose digits read best."""
+    def group_line(self, pieces: list[Piece], line: Line) -> tuple[list[tuple[Piece, ...]], float | None]:
+        """Group a line's pieces into digits: the search's best grouping or, with a line reader, the best of its best
+        groupings once the line reader has weighed the digits each spells; and the line reader's probability of them."""
+        groupings = self.groupings(pieces, line)
+        if self.read_line is None or not groupings:
+            return (groupings[0][1] if groupings else []), None
+        log_probabilities = self.read_line(self.page.line_picture(sorted({piece.label for piece in pieces})))
+        weighed = []
+        for score, groups in groupings:
+            spelled = ctc_log_probability(log_probabilities, [int(np.argmax(self.cache[group].probabilities)) for group in groups])
+            weighed.append((score + line_weight * spelled, spelled, groups))
+        _, spelled, groups = max(weighed, key=lambda option: option[0])
+        return groups, float(np.exp(spelled))
+
+    def groupings(self, pieces: list[Piece], line: Line) -> list[tuple[float, list[tuple[Piece, ...]]]]:
+        """The `kept_groupings` best ways to group a line's pieces into digits, groups of neighbours, best first, scored."""
         line_height = line.height
         spans = {piece: self.columns(piece, line) for piece in pieces}
         pieces = sorted(pieces, key=lambda piece: sum(spans[piece]))
@@ -445,25 +510,28 @@ class Segmenter:
                     gaps += max(0.0, gap / line_height + gap_allowance)
                 candidates[(start, end)] = (tuple(pieces[start:end]), _shape_score(right - left, line_height, gaps))
         self.score_all([group for group, _ in candidates.values()], line)
-        # best[i]: the best score of the first i pieces as digits, and where its last digit starts
-        best = [(0.0, -1)] + [(-np.inf, -1)] * len(pieces)
+        # best[i]: the best ways to read the first i pieces as digits: (score, where the last digit starts, which of
+        # best[start] it continues); an unreadable group starts none
+        best: list[list[tuple[float, int, int]]] = [[(0.0, -1, -1)]] + [[] for _ in pieces]
         for end in range(1, len(pieces) + 1):
+            options = []
             for start in range(max(0, end - max_strokes_per_digit), end):
-                if (start, end) not in candidates or best[start][0] == -np.inf:
+                if (start, end) not in candidates:
                     continue
                 group, shape_score = candidates[(start, end)]
-                score = best[start][0] + self.cache[group].score + shape_score
-                if score > best[end][0]:
-                    best[end] = (score, start)
-        groups = []
-        end = len(pieces)
-        while end > 0:
-            start = best[end][1]
-            if start < 0:  # nothing readable before `end`: leave those pieces out
-                break
-            groups.append(candidates[(start, end)][0])
-            end = start
-        return groups[::-1]
+                group_score = self.cache[group].score + shape_score
+                if group_score > -np.inf:
+                    options.extend((score + group_score, start, rank) for rank, (score, _, _) in enumerate(best[start]))
+            best[end] = heapq.nlargest(kept_groupings, options)
+        groupings = []
+        for score, start, rank in best[len(pieces)]:
+            groups, end = [], len(pieces)
+            while end > 0:
+                groups.append(candidates[(start, end)][0])
+                end = start
+                _, start, rank = best[end][rank]
+            groupings.append((score, groups[::-1]))
+        return groupings
 
     def line(self, labels: list[int], height: float) -> Line:
         """The line's slant: the shear that makes its ink's column profile sharpest (upright strokes), about its middle row."""
@@ -479,29 +547,35 @@ class Segmenter:
 
 def segment_number(
     gray: np.ndarray, read: Reader, scale: tuple[float, float] = (1.0, 1.0), judge: Judge | None = None,
+    read_line: LineReader | None = None,
 ) -> list[Reading]:
     """The digits of a number in a grayscale picture, in reading order; boxes scaled by (x, y) `scale`."""
     page = Page(gray)
-    segmenter = Segmenter(page, read, judge)
+    segmenter = Segmenter(page, read, judge, read_line)
     readings = []
     for line_number, (labels, height) in enumerate(_lines(page)):
         line = segmenter.line(labels, height)  # measured once: the cuts leave the line's pixels as they are
-        for group in segmenter.group_line(segmenter.split_wide(labels, line), line):
+        groups, line_probability = segmenter.group_line(segmenter.split_wide(labels, line), line)
+        for group in groups:
             reading = segmenter.cache[group]
             if reading.image is None:
                 continue
             top, left, bottom, right = page.extent(list(group))
             x, y = int(np.floor(left * scale[0])), int(np.floor(top * scale[1]))
             box = (x, y, int(np.ceil(right * scale[0])) - x, int(np.ceil(bottom * scale[1])) - y)
-            readings.append(Reading(line_number, box, reading.image, reading.probabilities, reading.digit_score, reading.whole_score))
+            readings.append(Reading(line_number, box, reading.image, reading.probabilities, reading.digit_score, reading.whole_score,
+                                    line_probability))
     if not readings:
         raise NoDigitError("No digit found: the marks vanish at 28x28.")
     return readings
 
 
-def read_number(data: bytes, read: Reader, max_pixels: int = default_max_pixels, judge: Judge | None = None) -> list[Reading]:
+def read_number(
+    data: bytes, read: Reader, max_pixels: int = default_max_pixels, judge: Judge | None = None,
+    read_line: LineReader | None = None,
+) -> list[Reading]:
     """Image file bytes -> the number's digits in reading order; raises the model package's errors."""
     image = decode_image(data, max_pixels)
     gray = to_grayscale(image)
     shrunk = _shrink(gray, number_working_size)
-    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]), judge)
+    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]), judge, read_line)

@@ -212,6 +212,8 @@ def test_model_card_names_the_served_file(client):
     assert card["calibration"]["temperature"] > 0 and "ece_after" in card["calibration"]["test"]
     assert card["digitness"]["name"] == "digitness_cnn" and 0 < card["digitness"]["threshold"] < 1
     assert card["wholeness"]["name"] == "wholeness_cnn" and card["wholeness"]["exports"]["tflite"]["file"] == "wholeness.tflite"
+    assert card["line_reader"]["name"] == "line_cnn" and card["line_reader"]["exports"]["tflite"]["file"] == "lines.tflite"
+    assert card["line_reader"]["validation"]["lines_read_right"] >= 0.9
 
 
 def test_debug_route_is_off_by_default(client):

@@ -308,10 +308,10 @@ def test_switching_modes_rereads_the_drawing(page):
 
 
 def expect_detector(service) -> None:
-    """The service runs with its digit detector and the splitter's wholeness network (model/digitness.keras,
-    model/wholeness.keras): without them every picture counts as a digit, and numbers split worse."""
+    """The service runs with its digit detector and the splitter's wholeness network and line reader (model/digitness.keras,
+    model/wholeness.keras, model/lines.keras): without them every picture counts as a digit, and numbers split worse."""
     log = service.log.read_text()
-    assert "no digit detector" not in log and "no wholeness network" not in log
+    assert "no digit detector" not in log and "no wholeness network" not in log and "no line reader" not in log
 
 
 def draw_a_shape_between_1_and_7(page, shape: str) -> None:

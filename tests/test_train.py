@@ -143,7 +143,7 @@ class StopBeforeTraining(Exception):
     """Raised by a stand-in for held_out_split: the split is all these tests look at."""
 
 
-@pytest.mark.parametrize("command", ["digitness", "wholeness"])
+@pytest.mark.parametrize("command", ["digitness", "wholeness", "line_reader"])
 def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever_their_own_seed(command, monkeypatch, mnist):
     # their validation digits must be ones the reader never trained on, or their validation figures flatter them
     import importlib
@@ -212,3 +212,26 @@ def test_the_wholeness_ensemble_scores_the_mean_of_members_each_trained_as_its_s
     scores = [network.predict(groups, verbose=0)[:, 0] for network in (pair, first, second)]
     assert not np.allclose(scores[1], scores[2])
     np.testing.assert_allclose(scores[0], (scores[1] + scores[2]) / 2, rtol=1e-5)
+
+
+def test_a_tiny_line_reader_training_run_saves_a_network_the_splitter_uses(tmp_path, mnist):
+    from model import line_reader
+    from model.data import Dataset
+    from model.numbers import number_set
+    from model.preprocess import encode_png
+    from model.segment import line_picture_shape
+
+    dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
+    output = tmp_path / "lines.keras"
+    card = line_reader.train(dataset, output, numbers=30, epochs=1, validation_size=100, verbose=0)
+    assert output.exists() and output.with_suffix(".tflite").exists()
+    assert json.loads(output.with_suffix(".json").read_text()) == card
+    assert card["data"]["lines"] >= 30 and card["data"]["validation_lines"] >= 10
+    assert 0.0 <= card["validation"]["lines_read_right"] <= 1.0
+    classifier = Classifier.load(runtime="litert", line_reader_path=output)
+    log_probabilities = classifier.read_line(np.zeros(line_picture_shape, dtype=np.float32))
+    assert log_probabilities.shape == (line_picture_shape[1] // 4, 11)
+    np.testing.assert_allclose(np.exp(log_probabilities).sum(axis=1), 1.0, rtol=1e-5)
+    assert classifier.describe()["line_reader"] == card
+    number = number_set(mnist["x_test"][:20], mnist["y_test"][:20], 1, seed=4)[0]
+    assert 1 <= len(classifier.recognize_number(encode_png(number.picture))) <= 2 * len(number.number)

@@ -1,0 +1,148 @@
+"""The line reader: CTC's probability of a spelling, the search's best groupings, and the line reader's say among them."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from model import segment
+from model.line_reader import best_path_text, encode_texts, line_examples
+from model.numbers import number_set
+from model.preprocess import encode_png
+from model.segment import Page, Segmenter, ctc_log_probability, line_picture_shape
+from tests.test_numbers import draw_number
+
+
+def spelled_by_brute_force(log_probabilities: np.ndarray) -> dict[str, float]:
+    """Every path through the columns, collapsed CTC's way (repeats merged, class 0 dropped): each spelling's probability."""
+    spellings: dict[str, float] = {}
+    for path in itertools.product(range(log_probabilities.shape[1]), repeat=len(log_probabilities)):
+        merged = [cls for index, cls in enumerate(path) if cls != 0 and (index == 0 or cls != path[index - 1])]
+        text = "".join(str(cls - 1) for cls in merged)
+        probability = float(np.exp(sum(log_probabilities[step, cls] for step, cls in enumerate(path))))
+        spellings[text] = spellings.get(text, 0.0) + probability
+    return spellings
+
+
+def test_the_probability_of_a_spelling_sums_every_path_that_spells_it():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 11)) * 2
+    log_probabilities = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    spellings = spelled_by_brute_force(log_probabilities)
+    assert sum(spellings.values()) == pytest.approx(1.0)
+    for text in ("", "3", "33", "31", "313", "3333", "12345"):
+        expected = spellings.get(text, 0.0)
+        got = np.exp(ctc_log_probability(log_probabilities, [int(character) for character in text]))
+        assert got == pytest.approx(expected, rel=1e-9, abs=1e-15), text
+
+
+def test_the_best_path_merges_repeats_and_drops_no_new_digit():
+    columns = [0, 2, 2, 0, 2, 8, 8, 0, 0, 1]
+    assert best_path_text(np.eye(11)[columns]) == "1170"
+    np.testing.assert_array_equal(encode_texts(["12", "907"]), [[2, 3, 0], [10, 1, 8]])
+
+
+def drawn_page(text: str) -> Page:
+    """The page of a number drawn in pen, its digits close together."""
+    picture, _ = draw_number(text, gaps=[4] * (len(text) - 1))
+    return Page(np.asarray(picture.convert("L"), dtype=np.float32) / 255.0)
+
+
+def test_the_searchs_best_groupings_come_best_first_and_each_uses_every_piece_once(classifier):
+    page = drawn_page("4719")
+    segmenter = Segmenter(page, classifier.read)
+    (labels, height), = segment._lines(page)
+    line = segmenter.line(labels, height)
+    pieces = segmenter.split_wide(labels, line)
+    groupings = segmenter.groupings(pieces, line)
+    assert 2 <= len(groupings) <= segment.kept_groupings
+    scores = [score for score, _ in groupings]
+    assert scores == sorted(scores, reverse=True)
+    for _, groups in groupings:
+        used = [piece for group in groups for piece in group]
+        assert len(used) == len(pieces) and set(used) == set(pieces)
+    assert len({tuple(groups) for _, groups in groupings}) == len(groupings)
+    assert segmenter.group_line(pieces, line) == (groupings[0][1], None)
+
+
+def test_the_line_reader_has_the_last_word_among_the_searchs_best_groupings(classifier):
+    page = drawn_page("4719")
+    (labels, height), = segment._lines(page)
+    plain = Segmenter(page, classifier.read)
+    line = plain.line(labels, height)
+    pieces = plain.split_wide(labels, line)
+    groupings = plain.groupings(pieces, line)
+    spellings = [[int(np.argmax(plain.cache[group].probabilities)) for group in groups] for _, groups in groupings]
+    other = next(index for index, spelling in enumerate(spellings) if spelling != spellings[0])
+    # a line reader sure of the other grouping's digits, a digit every other column
+    columns = np.zeros(line_picture_shape[1] // 4, dtype=int)
+    columns[1:2 * len(spellings[other]):2] = np.array(spellings[other]) + 1
+    sure = np.log(np.where(np.eye(11)[columns] > 0, 0.999, 0.001 / 10))
+    pictures = []
+    guided = Segmenter(page, classifier.read, read_line=lambda picture: pictures.append(picture) or sure)
+    groups, line_probability = guided.group_line(guided.split_wide(labels, line), line)
+    assert groups == groupings[other][1] and line_probability > 0.5
+    assert len(pictures) == 1 and pictures[0].shape == line_picture_shape
+
+
+def test_a_line_picture_holds_the_lines_strokes_scaled_to_fit_from_its_left():
+    page = drawn_page("508")
+    (labels, _), = segment._lines(page)
+    picture = page.line_picture(labels)
+    assert picture.shape == line_picture_shape and picture.dtype == np.float32
+    assert 0.0 <= picture.min() and picture.max() <= 1.0
+    inked_rows, inked_columns = np.flatnonzero(picture.max(axis=1) > 0.5), np.flatnonzero(picture.max(axis=0) > 0.5)
+    # a short line is scaled to the picture's height less 2 pixels each side, its width in proportion, from the left
+    top, left, bottom, right = page.extent([segment.Piece(label) for label in labels])
+    scaled_width = (line_picture_shape[0] - 4) * (right - left) / (bottom - top)
+    assert inked_rows[0] <= 4 and inked_rows[-1] >= line_picture_shape[0] - 5
+    assert inked_columns[0] <= 4 and abs(inked_columns[-1] - (2 + scaled_width)) <= 3
+    assert not picture[:, round(scaled_width) + 6:].any()
+
+
+def test_the_training_lines_are_cut_as_the_splitter_cuts_them(mnist):
+    images, labels = mnist["x_train"][:300], mnist["y_train"][:300]
+    pictures, texts = line_examples(images, labels, 20, seed=3)
+    numbers = number_set(images, labels, 20, seed=3)
+    assert texts == [text for number in numbers for text in number.lines][:len(texts)] and len(texts) >= 20
+    assert pictures.shape == (len(texts), *line_picture_shape) and pictures.dtype == np.uint8
+    first = Page(numbers[0].picture.astype(np.float32) / 255.0)
+    (first_labels, _), *_ = segment._lines(first)
+    np.testing.assert_array_equal(pictures[0], np.round(255 * first.line_picture(first_labels)).astype(np.uint8))
+
+
+def test_the_committed_line_reader_reads_most_lines_of_test_digits_alone(classifier, mnist):
+    numbers = number_set(mnist["x_test"], mnist["y_test"], 60, seed=11)
+    right = total = 0
+    for number in numbers:
+        page = Page(number.picture.astype(np.float32) / 255.0)
+        lines = segment._lines(page)
+        if len(lines) != len(number.lines):
+            continue
+        for (labels, _), text in zip(lines, number.lines):
+            total += 1
+            right += best_path_text(classifier.read_line(page.line_picture(labels))) == text
+    assert total >= 60 and right / total >= 0.85
+
+
+def test_both_runtimes_agree_on_the_line_reader(classifier):
+    from model.inference import Classifier
+
+    litert_classifier = Classifier.load(runtime="litert")
+    page = drawn_page("3141")
+    (labels, _), = segment._lines(page)
+    picture = page.line_picture(labels)
+    np.testing.assert_allclose(classifier.read_line(picture), litert_classifier.read_line(picture), atol=1e-4)
+
+
+def test_numbers_are_read_with_the_line_reader_when_it_is_there(classifier, monkeypatch):
+    picture, _ = draw_number("2024")
+    calls = []
+    read_line = classifier.read_line
+    monkeypatch.setattr(classifier, "read_line", lambda line: calls.append(line) or read_line(line))
+    digits = classifier.recognize_number(encode_png(np.asarray(picture.convert("L"))))
+    assert "".join(str(item.prediction.digit) for item in digits) == "2024" and len(calls) == 1
+    readings = segment.read_number(encode_png(np.asarray(picture.convert("L"))), classifier.read, judge=classifier.judge,
+                                   read_line=read_line)
+    # one line: every digit carries the line reader's probability of its digits
+    assert len({reading.line_probability for reading in readings}) == 1 and 0.5 < readings[0].line_probability <= 1.0
