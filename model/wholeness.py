@@ -84,8 +84,10 @@ def _examples(job: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray,
 
     seed, count, images, digit_labels = job
     if _classifier is None:
-        # the splitter as it is without this network, so that a retraining does not learn from its predecessor
-        _classifier = Classifier.load(DEFAULT_MODEL_PATH, runtime="litert", detector_path=DEFAULT_DETECTOR_PATH, wholeness_path=None)
+        # the splitter as it is without this network (nor the line reader, which only picks among its groupings),
+        # so that a retraining does not learn from its predecessor
+        _classifier = Classifier.load(DEFAULT_MODEL_PATH, runtime="litert", detector_path=DEFAULT_DETECTOR_PATH, wholeness_path=None,
+                                      line_reader_path=None)
     parts = [candidates(number, _classifier.read) for number in number_set(images, digit_labels, count, seed)]
     inputs = np.concatenate([part[0] for part in parts])
     labels = np.concatenate([part[1] for part in parts])
