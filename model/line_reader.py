@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import logging
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from model import DEFAULT_LINE_READER_PATH, card_path_for, reader_split
 from model.data import Dataset, held_out_split, load_mnist
 from model.errors import NoDigitError
 from model.export import exports_entry, save_for_serving
-from model.numbers import number_set
+from model.numbers import map_number_chunks, number_set
 from model.preprocess import _shrink
 from model.segment import Page, _lines, number_working_size
 
@@ -68,10 +67,7 @@ def _chunk(job: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, li
 
 def build_examples(images: np.ndarray, digit_labels: np.ndarray, numbers: int, seed: int) -> tuple[np.ndarray, list[str]]:
     """The line examples of `numbers` composed numbers, made in parallel in chunks, reproducible from the seed."""
-    jobs = [(seed * 1_000_003 + start, min(chunk_size, numbers - start), images, digit_labels)
-            for start in range(0, numbers, chunk_size)]
-    with multiprocessing.get_context("spawn").Pool() as pool:
-        parts = pool.map(_chunk, jobs)
+    parts = map_number_chunks(_chunk, images, digit_labels, numbers, seed, chunk_size)
     return np.concatenate([part[0] for part in parts]), [text for part in parts for text in part[1]]
 
 

@@ -7,6 +7,8 @@ own size (0.8-1.25x), uneven gaps (from slightly overlapping to half a digit apa
 baseline, the whole number slanted (up to ±0.25), a few dots of noise; some numbers on two lines.
 """
 
+import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,3 +133,14 @@ def number_set(images: np.ndarray, labels: np.ndarray, count: int, seed: int = 7
         chosen = rng.choice(len(images), size=length, replace=False)
         numbers.append(compose_number(rng, images[chosen], labels[chosen]))
     return numbers
+
+
+def map_number_chunks(
+    work: Callable[[tuple[int, int, np.ndarray, np.ndarray]], object], images: np.ndarray, labels: np.ndarray,
+    count: int, seed: int, chunk: int,
+) -> list:
+    """`work` over `count` numbers in chunks, in worker processes: each job is (seed, numbers, images, labels), its
+    seed derived from `seed` and where the chunk starts, so the result is reproducible whatever the workers."""
+    jobs = [(seed * 1_000_003 + start, min(chunk, count - start), images, labels) for start in range(0, count, chunk)]
+    with multiprocessing.get_context("spawn").Pool() as pool:
+        return pool.map(work, jobs)

@@ -556,10 +556,8 @@ def segment_number(
     for line_number, (labels, height) in enumerate(_lines(page)):
         line = segmenter.line(labels, height)  # measured once: the cuts leave the line's pixels as they are
         groups, line_probability = segmenter.group_line(segmenter.split_wide(labels, line), line)
-        for group in groups:
+        for group in groups:  # all readable: `groupings` leaves out any group that vanished at 28x28
             reading = segmenter.cache[group]
-            if reading.image is None:
-                continue
             top, left, bottom, right = page.extent(list(group))
             x, y = int(np.floor(left * scale[0])), int(np.floor(top * scale[1]))
             box = (x, y, int(np.ceil(right * scale[0])) - x, int(np.ceil(bottom * scale[1])) - y)

@@ -21,7 +21,6 @@ import argparse
 import datetime
 import json
 import logging
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for, reader_split
 from model.data import Dataset, held_out_split, load_mnist
 from model.export import exports_entry, save_for_serving
-from model.numbers import ComposedNumber, number_set
+from model.numbers import ComposedNumber, map_number_chunks, number_set
 from model.segment import Page, Reader, Segmenter, _lines
 
 logger = logging.getLogger(__name__)
@@ -100,10 +99,7 @@ def _examples(job: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray,
 
 def build_examples(images: np.ndarray, digit_labels: np.ndarray, numbers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The labelled candidates of `numbers` composed numbers, made in parallel in chunks, reproducible from the seed."""
-    chunk = 250
-    jobs = [(seed * 1_000_003 + start, min(chunk, numbers - start), images, digit_labels) for start in range(0, numbers, chunk)]
-    with multiprocessing.get_context("spawn").Pool() as pool:
-        parts = pool.map(_examples, jobs)
+    parts = map_number_chunks(_examples, images, digit_labels, numbers, seed, chunk=250)
     return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
 
 
