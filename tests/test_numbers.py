@@ -228,7 +228,7 @@ def test_a_narrow_stroke_that_reads_poorly_is_tried_cut(classifier, mnist, monke
     assert read_digits(classifier, number) == "5790"
 
 
-@pytest.mark.xfail(strict=True, reason="known miss: this open 4 is cut into a 2 and a 1 (README, Whole numbers)")
+@pytest.mark.xfail(strict=True, reason="known miss: this open 4 is cut into a 2 and a 1 (README, Numbers and non-digits)")
 def test_an_open_four_is_not_cut_into_ones(classifier, mnist):
     # three MNIST test digits, "142": the 4 is open at the top and reads poorly whole (the detector doubts it), and
     # its left part with a 4's bar and its right stem read better as "21"
