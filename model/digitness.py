@@ -14,8 +14,6 @@ at most `max_flagged_digits` of them are flagged.
 """
 
 import argparse
-import datetime
-import json
 import logging
 import multiprocessing
 import sys
@@ -24,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_DETECTOR_PATH, card_path_for, reader_split
+from model import DEFAULT_DETECTOR_PATH, reader_split
 from model import synthetic
 from model.data import Dataset, held_out_split, load_mnist
-from model.export import exports_entry, save_for_serving
+from model.export import save_for_serving, write_card
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +81,6 @@ def train(
     verbose: int | str = "auto",
 ) -> dict:
     """Build the examples, train, pick the threshold, save the detector with its card; return the card."""
-    import keras
     import tensorflow as tf
 
     from model.augment import Augmentation, augment_batch
@@ -121,7 +118,7 @@ def train(
     flagged_non_digits = float(np.mean(scores[y_validation == 0] < threshold))
     output = Path(output)
     tflite_file = save_for_serving(network, build_digitness_network, output)
-    card = {
+    card = write_card(output, {
         "name": "digitness_cnn",
         "description": "Scores whether a normalised 28x28 input looks like a digit (1) or not (0); below `threshold` is not a digit.",
         "model_file": output.name,
@@ -141,11 +138,7 @@ def train(
             "digits_flagged": round(float(np.mean(scores[y_validation == 1] < threshold)), 5),
             "non_digits_flagged": round(flagged_non_digits, 5),
         },
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "exports": exports_entry(tflite_file),
-    }
-    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    }, tflite_file)
     logger.info("saved %s: threshold %.4f flags %.2f%% of held-out digits and %.2f%% of held-out non-digits",
                 output, threshold, 100 * card["validation"]["digits_flagged"], 100 * flagged_non_digits)
     return card

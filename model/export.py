@@ -4,6 +4,7 @@
 """
 
 import argparse
+import datetime
 import json
 import logging
 import sys
@@ -38,6 +39,21 @@ def save_for_serving(network, build, output: Path) -> Path:
 def exports_entry(tflite_file: Path) -> dict:
     """The model card's record of the export."""
     return {"tflite": {"file": tflite_file.name, "sha256": file_sha256(tflite_file)}}
+
+
+def write_card(output: Path, card: dict, tflite_file: Path) -> dict:
+    """Finish a newly trained network's card (when, with which versions, its export) and write it beside `output`."""
+    import keras
+    import tensorflow as tf
+
+    card = {
+        **card,
+        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "exports": exports_entry(tflite_file),
+    }
+    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    return card
 
 
 def export_model_file(model_path: Path = DEFAULT_MODEL_PATH) -> Path:

@@ -14,8 +14,6 @@ for the validation lines.
 """
 
 import argparse
-import datetime
-import json
 import logging
 import sys
 import time
@@ -23,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_LINE_READER_PATH, card_path_for, reader_split
+from model import DEFAULT_LINE_READER_PATH, reader_split
 from model.data import Dataset, held_out_split, load_mnist
 from model.errors import NoDigitError
-from model.export import exports_entry, save_for_serving
+from model.export import save_for_serving, write_card
 from model.numbers import map_number_chunks, number_set
 from model.preprocess import _shrink
 from model.segment import Page, _lines, number_working_size
@@ -133,7 +131,7 @@ def train(
 
     output = Path(output)
     tflite_file = save_for_serving(network, build_line_network, output)
-    card = {
+    card = write_card(output, {
         "name": "line_cnn",
         "description": "Reads a whole line of a number at once: per column of its picture (32x320, model.segment.Page.line_picture), "
                        "the logits of 'no new digit' (class 0) and of each digit d (class d + 1), for CTC.",
@@ -149,11 +147,7 @@ def train(
         "training": {"seed": seed, "epochs": epochs, "batch_size": batch_size, "optimizer": "Adam", "learning_rate": learning_rate,
                      "loss": "CTC", "seconds": round(time.monotonic() - started, 1)},
         "validation": {"lines_read_right": round(accuracy, 5)},
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "exports": exports_entry(tflite_file),
-    }
-    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    }, tflite_file)
     logger.info("saved %s: %.2f%% of validation lines read right alone", output, 100 * accuracy)
     return card
 

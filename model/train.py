@@ -4,8 +4,6 @@
 """
 
 import argparse
-import datetime
-import json
 import logging
 import sys
 import time
@@ -13,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_MODEL_PATH, card_path_for
+from model import DEFAULT_MODEL_PATH
 from model.data import Dataset, file_sha256, held_out_split, load_mnist
-from model.export import exports_entry, save_for_serving
+from model.export import save_for_serving, write_card
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +103,7 @@ def train(
     # the .keras file, and the same network for the LiteRT runtime beside it
     tflite_file = save_for_serving(network, build_network, output)
 
-    card = {
+    card = write_card(output, {
         "name": "digit_cnn",
         "description": "Handwritten digit classifier: 28x28 grayscale, bright ink on black, values 0..1.",
         "model_file": output.name,
@@ -132,11 +130,7 @@ def train(
         },
         "validation_accuracy": round(float(validation_accuracy), 5),
         "test_accuracy": round(float(test_accuracy), 5),
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "exports": exports_entry(tflite_file),
-    }
-    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    }, tflite_file)
     logger.info(
         "saved %s (sha256 %s): validation accuracy %.4f, test accuracy %.4f",
         output, file_sha256(output), validation_accuracy, test_accuracy,

@@ -18,8 +18,6 @@ group with the mean of their scores (model.network.build_wholeness_ensemble).
 """
 
 import argparse
-import datetime
-import json
 import logging
 import sys
 import time
@@ -27,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for, reader_split
+from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, reader_split
 from model.data import Dataset, held_out_split, load_mnist
-from model.export import exports_entry, save_for_serving
+from model.export import save_for_serving, write_card
 from model.numbers import ComposedNumber, map_number_chunks, number_set
 from model.segment import Page, Reader, Segmenter, _lines
 
@@ -114,9 +112,6 @@ def train(
     verbose: int | str = "auto",
 ) -> dict:
     """Train one network per seed, each on numbers of its own; save their mean as one network with its card; return the card."""
-    import keras
-    import tensorflow as tf
-
     from model.network import build_wholeness_ensemble
 
     started = time.monotonic()
@@ -142,7 +137,7 @@ def train(
     output = Path(output)
     tflite_file = save_for_serving(ensemble, lambda: build_wholeness_ensemble(len(members)), output)
     examples = sum(member["examples"] for member in member_cards)
-    card = {
+    card = write_card(output, {
         "name": "wholeness_cnn",
         "description": "Scores whether a group of strokes is one whole digit (1), or a part of one or two stuck together (0). "
                        "Inputs (28, 28, 2): the normalised group and its surroundings. The mean of its members' scores.",
@@ -162,11 +157,7 @@ def train(
                      "seconds": round(time.monotonic() - started, 1)},
         "members": member_cards,
         "validation": {"accuracy": round(accuracy, 5)},
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "exports": exports_entry(tflite_file),
-    }
-    card_path_for(output).write_text(json.dumps(card, indent=2) + "\n")
+    }, tflite_file)
     logger.info("saved %s: %.2f%% of validation groups judged right", output, 100 * accuracy)
     return card
 
