@@ -11,8 +11,10 @@ where its ink is thinnest, upright or slanted (and its parts again), if the part
 a Judge: the wholeness network's "this is exactly one whole digit" (not a part of one, nor two
 stuck together), which sees each group in its surroundings. When given, a LineReader (the line
 reader, model.line_reader) reads each line whole and has the last word among the search's best
-groupings: the one whose digits it finds likeliest, weighed with the search's own score. Specks
-of noise are dropped. Each digit is then normalised exactly like a single upload.
+groupings: the one whose digits it finds likeliest, weighed with the search's own score. Where it
+finds even that one unlikely, the line is searched again with each piece also offered cut in two
+(a cut the split found not worth making alone), and the better search wins. Specks of noise are
+dropped. Each digit is then normalised exactly like a single upload.
 """
 
 import functools
@@ -94,6 +96,10 @@ line_picture_shape = (32, 320)
 # The search keeps this many best groupings of each line for the line reader to weigh,
 # and the line reader's say is this times the log of its probability of a grouping's digits.
 kept_groupings, line_weight = 8, 1.0
+# Where the line reader gives the chosen digits less than `recheck_probability`, the line is grouped again with each of
+# its pieces at least `recheck_cut_width` line heights wide also offered at its best cut, whether the split cut it or
+# not (two 1s written close together and read as one 8; a 6's stem that went with the 2 it touches).
+recheck_probability, recheck_cut_width = 0.01, 0.25
 
 # reads (N, 28, 28) network inputs: (N, 10) probabilities and (N,) "looks like a digit" scores, both 0..1
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -479,20 +485,63 @@ class Segmenter:
 
     def group_line(self, pieces: list[Piece], line: Line) -> tuple[list[tuple[Piece, ...]], float | None]:
         """Group a line's pieces into digits: the search's best grouping or, with a line reader, the best of its best
-        groupings once the line reader has weighed the digits each spells; and the line reader's probability of them."""
+        groupings once the line reader has weighed the digits each spells; and the line reader's probability of them.
+
+        Where the line reader finds that reading unlikely, the line is grouped again with its pieces also offered cut:
+        the better of the two searches wins (a grouping that joins a cut's two parts again has the piece whole).
+        """
         groupings = self.groupings(pieces, line)
         if self.read_line is None or not groupings:
             return (groupings[0][1] if groupings else []), None
         log_probabilities = self.read_line(self.page.line_picture(sorted({piece.label for piece in pieces})))
+        total, spelled, groups = self.weigh(groupings, log_probabilities)
+        if np.exp(spelled) < recheck_probability:
+            offered, cut_parts = self.offer_cuts(pieces, line)
+            if cut_parts:
+                again = self.weigh(self.groupings(offered, line, cut_parts), log_probabilities)
+                if again[0] > total:
+                    total, spelled, groups = again
+        return groups, float(np.exp(spelled))
+
+    def weigh(self, groupings: list[tuple[float, list[tuple[Piece, ...]]]],
+              log_probabilities: np.ndarray) -> tuple[float, float, list[tuple[Piece, ...]]]:
+        """The grouping whose search score plus the line reader's say is highest: (that total, its log probability, it)."""
         weighed = []
         for score, groups in groupings:
             spelled = ctc_log_probability(log_probabilities, [int(np.argmax(self.cache[group].probabilities)) for group in groups])
             weighed.append((score + line_weight * spelled, spelled, groups))
-        _, spelled, groups = max(weighed, key=lambda option: option[0])
-        return groups, float(np.exp(spelled))
+        return max(weighed, key=lambda option: option[0])
 
-    def groupings(self, pieces: list[Piece], line: Line) -> list[tuple[float, list[tuple[Piece, ...]]]]:
-        """The `kept_groupings` best ways to group a line's pieces into digits, groups of neighbours, best first, scored."""
+    def offer_cuts(self, pieces: list[Piece], line: Line) -> tuple[list[Piece], dict[Piece, tuple[Piece, float]]]:
+        """The pieces with each one wide enough to hold two 1s replaced by the two parts of its best cut; and each
+        part's other part and the ink the cut crosses (in stroke widths), for the search to join them again or not."""
+        offered: list[Piece] = []
+        cut_parts: dict[Piece, tuple[Piece, float]] = {}
+        for piece in pieces:
+            left, right = self.columns(piece, line)
+            options = []
+            if right - left >= recheck_cut_width * line.height:
+                options = [option for options in _cuts(self.page, piece, line) for option in options]
+                self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)
+            readable = [(first, second, crossing) for first, second, crossing in options
+                        if self.cache[(first,)].image is not None and self.cache[(second,)].image is not None]
+            if not readable:
+                offered.append(piece)
+                continue
+            first, second, crossing = max(readable, key=lambda option: self.score(option[0], line) + self.score(option[1], line)
+                                          - cut_cost * option[2])
+            offered += [first, second]
+            cut_parts[first], cut_parts[second] = (second, crossing), (first, crossing)
+        return offered, cut_parts
+
+    def groupings(self, pieces: list[Piece], line: Line,
+                  cut_parts: dict[Piece, tuple[Piece, float]] | None = None) -> list[tuple[float, list[tuple[Piece, ...]]]]:
+        """The `kept_groupings` best ways to group a line's pieces into digits, groups of neighbours, best first, scored.
+
+        `cut_parts` pairs the two parts of a cut stroke: joined again they pay no gap, and a group that holds one part
+        without the other pays half the cut's cost.
+        """
+        cut_parts = cut_parts or {}
         line_height = line.height
         spans = {piece: self.columns(piece, line) for piece in pieces}
         pieces = sorted(pieces, key=lambda piece: sum(spans[piece]))
@@ -505,10 +554,14 @@ class Segmenter:
                     piece_left, piece_right = spans[pieces[end - 1]]
                     gap = max(piece_left - right, left - piece_right)  # negative: they overlap
                     left, right = min(left, piece_left), max(right, piece_right)
-                    if gap > max_stroke_gap * line_height or right - left > max_digit_width * line_height:
+                    rejoined = cut_parts.get(pieces[end - 1], (None, 0.0))[0] in pieces[start:end - 1]
+                    if not rejoined and (gap > max_stroke_gap * line_height or right - left > max_digit_width * line_height):
                         break
-                    gaps += max(0.0, gap / line_height + gap_allowance)
-                candidates[(start, end)] = (tuple(pieces[start:end]), _shape_score(right - left, line_height, gaps))
+                    if not rejoined:
+                        gaps += max(0.0, gap / line_height + gap_allowance)
+                group = tuple(pieces[start:end])
+                parted = sum(cut_parts[piece][1] for piece in group if piece in cut_parts and cut_parts[piece][0] not in group)
+                candidates[(start, end)] = (group, _shape_score(right - left, line_height, gaps) - 0.5 * cut_cost * parted)
         self.score_all([group for group, _ in candidates.values()], line)
         # best[i]: the best ways to read the first i pieces as digits: (score, where the last digit starts, which of
         # best[start] it continues); an unreadable group starts none

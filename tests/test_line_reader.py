@@ -9,7 +9,7 @@ from model import segment
 from model.line_reader import best_path_text, encode_texts, line_examples
 from model.numbers import number_set
 from model.preprocess import encode_png
-from model.segment import Page, Segmenter, ctc_log_probability, line_picture_shape
+from model.segment import Page, Piece, Segmenter, ctc_log_probability, line_picture_shape, segment_number
 from tests.test_numbers import draw_number
 
 
@@ -85,6 +85,53 @@ def test_the_line_reader_has_the_last_word_among_the_searchs_best_groupings(clas
     assert len(pictures) == 1 and pictures[0].shape == line_picture_shape
 
 
+def test_a_cut_pieces_parts_join_again_as_the_piece_and_each_pays_half_the_cut_apart(classifier):
+    picture, _ = draw_number("00", gaps=[-12])
+    page = Page(np.asarray(picture.convert("L"), dtype=np.float32) / 255.0)
+    segmenter = Segmenter(page, classifier.read, classifier.judge)
+    (labels, height), = segment._lines(page)
+    line = segmenter.line(labels, height)
+    assert len(labels) == 1  # the two 0s touch: one stroke
+    stroke = Piece(labels[0])
+    (whole, _), = segmenter.groupings([stroke], line)
+    offered, cut_parts = segmenter.offer_cuts([stroke], line)
+    first, second = offered
+    crossing = cut_parts[first][1]
+    assert cut_parts == {first: (second, crossing), second: (first, crossing)} and crossing > 0
+    scores = {frozenset(groups): score for score, groups in segmenter.groupings(offered, line, cut_parts)}
+    # joined again, the parts are the stroke: its pixels, its reading, no gap paid
+    assert scores[frozenset({(first, second)})] == pytest.approx(whole, abs=1e-6)
+    # apart, the two digits pay the cut's cost between them
+    apart = scores[frozenset({(first,), (second,)})]
+    assert apart == pytest.approx(segmenter.score(first, line) + segmenter.score(second, line) - segment.cut_cost * crossing)
+
+
+@pytest.fixture(scope="module")
+def fresh_draw(mnist):
+    """The bench's fresh draw of numbers (seed 8) composed from the MNIST test digits, its first 830."""
+    return number_set(mnist["x_test"], mnist["y_test"], 830, seed=8)
+
+
+@pytest.mark.parametrize("index, text, without", [(357, "4826", "4820"), (829, "337211", "33728")])
+def test_a_line_the_line_reader_finds_unlikely_is_searched_again_with_its_pieces_offered_cut(
+        classifier, fresh_draw, monkeypatch, index, text, without):
+    # a 6 whose stem runs into the 2 before it, cut off with the 2 ("20"); two 1s close together, one stroke read as
+    # an 8: the line reader gives either reading less than 1 %, and the second search cuts the 2's part again and the
+    # 1s apart
+    number = fresh_draw[index]
+    picture = number.picture.astype(np.float32) / 255.0
+
+    def digits_and_line_probability() -> tuple[str, float]:
+        readings = segment_number(picture, classifier.read, judge=classifier.judge, read_line=classifier.read_line)
+        return "".join(str(int(np.argmax(reading.probabilities))) for reading in readings), readings[0].line_probability
+
+    digits, line_probability = digits_and_line_probability()
+    assert number.number == text and digits == text and line_probability > 0.5
+    monkeypatch.setattr(segment, "recheck_probability", 0.0)
+    digits, line_probability = digits_and_line_probability()
+    assert digits == without and line_probability < 0.01
+
+
 def test_a_line_picture_holds_the_lines_strokes_scaled_to_fit_from_its_left():
     page = drawn_page("508")
     (labels, _), = segment._lines(page)
@@ -140,8 +187,11 @@ def test_numbers_are_read_with_the_line_reader_when_it_is_there(classifier, monk
     calls = []
     read_line = classifier.read_line
     monkeypatch.setattr(classifier, "read_line", lambda line: calls.append(line) or read_line(line))
+    offered = []
+    monkeypatch.setattr(Segmenter, "offer_cuts", lambda self, pieces, line: offered.append(pieces) or (pieces, {}))
     digits = classifier.recognize_number(encode_png(np.asarray(picture.convert("L"))))
-    assert "".join(str(item.prediction.digit) for item in digits) == "2024" and len(calls) == 1
+    # read once, and sure enough of the digits that the line is not searched again
+    assert "".join(str(item.prediction.digit) for item in digits) == "2024" and len(calls) == 1 and not offered
     readings = segment.read_number(encode_png(np.asarray(picture.convert("L"))), classifier.read, judge=classifier.judge,
                                    read_line=read_line)
     # one line: every digit carries the line reader's probability of its digits
