@@ -497,8 +497,10 @@ class Segmenter:
         total, spelled, groups = self.weigh(groupings, log_probabilities)
         if np.exp(spelled) < recheck_probability:
             offered, cut_parts = self.offer_cuts(pieces, line)
-            if cut_parts:
-                again = self.weigh(self.groupings(offered, line, cut_parts), log_probabilities)
+            # none when a digit of many strokes, each cut, has more parts than a digit may hold and a part reads as none
+            regroupings = self.groupings(offered, line, cut_parts) if cut_parts else []
+            if regroupings:
+                again = self.weigh(regroupings, log_probabilities)
                 if again[0] > total:
                     total, spelled, groups = again
         return groups, float(np.exp(spelled))

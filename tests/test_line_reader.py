@@ -132,6 +132,16 @@ def test_a_line_the_line_reader_finds_unlikely_is_searched_again_with_its_pieces
     assert digits == without and line_probability < 0.01
 
 
+def test_a_second_search_that_finds_no_grouping_leaves_the_first_ones_reading(classifier, fresh_draw, monkeypatch):
+    number = fresh_draw[829]
+    first_search = Segmenter.groupings
+    monkeypatch.setattr(Segmenter, "groupings",
+                        lambda self, pieces, line, cut_parts=None: [] if cut_parts else first_search(self, pieces, line))
+    readings = segment_number(number.picture.astype(np.float32) / 255.0, classifier.read, judge=classifier.judge,
+                              read_line=classifier.read_line)
+    assert "".join(str(int(np.argmax(reading.probabilities))) for reading in readings) == "33728"
+
+
 def test_a_line_picture_holds_the_lines_strokes_scaled_to_fit_from_its_left():
     page = drawn_page("508")
     (labels, _), = segment._lines(page)
