@@ -468,12 +468,18 @@ class Segmenter:
     def explore(self, options: list[Cut], line: Line, depth: int, best: tuple[float, list[Piece]]) -> tuple[float, list[Piece]]:
         """The best of `best` and the cuts whose two parts read best as they are, each part split again."""
         self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)
-        options.sort(key=lambda option: self.score(option[0], line) + self.score(option[1], line) - cut_cost * option[2], reverse=True)
+        options.sort(key=lambda option: self.cut_score(option, line), reverse=True)
         for first, second, crossing in options[:explored_cuts]:
             (first_score, first_parts), (second_score, second_parts) = self.split(first, line, depth - 1), self.split(second, line, depth - 1)
-            if first_score + second_score - cut_cost * crossing > best[0]:
-                best = (first_score + second_score - cut_cost * crossing, first_parts + second_parts)
+            score = first_score + second_score - cut_cost * crossing
+            if score > best[0]:
+                best = (score, first_parts + second_parts)
         return best
+
+    def cut_score(self, cut: Cut, line: Line) -> float:
+        """How well a cut's two parts read as they are, less the cost of the ink it goes through."""
+        first, second, crossing = cut
+        return self.score(first, line) + self.score(second, line) - cut_cost * crossing
 
     def columns(self, piece: Piece, line: Line) -> tuple[float, float]:
         """Left and right (exclusive) of a piece's ink, measured upright: with the line's slant taken out."""
@@ -525,13 +531,12 @@ class Segmenter:
             if right - left >= recheck_cut_width * line.height:
                 options = [option for options in _cuts(self.page, piece, line) for option in options]
                 self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)
-            readable = [(first, second, crossing) for first, second, crossing in options
-                        if self.cache[(first,)].image is not None and self.cache[(second,)].image is not None]
+            readable = [option for option in options
+                        if self.cache[(option[0],)].image is not None and self.cache[(option[1],)].image is not None]
             if not readable:
                 offered.append(piece)
                 continue
-            first, second, crossing = max(readable, key=lambda option: self.score(option[0], line) + self.score(option[1], line)
-                                          - cut_cost * option[2])
+            first, second, crossing = max(readable, key=lambda option: self.cut_score(option, line))
             offered += [first, second]
             cut_parts[first], cut_parts[second] = (second, crossing), (first, crossing)
         return offered, cut_parts
