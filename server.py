@@ -309,7 +309,7 @@ def number_body(digits: list[NumberDigit], include_input: bool) -> dict:
     entries = []
     for item in digits:
         x, y, width, height = item.box
-        entries.append({**answer_body(item.prediction, include_input), "line": item.line,
+        entries.append({**answer_body(item.prediction, include_input), "read_in_line": item.read_in_line, "line": item.line,
                         "box": {"x": x, "y": y, "width": width, "height": height}})
     lines = [
         number_text([item for item in digits if item.line == line]) for line in range(max(item.line for item in digits) + 1)

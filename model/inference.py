@@ -63,11 +63,14 @@ def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return scaled / scaled.sum(axis=-1, keepdims=True)
 
 
-def prediction_from(probabilities: np.ndarray, model_input: np.ndarray | None = None, is_digit: bool = True) -> Prediction:
-    """Turn one row of (calibrated) probabilities into a Prediction (re-normalised in float64)."""
+def prediction_from(
+    probabilities: np.ndarray, model_input: np.ndarray | None = None, is_digit: bool = True, digit: int | None = None,
+) -> Prediction:
+    """Turn one row of (calibrated) probabilities into a Prediction (re-normalised in float64): of their best digit, or
+    of `digit` when given (a digit read in its line), with the probability of that digit as its confidence."""
     values = np.asarray(probabilities, dtype=np.float64)
     values = values / values.sum()
-    digit = int(np.argmax(values))
+    digit = int(np.argmax(values)) if digit is None else int(digit)
     return Prediction(digit, float(values[digit]), [float(v) for v in values], bool(is_digit), model_input)
 
 
@@ -130,6 +133,8 @@ class NumberDigit:
     prediction: Prediction
     line: int
     box: tuple[int, int, int, int]
+    # True where the digit is the line reader's reading of the mark in its line, not the best of its own probabilities
+    read_in_line: bool = False
 
 
 def number_text(digits: list[NumberDigit]) -> str:
@@ -283,9 +288,10 @@ class Classifier:
                                self.read_line if self.line_reader is not None else None)
         return [
             NumberDigit(
-                prediction_from(reading.probabilities, reading.image, self.is_digit_in_number(reading)),
+                prediction_from(reading.probabilities, reading.image, self.is_digit_in_number(reading), reading.digit),
                 reading.line,
                 reading.box,
+                reading.read_in_line,
             )
             for reading in readings
         ]

@@ -27,7 +27,7 @@ from model.errors import NoDigitError
 from model.export import save_for_serving, write_card
 from model.numbers import map_number_chunks, number_set
 from model.preprocess import _shrink
-from model.segment import Page, _lines, number_working_size
+from model.segment import Page, _lines, best_path, number_working_size
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +78,8 @@ def encode_texts(texts: list[str]) -> np.ndarray:
 
 
 def best_path_text(log_probabilities: np.ndarray) -> str:
-    """The digits of the likeliest class in each column (steps, 11), repeats merged and "no new digit" dropped."""
-    classes = np.argmax(log_probabilities, axis=-1)
-    kept = (classes != 0) & np.concatenate(([True], classes[1:] != classes[:-1]))
-    return "".join(str(int(column) - 1) for column in classes[kept])
+    """The line reader's own reading of a line's columns (steps, 11), as text."""
+    return "".join(str(digit) for digit in best_path(log_probabilities))
 
 
 def lines_read_right(network, pictures: np.ndarray, texts: list[str]) -> float:

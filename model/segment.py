@@ -100,6 +100,10 @@ kept_groupings, line_weight = 8, 1.0
 # its pieces at least `recheck_cut_width` line heights wide also offered at its best cut, whether the split cut it or
 # not (two 1s written close together and read as one 8; a 6's stem that went with the 2 it touches).
 recheck_probability, recheck_cut_width = 0.01, 0.25
+# Where the line reader still gives the chosen digits less than `recheck_probability`, and its own reading of the line has
+# as many digits and differs from them in exactly one, that digit is read in its line if the swap pays: the log ratio of
+# the reader's probabilities of the two digits plus the line reader's log probability of its own reading beats its log
+# probability of the chosen digits ("0447" read "0147": a 4 whose mark alone reads better as a 1).
 
 # reads (N, 28, 28) network inputs: (N, 10) probabilities and (N,) "looks like a digit" scores, both 0..1
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -126,9 +130,15 @@ class Reading:
     box: tuple[int, int, int, int]  # x, y, width, height in the uploaded image's pixels
     image: np.ndarray  # the normalised 28x28 input
     probabilities: np.ndarray  # (10,)
+    digit: int  # the digit read: the reader's best, or where the line reader overruled it, the one read in its line
     digit_score: float
     whole_score: float | None = None  # the wholeness network's, when the splitter had one
     line_probability: float | None = None  # the line reader's probability of its line's digits, when the splitter had one
+
+    @property
+    def read_in_line(self) -> bool:
+        """Whether the digit was read in its line by the line reader, not the reader's best for the mark alone."""
+        return self.digit != int(np.argmax(self.probabilities))
 
 
 class Line(NamedTuple):
@@ -335,6 +345,14 @@ def _lines(page: Page) -> list[tuple[list[int], float]]:
     return [(span[2], float(span[1] - span[0])) for span in spans]
 
 
+def best_path(log_probabilities: np.ndarray) -> list[int]:
+    """The line reader's own reading of a line: the likeliest class of each column (steps, 11), repeats merged and
+    "no new digit" dropped."""
+    classes = np.argmax(log_probabilities, axis=-1)
+    kept = (classes != 0) & np.concatenate(([True], classes[1:] != classes[:-1]))
+    return [int(column) - 1 for column in classes[kept]]
+
+
 def ctc_log_probability(log_probabilities: np.ndarray, digits: list[int]) -> float:
     """The log probability that the line reader's columns (steps, 11) spell `digits`: CTC's forward algorithm.
 
@@ -489,16 +507,19 @@ class Segmenter:
         upright = cols - line.slant * (rows - line.pivot)
         return float(upright.min()), float(upright.max()) + 1.0
 
-    def group_line(self, pieces: list[Piece], line: Line) -> tuple[list[tuple[Piece, ...]], float | None]:
+    def group_line(self, pieces: list[Piece], line: Line) -> tuple[list[tuple[Piece, ...]], list[int], float | None]:
         """Group a line's pieces into digits: the search's best grouping or, with a line reader, the best of its best
-        groupings once the line reader has weighed the digits each spells; and the line reader's probability of them.
+        groupings once the line reader has weighed the digits each spells; the digits read; and the line reader's
+        probability of them.
 
         Where the line reader finds that reading unlikely, the line is grouped again with its pieces also offered cut:
-        the better of the two searches wins (a grouping that joins a cut's two parts again has the piece whole).
+        the better of the two searches wins (a grouping that joins a cut's two parts again has the piece whole). Where
+        it still finds it unlikely, a digit may be read in its line (`read_in_line`).
         """
         groupings = self.groupings(pieces, line)
         if self.read_line is None or not groupings:
-            return (groupings[0][1] if groupings else []), None
+            groups = groupings[0][1] if groupings else []
+            return groups, self.best_digits(groups), None
         log_probabilities = self.read_line(self.page.line_picture(sorted({piece.label for piece in pieces})))
         total, spelled, groups = self.weigh(groupings, log_probabilities)
         if np.exp(spelled) < recheck_probability:
@@ -509,14 +530,38 @@ class Segmenter:
                 again = self.weigh(regroupings, log_probabilities)
                 if again[0] > total:
                     total, spelled, groups = again
-        return groups, float(np.exp(spelled))
+        digits = self.best_digits(groups)
+        if np.exp(spelled) < recheck_probability:
+            digits, spelled = self.read_in_line(groups, digits, spelled, log_probabilities)
+        return groups, digits, float(np.exp(spelled))
+
+    def best_digits(self, groups: list[tuple[Piece, ...]]) -> list[int]:
+        """The reader's best digit for each group, read alone."""
+        return [int(np.argmax(self.cache[group].probabilities)) for group in groups]
+
+    def read_in_line(self, groups: list[tuple[Piece, ...]], digits: list[int], spelled: float,
+                     log_probabilities: np.ndarray) -> tuple[list[int], float]:
+        """The digits with one taken from the line reader's own reading where that pays, and their log probability.
+
+        Only where its own reading has as many digits and differs in exactly one: that digit costs the log ratio of the
+        reader's probabilities of it and of its best, and is taken when the cost plus the line reader's log probability
+        of its own reading beats its log probability of `digits` (`spelled`).
+        """
+        own = best_path(log_probabilities)
+        if len(own) != len(digits) or sum(mine != theirs for mine, theirs in zip(own, digits)) != 1:
+            return digits, spelled
+        index = next(index for index, (mine, theirs) in enumerate(zip(own, digits)) if mine != theirs)
+        probabilities = self.cache[groups[index]].probabilities
+        cost = float(np.log(max(float(probabilities[own[index]]), 1e-9)) - np.log(max(float(probabilities[digits[index]]), 1e-9)))
+        own_spelled = ctc_log_probability(log_probabilities, own)
+        return (own, own_spelled) if cost + own_spelled > spelled else (digits, spelled)
 
     def weigh(self, groupings: list[tuple[float, list[tuple[Piece, ...]]]],
               log_probabilities: np.ndarray) -> tuple[float, float, list[tuple[Piece, ...]]]:
         """The grouping whose search score plus the line reader's say is highest: (that total, its log probability, it)."""
         weighed = []
         for score, groups in groupings:
-            spelled = ctc_log_probability(log_probabilities, [int(np.argmax(self.cache[group].probabilities)) for group in groups])
+            spelled = ctc_log_probability(log_probabilities, self.best_digits(groups))
             weighed.append((score + line_weight * spelled, spelled, groups))
         return max(weighed, key=lambda option: option[0])
 
@@ -615,14 +660,14 @@ def segment_number(
     readings = []
     for line_number, (labels, height) in enumerate(_lines(page)):
         line = segmenter.line(labels, height)  # measured once: the cuts leave the line's pixels as they are
-        groups, line_probability = segmenter.group_line(segmenter.split_wide(labels, line), line)
-        for group in groups:  # all readable: `groupings` leaves out any group that vanished at 28x28
+        groups, digits, line_probability = segmenter.group_line(segmenter.split_wide(labels, line), line)
+        for group, digit in zip(groups, digits):  # all readable: `groupings` leaves out any group that vanished at 28x28
             reading = segmenter.cache[group]
             top, left, bottom, right = page.extent(list(group))
             x, y = int(np.floor(left * scale[0])), int(np.floor(top * scale[1]))
             box = (x, y, int(np.ceil(right * scale[0])) - x, int(np.ceil(bottom * scale[1])) - y)
-            readings.append(Reading(line_number, box, reading.image, reading.probabilities, reading.digit_score, reading.whole_score,
-                                    line_probability))
+            readings.append(Reading(line_number, box, reading.image, reading.probabilities, digit, reading.digit_score,
+                                    reading.whole_score, line_probability))
     if not readings:
         raise NoDigitError("No digit found: the marks vanish at 28x28.")
     return readings

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from model import segment
+from model.inference import number_text
 from model.line_reader import best_path_text, encode_texts, line_examples
 from model.numbers import number_set
 from model.preprocess import encode_png
-from model.segment import Page, Piece, Segmenter, ctc_log_probability, line_picture_shape, segment_number
+from model.segment import GroupReading, Page, Piece, Segmenter, ctc_log_probability, line_picture_shape, segment_number
 from tests.test_numbers import draw_number
 
 
@@ -62,7 +63,8 @@ def test_the_searchs_best_groupings_come_best_first_and_each_uses_every_piece_on
         used = [piece for group in groups for piece in group]
         assert len(used) == len(pieces) and set(used) == set(pieces)
     assert len({tuple(groups) for _, groups in groupings}) == len(groupings)
-    assert segmenter.group_line(pieces, line) == (groupings[0][1], None)
+    best = groupings[0][1]
+    assert segmenter.group_line(pieces, line) == (best, [int(np.argmax(segmenter.cache[group].probabilities)) for group in best], None)
 
 
 def test_the_line_reader_has_the_last_word_among_the_searchs_best_groupings(classifier):
@@ -80,8 +82,8 @@ def test_the_line_reader_has_the_last_word_among_the_searchs_best_groupings(clas
     sure = np.log(np.where(np.eye(11)[columns] > 0, 0.999, 0.001 / 10))
     pictures = []
     guided = Segmenter(page, classifier.read, read_line=lambda picture: pictures.append(picture) or sure)
-    groups, line_probability = guided.group_line(guided.split_wide(labels, line), line)
-    assert groups == groupings[other][1] and line_probability > 0.5
+    groups, digits, line_probability = guided.group_line(guided.split_wide(labels, line), line)
+    assert groups == groupings[other][1] and digits == spellings[other] and line_probability > 0.5
     assert len(pictures) == 1 and pictures[0].shape == line_picture_shape
 
 
@@ -123,7 +125,7 @@ def test_a_line_the_line_reader_finds_unlikely_is_searched_again_with_its_pieces
 
     def digits_and_line_probability() -> tuple[str, float]:
         readings = segment_number(picture, classifier.read, judge=classifier.judge, read_line=classifier.read_line)
-        return "".join(str(int(np.argmax(reading.probabilities))) for reading in readings), readings[0].line_probability
+        return "".join(str(reading.digit) for reading in readings), readings[0].line_probability
 
     digits, line_probability = digits_and_line_probability()
     assert number.number == text and digits == text and line_probability > 0.5
@@ -139,7 +141,54 @@ def test_a_second_search_that_finds_no_grouping_leaves_the_first_ones_reading(cl
                         lambda self, pieces, line, cut_parts=None: [] if cut_parts else first_search(self, pieces, line))
     readings = segment_number(number.picture.astype(np.float32) / 255.0, classifier.read, judge=classifier.judge,
                               read_line=classifier.read_line)
-    assert "".join(str(int(np.argmax(reading.probabilities))) for reading in readings) == "33728"
+    assert "".join(str(reading.digit) for reading in readings) == "33728"
+
+
+def sure_of(text: str) -> np.ndarray:
+    """A line reader's columns (steps, 11) 0.99 sure of spelling `text`: each digit in its own column, "no new digit" between."""
+    columns = [0]
+    for digit in text:
+        columns += [int(digit) + 1, 0]
+    return np.log(np.where(np.eye(11)[columns] > 0, 0.99, 0.01 / 10))
+
+
+@pytest.mark.parametrize("own, seven, expected", [
+    ("4119", {7: 0.6, 1: 0.3}, [4, 1, 1, 9]),  # the 1 costs log 2, less than the line reader's e times: read in its line
+    ("4119", {7: 0.9, 1: 0.05}, [4, 7, 1, 9]),  # the 1 costs log 18: the mark's own best stays
+    ("4118", {7: 0.6, 1: 0.3}, [4, 7, 1, 9]),  # two digits differ (the 9 as unsure of an 8): neither is swapped
+    ("411", {7: 0.6, 1: 0.3}, [4, 7, 1, 9]),  # a digit fewer
+])
+def test_a_digit_is_read_in_its_line_only_where_the_line_reader_differs_in_it_alone_and_that_pays(own, seven, expected):
+    segmenter = Segmenter(drawn_page("1"), read=None)
+    groups = [(Piece(label),) for label in range(4)]
+    for group, digit, alternatives in zip(groups, [4, 7, 1, 9], [{4: 0.97}, seven, {1: 0.97}, {9: 0.6, 8: 0.3}]):
+        probabilities = np.full(10, (1 - sum(alternatives.values())) / (10 - len(alternatives)))
+        probabilities[list(alternatives)] = list(alternatives.values())
+        assert int(np.argmax(probabilities)) == digit
+        segmenter.cache[group] = GroupReading(0.0, None, probabilities, 1.0)
+    log_probabilities = sure_of(own)
+    own_spelled = ctc_log_probability(log_probabilities, [int(digit) for digit in own])
+    spelled = own_spelled - 1.0  # the line reader finds the chosen digits e times less likely than its own reading
+    digits, probability = segmenter.read_in_line(groups, [4, 7, 1, 9], spelled, log_probabilities)
+    assert digits == expected
+    assert probability == (own_spelled if expected != [4, 7, 1, 9] else spelled)
+
+
+@pytest.mark.parametrize("index, text, without", [(233, "89335", "89235"), (765, "99", "97")])
+def test_a_digit_the_line_reader_reads_otherwise_is_read_in_its_line_where_it_doubts_the_reading(
+        classifier, fresh_draw, monkeypatch, index, text, without):
+    # a 3 whose mark alone reads better as a 2, a 9 as a 7: the line reader gives those readings less than 1 % and
+    # reads them right
+    number = fresh_draw[index]
+    digits = classifier.recognize_number(encode_png(number.picture))
+    assert number.number == text and number_text(digits) == text
+    (position,) = [position for position, item in enumerate(digits) if item.read_in_line]
+    prediction = digits[position].prediction
+    assert prediction.digit == int(text[position]) and int(np.argmax(prediction.probabilities)) == int(without[position])
+    # its confidence is the mark's own probability of the digit read: low, as the mark alone reads otherwise
+    assert prediction.confidence == prediction.probabilities[prediction.digit] < 0.5
+    monkeypatch.setattr(Segmenter, "read_in_line", lambda self, groups, digits, spelled, log_probabilities: (digits, spelled))
+    assert number_text(classifier.recognize_number(encode_png(number.picture))) == without
 
 
 def test_a_line_picture_holds_the_lines_strokes_scaled_to_fit_from_its_left():
@@ -202,6 +251,7 @@ def test_numbers_are_read_with_the_line_reader_when_it_is_there(classifier, monk
     digits = classifier.recognize_number(encode_png(np.asarray(picture.convert("L"))))
     # read once, and sure enough of the digits that the line is not searched again
     assert "".join(str(item.prediction.digit) for item in digits) == "2024" and len(calls) == 1 and not offered
+    assert not any(item.read_in_line for item in digits)
     readings = segment.read_number(encode_png(np.asarray(picture.convert("L"))), classifier.read, judge=classifier.judge,
                                    read_line=read_line)
     # one line: every digit carries the line reader's probability of its digits

@@ -296,7 +296,7 @@ def test_a_mark_the_detector_doubts_counts_as_a_digit_in_a_number_only_where_the
     assert 0.3 < vouched_line_probability < 0.9
     probabilities = np.full(10, (1 - confidence) / 9)
     probabilities[3] = confidence
-    reading = Reading(0, (0, 0, 10, 10), np.zeros((28, 28), np.float32), probabilities, digit_score, whole_score, line_probability)
+    reading = Reading(0, (0, 0, 10, 10), np.zeros((28, 28), np.float32), probabilities, 3, digit_score, whole_score, line_probability)
     assert classifier.is_digit_in_number(reading) is is_digit
 
 
@@ -369,6 +369,7 @@ def test_the_number_route_answers_each_upload_style(client):
         assert body["number"] == "407" and body["lines"] == ["407"]
         assert [entry["digit"] for entry in body["digits"]] == [4, 0, 7]
         assert all(set(entry["box"]) == {"x", "y", "width", "height"} and entry["is_digit"] for entry in body["digits"])
+        assert all(entry["read_in_line"] is False and entry["confidence"] == max(entry["probabilities"]) for entry in body["digits"])
         assert [entry["box"]["x"] for entry in body["digits"]] == sorted(entry["box"]["x"] for entry in body["digits"])
 
 

@@ -11,6 +11,8 @@ import pytest
 import requests
 
 from bench.service import PROJECT_ROOT, start_service
+from model.numbers import number_set
+from model.preprocess import encode_png
 from tests.drawing import NOT_DIGIT_STROKES, STROKES, draw_digit, draw_number_picture, encode
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -305,6 +307,22 @@ def test_switching_modes_rereads_the_drawing(page):
     page.screenshot(path=ARTIFACTS / "desktop-number-17-as-digit.png")
     switch_to(page, "number")  # and back: the same number
     expect_number(page, "17", 2)
+
+
+def test_number_mode_shows_a_digit_read_in_its_line(page, mnist, tmp_path):
+    """A 9 whose mark alone reads better as a 7, read as a 9 in its line "99" (the bench's fresh draw, number 765)."""
+    expect = playwright_api.expect
+    number = number_set(mnist["x_test"], mnist["y_test"], 766, seed=8)[765]
+    path = tmp_path / "number.png"
+    path.write_bytes(encode_png(number.picture))
+    switch_to(page, "number")
+    page.get_by_test_id("upload").set_input_files(str(path))
+    boxes = expect_number(page, "99", 2)
+    page.screenshot(path=ARTIFACTS / "desktop-number-read-in-line.png")
+    assert [box["digit"] for box in boxes] == ["9", "9"]
+    expect(page.get_by_test_id("digit-box").nth(0)).to_contain_text("%")
+    expect(page.get_by_test_id("digit-box").nth(1)).to_have_text("9 · in its line")
+    expect(page.get_by_test_id("number-digits").locator("li").nth(1)).to_contain_text(re.compile(r"read in its line \([\d.]+ % alone\)"))
 
 
 def expect_detector(service) -> None:

@@ -264,7 +264,11 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                                   "description": "The same, one string per line of writing, top to bottom."},
                         "digits": {"type": "array", "items": {"allOf": [
                             {"$ref": "#/components/schemas/Prediction"},
-                            {"type": "object", "required": ["line", "box"], "properties": {
+                            {"type": "object", "required": ["read_in_line", "line", "box"], "properties": {
+                                "read_in_line": {"type": "boolean",
+                                                 "description": "True where `digit` was read in its line (the line "
+                                                 "reader's reading), not the best of the mark's own `probabilities`; "
+                                                 "`confidence` is still the mark's own probability of `digit`."},
                                 "line": {"type": "integer", "minimum": 0},
                                 "box": {"type": "object", "required": ["x", "y", "width", "height"], "properties": {
                                     name: {"type": "integer", "minimum": 0} for name in ("x", "y", "width", "height")
