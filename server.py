@@ -24,6 +24,7 @@ from model import DEFAULT_MODEL_PATH
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
 from model.inference import Classifier, NumberDigit, Prediction, number_text
 from model.preprocess import default_max_pixels, encode_png
+from model.segment import default_max_groups
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
 from web.openapi import openapi_document
@@ -42,6 +43,7 @@ STATUS_BY_CODE = {
     "too_large": 413,
     "unsupported_media_type": 415,
     "no_digit": 422,
+    "too_many_marks": 422,
     "request_timeout": 408,
     "overloaded": 503,
 }
@@ -86,6 +88,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         "MODEL_RUNTIME": environ.get("MODEL_RUNTIME", "litert").lower(),  # "litert" (no TensorFlow) or "keras"
         "MAX_CONTENT_LENGTH": int(environ.get("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
         "MAX_IMAGE_PIXELS": int(environ.get("MAX_IMAGE_PIXELS", default_max_pixels)),
+        "MAX_NUMBER_GROUPS": int(environ.get("MAX_NUMBER_GROUPS", default_max_groups)),
         "MAX_BATCH_IMAGES": int(environ.get("MAX_BATCH_IMAGES", 64)),
         # concurrent requests of a worker share network calls: up to this many images (1 = off) ...
         "MICRO_BATCH_SIZE": int(environ.get("MICRO_BATCH_SIZE", 1)),
@@ -448,10 +451,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         include_input = "input" in included_extras(request)
         upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
         if isinstance(upload, list):
-            results = classifier.recognize_numbers(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
+            results = classifier.recognize_numbers(upload, app.config["MAX_IMAGE_PIXELS"], app.config["MAX_NUMBER_GROUPS"])
             g.log_detail = f" images={len(results)}"
             return jsonify({"results": [result_body(result, include_input) for result in results]})
-        body = number_body(classifier.recognize_number(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"]), include_input)
+        digits = classifier.recognize_number(upload, app.config["MAX_IMAGE_PIXELS"], app.config["MAX_NUMBER_GROUPS"])
+        body = number_body(digits, include_input)
         g.log_detail = f" number={body['number'] or '-'}"
         return jsonify(body)
 

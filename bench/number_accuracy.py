@@ -43,13 +43,19 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
     misses = collections.Counter()
     confidences, raw, labels = [], [], []
     seconds = []
+    in_line = collections.Counter()  # digits read in their line: all, and right where the digits line up with the truth
     for number in numbers:
         upload = encode_png(number.picture)
         started = time.perf_counter()
-        digits = classifier.recognize_number(upload)
+        try:
+            digits, refused = classifier.recognize_number(upload), None
+        except RecognitionError as error:  # what the service would answer with an error: a miss
+            digits, refused = [], error.code
         seconds.append(time.perf_counter() - started)
         read = number_text(digits)
-        if read != number.number:
+        if refused:
+            misses[f"refused: {refused}"] += 1
+        elif read != number.number:
             misses[miss_kind(number.number, "".join(str(item.prediction.digit) for item in digits))] += 1
         kinds = ["all", f"{len(number.number)} digits", "touching" if number.touching else "apart"]
         if len(number.lines) > 1:
@@ -57,10 +63,12 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
         for kind in kinds:
             total[kind] += 1
             right[kind] += read == number.number
+        in_line["read"] += sum(item.read_in_line for item in digits)
         if len(digits) == len(number.number):  # the digits line up with the truth: calibration data
             for item, truth in zip(digits, number.number):
                 confidences.append(item.prediction.probabilities)
                 labels.append(int(truth))
+                in_line["right"] += item.read_in_line and item.prediction.digit == int(truth)
         raw.append(read)
     probabilities = np.array(confidences)
     return {
@@ -69,6 +77,7 @@ def read_numbers(classifier: Classifier, numbers: list) -> dict:
         "probabilities": probabilities,
         "labels": np.array(labels),
         "milliseconds": 1000 * np.array(seconds),
+        "in_line": in_line,
     }
 
 
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {kind:<12} {share_text(right, total)}")
     for kind, count in result["misses"].most_common():
         print(f"  missed: {kind:<48} {count}")
+    in_line = result["in_line"]
+    print(f"  digits read in their line (the line reader's reading of the mark): {in_line['read']}, {in_line['right']} of them right")
     milliseconds = result["milliseconds"]
     print(f"  time per number in process: median {np.median(milliseconds):.0f} ms, p95 {np.percentile(milliseconds, 95):.0f} ms")
     alone = sum(reads_every_digit_alone(classifier, number) for number in numbers)

@@ -33,3 +33,10 @@ class NoDigitError(RecognitionError):
     """The image is readable but holds no ink: blank, uniform or only noise."""
 
     code = "no_digit"
+
+
+class TooManyMarksError(RecognitionError):
+    """Reading the number(s) would take more of the networks' reads than a request may use (a page of hundreds of
+    strokes, a line of touching scribbles): a worker is never held for long by one upload."""
+
+    code = "too_many_marks"

@@ -23,7 +23,7 @@ from model import (
 from model.batching import MicroBatcher
 from model.errors import RecognitionError
 from model.preprocess import default_max_pixels, preprocess
-from model.segment import Reading, line_picture_shape, read_number
+from model.segment import Budget, Reading, default_max_groups, line_picture_shape, read_number
 
 logger = logging.getLogger(__name__)
 
@@ -272,20 +272,30 @@ class Classifier:
                 results[index] = self._prediction(row, image)
         return results
 
-    def recognize_numbers(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
-        """Many uploads read as numbers, in order: each one's NumberDigits, or its RecognitionError (as recognize_batch)."""
+    def recognize_numbers(
+        self, uploads: list, max_pixels: int = default_max_pixels, max_groups: int = default_max_groups,
+    ) -> list:
+        """Many uploads read as numbers, in order: each one's NumberDigits, or its RecognitionError (as recognize_batch).
+
+        They share one budget of `max_groups` groups read: once it is spent, the numbers left answer TooManyMarksError.
+        """
+        budget = Budget(max_groups)
         results: list = []
         for upload in uploads:
             try:
-                results.append(upload if isinstance(upload, RecognitionError) else self.recognize_number(upload, max_pixels))
+                results.append(upload if isinstance(upload, RecognitionError) else self.recognize_number(upload, max_pixels, budget))
             except RecognitionError as error:
                 results.append(error)
         return results
 
-    def recognize_number(self, data: bytes, max_pixels: int = default_max_pixels) -> list[NumberDigit]:
-        """Image file bytes of a written number -> its digits in reading order (lines top to bottom)."""
+    def recognize_number(
+        self, data: bytes, max_pixels: int = default_max_pixels, budget: Budget | int = default_max_groups,
+    ) -> list[NumberDigit]:
+        """Image file bytes of a written number -> its digits in reading order (lines top to bottom), reading at most
+        `budget` groups of strokes (a number, or a Budget shared with other numbers)."""
+        budget = budget if isinstance(budget, Budget) else Budget(budget)
         readings = read_number(data, self.read, max_pixels, self.judge if self.wholeness is not None else None,
-                               self.read_line if self.line_reader is not None else None)
+                               self.read_line if self.line_reader is not None else None, budget)
         return [
             NumberDigit(
                 prediction_from(reading.probabilities, reading.image, self.is_digit_in_number(reading), reading.digit),

@@ -13,8 +13,9 @@ stuck together), which sees each group in its surroundings. When given, a LineRe
 reader, model.line_reader) reads each line whole and has the last word among the search's best
 groupings: the one whose digits it finds likeliest, weighed with the search's own score. Where it
 finds even that one unlikely, the line is searched again with each piece also offered cut in two
-(a cut the split found not worth making alone), and the better search wins. Specks of noise are
-dropped. Each digit is then normalised exactly like a single upload.
+(a cut the split found not worth making alone), and the better search wins; where it still finds
+the digits unlikely, one digit may be read in its line: taken from the line reader's own reading.
+Specks of noise are dropped. Each digit is then normalised exactly like a single upload.
 """
 
 import functools
@@ -27,7 +28,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from model.errors import NoDigitError
+from model.errors import NoDigitError, TooManyMarksError
 from model.preprocess import (
     EIGHT_NEIGHBOURS,
     Ink,
@@ -104,6 +105,11 @@ recheck_probability, recheck_cut_width = 0.01, 0.25
 # as many digits and differs from them in exactly one, that digit is read in its line if the swap pays: the log ratio of
 # the reader's probabilities of the two digits plus the line reader's log probability of its own reading beats its log
 # probability of the chosen digits ("0447" read "0147": a 4 whose mark alone reads better as a 1).
+
+# The most groups of strokes the networks may read for one request's numbers. A number of 2-6 digits reads about 220 on
+# average and at most 2,725 of 2,000 (in 10 s at worst), one of 12 digits up to 1,600; a page of hundreds of random
+# strokes or a line of touching scribbles reads over 14,000 and would hold a worker for 20-25 s, near the router's 30 s.
+default_max_groups = 5_000
 
 # reads (N, 28, 28) network inputs: (N, 10) probabilities and (N,) "looks like a digit" scores, both 0..1
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -414,14 +420,32 @@ def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
     return at_valleys, at_shares
 
 
+class Budget:
+    """How many more groups of strokes the networks may read for a request; shared by the numbers of a batch."""
+
+    def __init__(self, groups: int = default_max_groups) -> None:
+        self.limit = self.left = groups
+
+    def spend(self, groups: int) -> None:
+        """Count `groups` more reads, or raise TooManyMarksError once they would pass the limit."""
+        if groups > self.left:
+            raise TooManyMarksError(
+                f"Too many marks to read as a number: reading them would take more than {self.limit:,} reads of groups of "
+                "strokes for this request (MAX_NUMBER_GROUPS). Send a picture with fewer marks, or fewer numbers per request."
+            )
+        self.left -= groups
+
+
 class Segmenter:
     """Reads a picture of a number with a Reader (and a Judge and a LineReader, if any); caches each group's reading."""
 
-    def __init__(self, page: Page, read: Reader, judge: Judge | None = None, read_line: LineReader | None = None) -> None:
+    def __init__(self, page: Page, read: Reader, judge: Judge | None = None, read_line: LineReader | None = None,
+                 budget: Budget | None = None) -> None:
         self.page = page
         self.read = read
         self.judge = judge
         self.read_line = read_line
+        self.budget = budget  # None: no limit (the splitter's own training reads every composed number whole)
         self.cache: dict[tuple[Piece, ...], GroupReading] = {}
 
     def score_all(self, groups: list[tuple[Piece, ...]], line: Line) -> None:
@@ -436,6 +460,8 @@ class Segmenter:
                 self.cache[group] = GroupReading(-np.inf, None, None, 0.0)
         if not images:
             return
+        if self.budget is not None:
+            self.budget.spend(len(images))
         batch = np.stack(images)
         probabilities, digit_scores = self.read(batch)
         whole_scores = np.ones(len(images))  # without a judge the whole score adds nothing: log(1) = 0
@@ -652,11 +678,11 @@ class Segmenter:
 
 def segment_number(
     gray: np.ndarray, read: Reader, scale: tuple[float, float] = (1.0, 1.0), judge: Judge | None = None,
-    read_line: LineReader | None = None,
+    read_line: LineReader | None = None, budget: Budget | None = None,
 ) -> list[Reading]:
     """The digits of a number in a grayscale picture, in reading order; boxes scaled by (x, y) `scale`."""
     page = Page(gray)
-    segmenter = Segmenter(page, read, judge, read_line)
+    segmenter = Segmenter(page, read, judge, read_line, budget)
     readings = []
     for line_number, (labels, height) in enumerate(_lines(page)):
         line = segmenter.line(labels, height)  # measured once: the cuts leave the line's pixels as they are
@@ -675,10 +701,11 @@ def segment_number(
 
 def read_number(
     data: bytes, read: Reader, max_pixels: int = default_max_pixels, judge: Judge | None = None,
-    read_line: LineReader | None = None,
+    read_line: LineReader | None = None, budget: Budget | None = None,
 ) -> list[Reading]:
     """Image file bytes -> the number's digits in reading order; raises the model package's errors."""
     image = decode_image(data, max_pixels)
     gray = to_grayscale(image)
     shrunk = _shrink(gray, number_working_size)
-    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]), judge, read_line)
+    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]), judge, read_line,
+                          budget)

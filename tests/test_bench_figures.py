@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from bench.number_accuracy import share_text, wilson_interval
+from bench.number_accuracy import read_numbers, share_text, wilson_interval
+from model.numbers import number_set
 
 
 def test_the_interval_of_no_successes_in_ten_is_the_textbook_one():
@@ -42,3 +43,18 @@ def test_a_share_is_printed_with_its_interval_and_counts():
 def test_a_share_of_nothing_has_no_interval():
     with pytest.raises(ValueError):
         wilson_interval(0, 0)
+
+
+def test_the_bench_counts_a_refused_number_as_a_miss_and_the_digits_read_in_their_line(classifier, mnist, monkeypatch):
+    number = number_set(mnist["x_test"], mnist["y_test"], 766, seed=8)[765]  # "99": its second 9 read in its line
+    recognize_number, calls = classifier.recognize_number, []
+
+    def refusing_the_second(upload):
+        calls.append(upload)
+        return recognize_number(upload, budget=1) if len(calls) == 2 else recognize_number(upload)
+
+    monkeypatch.setattr(classifier, "recognize_number", refusing_the_second)
+    result = read_numbers(classifier, [number, number])
+    assert result["accuracy"]["all"] == (1, 2)
+    assert result["misses"] == {"refused: too_many_marks": 1}
+    assert result["in_line"] == {"read": 1, "right": 1}

@@ -1,5 +1,6 @@
 """End to end: hostile requests against the Procfile's gunicorn; the workers survive and nothing reaches Sentry."""
 
+import base64
 import io
 import json
 import socket
@@ -8,14 +9,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image, ImageDraw
 
 from bench.service import start_service, worker_pids
 from tests.drawing import draw_digit, encode
+from tests.test_numbers import draw_number
 from tests.test_hostile_input import HOSTILE
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
+NUMBER_GROUPS = 800
 DECLARED_LENGTH = 50 * 1024 * 1024
 # What the client sends of the 50 MB it declares before it waits for the answer.
 SENT_BEFORE_READING = 64 * 1024
@@ -31,6 +36,8 @@ def service(sentry, tmp_path_factory):
         "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
         "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1",
         "SENTRY_ENVIRONMENT": "hostile-e2e",
+        # below the default: a page of hundreds of strokes reaches it in a second or two
+        "MAX_NUMBER_GROUPS": str(NUMBER_GROUPS),
     }
     with start_service(tmp_path_factory.mktemp("gunicorn") / "output.log", environment) as running:
         yield running
@@ -143,3 +150,28 @@ def test_workers_survive_a_burst_of_hostile_requests_and_nothing_reaches_sentry(
     assert [event for event in sentry.events if "exception" in event or event.get("level") == "error"] == []
     log = service.log.read_text()
     assert "Traceback" not in log and "WORKER TIMEOUT" not in log and "unhandled error" not in log
+
+
+def test_a_page_of_hundreds_of_strokes_sent_as_a_number_is_refused_before_it_holds_a_worker_long(service, sentry):
+    rng = np.random.default_rng(0)
+    page = Image.new("L", (960, 960), 255)
+    pen = ImageDraw.Draw(page)
+    for _ in range(300):
+        x, y = rng.uniform(0, 960, 2)
+        pen.line([(x, y), (x + rng.uniform(-60, 60), y + rng.uniform(-60, 60))], fill=0, width=6)
+    url = service.url + "/recognize/number.json"
+    workers = sorted(worker_pids(service.process.pid))
+    started = time.perf_counter()
+    response = requests.post(url, data=encode(page), headers={"Content-Type": "image/png"}, timeout=GUNICORN_TIMEOUT)
+    seconds = time.perf_counter() - started
+    assert response.status_code == 422 and response.json()["error"]["code"] == "too_many_marks"
+    assert f"{NUMBER_GROUPS:,}" in response.json()["error"]["message"]
+    assert seconds < GUNICORN_TIMEOUT / 3
+    # in a batch, a number read first keeps its answer; the page after it gets the error
+    number, _ = draw_number("38")
+    batch = {"images": [base64.b64encode(encode(number)).decode(), base64.b64encode(encode(page)).decode()]}
+    first, second = requests.post(url, json=batch, timeout=GUNICORN_TIMEOUT).json()["results"]
+    assert first["number"] == "38" and second["error"]["code"] == "too_many_marks"
+    assert sorted(worker_pids(service.process.pid)) == workers
+    assert "WORKER TIMEOUT" not in service.log.read_text()
+    assert [event for event in sentry.events if "exception" in event or event.get("level") == "error"] == []

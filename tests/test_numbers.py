@@ -13,7 +13,8 @@ from model import segment
 from model.calibrate import expected_calibration_error, fit_temperature
 from model.inference import calibrate, number_text, vouched_digit_score, vouched_line_probability
 from model.numbers import number_set
-from model.segment import Page, Piece, Reading, segment_number
+from model.errors import TooManyMarksError
+from model.segment import Budget, Page, Piece, Reading, segment_number
 from tests.drawing import NOT_DIGIT_STROKES, STROKES, Point, draw_digit, encode
 
 # Where each digit of a drawn number goes: unit-box strokes placed side by side in a wide picture.
@@ -386,6 +387,46 @@ def test_the_number_route_answers_a_batch_and_the_input_images(client):
     model_input = Image.open(io.BytesIO(base64.b64decode(first["digits"][0]["input"].partition(",")[2])))
     assert model_input.size == (28, 28)
     assert second["error"]["code"] == "no_digit" and third["error"]["code"] == "invalid_image"
+
+
+def test_a_budget_counts_the_groups_read_and_refuses_any_past_its_limit():
+    budget = Budget(10)
+    budget.spend(4)
+    budget.spend(6)
+    assert budget.left == 0
+    with pytest.raises(TooManyMarksError, match="10 reads"):
+        budget.spend(1)
+    assert budget.left == 0  # a refused read spends nothing
+
+
+def test_a_number_is_read_within_its_budget_of_groups_and_refused_past_it(classifier):
+    picture, _ = draw_number("2024")
+    upload = encode(picture)
+    budget = Budget(10**6)
+    assert number_text(classifier.recognize_number(upload, budget=budget)) == "2024"
+    spent = budget.limit - budget.left
+    assert 4 <= spent < 1000
+    assert number_text(classifier.recognize_number(upload, budget=spent)) == "2024"  # exactly enough
+    with pytest.raises(TooManyMarksError):
+        classifier.recognize_number(upload, budget=spent - 1)
+    # the numbers of a batch share one budget: the second of two finds it spent
+    first, second = classifier.recognize_numbers([upload, upload], max_groups=spent + spent // 2)
+    assert number_text(first) == "2024" and isinstance(second, TooManyMarksError)
+
+
+def test_the_number_route_refuses_a_picture_that_would_take_too_many_reads(classifier):
+    from server import create_app
+
+    client = create_app({"TESTING": True, "CLASSIFIER": classifier, "MAX_NUMBER_GROUPS": 1}).test_client()
+    picture, _ = draw_number("52")  # two digits: two groups read at least
+    response = client.post("/recognize/number.json", data=encode(picture), content_type="image/png")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "too_many_marks" and "MAX_NUMBER_GROUPS" in error["message"]
+    batch = client.post("/recognize/number.json", json={"images": [base64.b64encode(encode(picture)).decode()]})
+    assert batch.status_code == 200 and batch.get_json()["results"][0]["error"]["code"] == "too_many_marks"
+    # single digits are not limited by it
+    assert client.post("/recognize.json", data=encode(draw_digit(5)), content_type="image/png").status_code == 200
 
 
 @pytest.mark.parametrize("body, content_type, status, code", [

@@ -18,6 +18,9 @@ ERROR_CODES = {
     "too_large": "The body, the image's pixel count, the batch or the number of form parts is over its limit.",
     "unsupported_media_type": "The Content-Type (or a data URL's type) is not an image or an accepted form.",
     "no_digit": "The image is readable but holds no digit (blank, too little contrast, only specks).",
+    "too_many_marks": "Only /recognize/number.json: reading the number(s) would take more reads of groups of strokes "
+    "than a request may use (MAX_NUMBER_GROUPS), as for a page of hundreds of strokes; in a batch, the numbers left "
+    "once they are spent.",
     "request_timeout": "The request's body did not arrive in full within the read deadline.",
     "overloaded": "Too many requests are waiting; try again after the Retry-After seconds.",
     "internal": "A bug on the service's side; it is reported to Sentry.",
@@ -31,7 +34,7 @@ ERRORS_BY_STATUS = {
     "413": ["too_large"],
     "415": ["unsupported_media_type"],
     "408": ["request_timeout"],
-    "422": ["no_digit"],
+    "422": ["no_digit", "too_many_marks"],
     "503": ["overloaded"],
     "500": ["internal"],
 }
