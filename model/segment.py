@@ -99,12 +99,10 @@ line_picture_shape = (32, 320)
 kept_groupings, line_weight = 8, 1.0
 # Where the line reader gives the chosen digits less than `recheck_probability`, the line is grouped again with each of
 # its pieces at least `recheck_cut_width` line heights wide also offered at its best cut, whether the split cut it or
-# not (two 1s written close together and read as one 8; a 6's stem that went with the 2 it touches).
+# not (two 1s written close together and read as one 8; a 6's stem that went with the 2 it touches). Where it still gives
+# them less, and its own reading of the line has as many digits and differs in exactly one, that digit is read in its
+# line if the swap pays (`Segmenter.read_in_line`; "0447" read "0147": a 4 whose mark alone reads better as a 1).
 recheck_probability, recheck_cut_width = 0.01, 0.25
-# Where the line reader still gives the chosen digits less than `recheck_probability`, and its own reading of the line has
-# as many digits and differs from them in exactly one, that digit is read in its line if the swap pays: the log ratio of
-# the reader's probabilities of the two digits plus the line reader's log probability of its own reading beats its log
-# probability of the chosen digits ("0447" read "0147": a 4 whose mark alone reads better as a 1).
 
 # The most groups of strokes the networks may read for one request's numbers. A number of 2-6 digits reads about 220 on
 # average and at most 2,725 of 2,000 (in 10 s at worst), one of 12 digits up to 1,600; a page of hundreds of random
