@@ -572,9 +572,10 @@ class Segmenter:
         of its own reading beats its log probability of `digits` (`spelled`).
         """
         own = best_path(log_probabilities)
-        if len(own) != len(digits) or sum(mine != theirs for mine, theirs in zip(own, digits)) != 1:
+        differing = [index for index, (mine, theirs) in enumerate(zip(own, digits)) if mine != theirs]
+        if len(own) != len(digits) or len(differing) != 1:
             return digits, spelled
-        index = next(index for index, (mine, theirs) in enumerate(zip(own, digits)) if mine != theirs)
+        index, = differing
         probabilities = self.cache[groups[index]].probabilities
         cost = float(np.log(max(float(probabilities[own[index]]), 1e-9)) - np.log(max(float(probabilities[digits[index]]), 1e-9)))
         own_spelled = ctc_log_probability(log_probabilities, own)

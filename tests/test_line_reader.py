@@ -67,6 +67,14 @@ def test_the_searchs_best_groupings_come_best_first_and_each_uses_every_piece_on
     assert segmenter.group_line(pieces, line) == (best, [int(np.argmax(segmenter.cache[group].probabilities)) for group in best], None)
 
 
+def sure_of(digits: list[int], sure: float = 0.99) -> np.ndarray:
+    """A line reader's columns (steps, 11) `sure` of spelling `digits`: each in its own column, "no new digit" between."""
+    columns = [0]
+    for digit in digits:
+        columns += [digit + 1, 0]
+    return np.log(np.where(np.eye(11)[columns] > 0, sure, (1 - sure) / 10))
+
+
 def test_the_line_reader_has_the_last_word_among_the_searchs_best_groupings(classifier):
     page = drawn_page("4719")
     (labels, height), = segment._lines(page)
@@ -76,10 +84,7 @@ def test_the_line_reader_has_the_last_word_among_the_searchs_best_groupings(clas
     groupings = plain.groupings(pieces, line)
     spellings = [[int(np.argmax(plain.cache[group].probabilities)) for group in groups] for _, groups in groupings]
     other = next(index for index, spelling in enumerate(spellings) if spelling != spellings[0])
-    # a line reader sure of the other grouping's digits, a digit every other column
-    columns = np.zeros(line_picture_shape[1] // 4, dtype=int)
-    columns[1:2 * len(spellings[other]):2] = np.array(spellings[other]) + 1
-    sure = np.log(np.where(np.eye(11)[columns] > 0, 0.999, 0.001 / 10))
+    sure = sure_of(spellings[other], 0.999)  # a line reader sure of the other grouping's digits
     pictures = []
     guided = Segmenter(page, classifier.read, read_line=lambda picture: pictures.append(picture) or sure)
     groups, digits, line_probability = guided.group_line(guided.split_wide(labels, line), line)
@@ -144,14 +149,6 @@ def test_a_second_search_that_finds_no_grouping_leaves_the_first_ones_reading(cl
     assert "".join(str(reading.digit) for reading in readings) == "33728"
 
 
-def sure_of(text: str) -> np.ndarray:
-    """A line reader's columns (steps, 11) 0.99 sure of spelling `text`: each digit in its own column, "no new digit" between."""
-    columns = [0]
-    for digit in text:
-        columns += [int(digit) + 1, 0]
-    return np.log(np.where(np.eye(11)[columns] > 0, 0.99, 0.01 / 10))
-
-
 @pytest.mark.parametrize("own, seven, expected", [
     ("4119", {7: 0.6, 1: 0.3}, [4, 1, 1, 9]),  # the 1 costs log 2, less than the line reader's e times: read in its line
     ("4119", {7: 0.9, 1: 0.05}, [4, 7, 1, 9]),  # the 1 costs log 18: the mark's own best stays
@@ -166,8 +163,9 @@ def test_a_digit_is_read_in_its_line_only_where_the_line_reader_differs_in_it_al
         probabilities[list(alternatives)] = list(alternatives.values())
         assert int(np.argmax(probabilities)) == digit
         segmenter.cache[group] = GroupReading(0.0, None, probabilities, 1.0)
-    log_probabilities = sure_of(own)
-    own_spelled = ctc_log_probability(log_probabilities, [int(digit) for digit in own])
+    own_digits = [int(digit) for digit in own]
+    log_probabilities = sure_of(own_digits)
+    own_spelled = ctc_log_probability(log_probabilities, own_digits)
     spelled = own_spelled - 1.0  # the line reader finds the chosen digits e times less likely than its own reading
     digits, probability = segmenter.read_in_line(groups, [4, 7, 1, 9], spelled, log_probabilities)
     assert digits == expected
