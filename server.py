@@ -25,6 +25,7 @@ from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTy
 from model.inference import Classifier, NumberDigit, Prediction, number_text
 from model.preprocess import default_max_pixels, encode_png
 from model.segment import default_max_groups
+from web.errors import CODE_BY_STATUS, RETRY_AFTER_SECONDS, error_body, status_of
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
 from web.openapi import openapi_document
@@ -33,37 +34,12 @@ from web.worker import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_READ_TIMEOUT, waiting_p
 logger = logging.getLogger("digit_recognition")
 request_logger = logging.getLogger("digit_recognition.requests")
 
-# HTTP status for each domain error code raised by the model package.
-STATUS_BY_CODE = {
-    "unauthorized": 401,
-    "bad_request": 400,
-    "missing_image": 400,
-    "invalid_json": 400,
-    "invalid_image": 400,
-    "too_large": 413,
-    "unsupported_media_type": 415,
-    "no_digit": 422,
-    "too_many_marks": 422,
-    "request_timeout": 408,
-    "overloaded": 503,
-}
-# snake_case codes for the HTTP errors Flask and Werkzeug raise themselves.
-CODE_BY_STATUS = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    500: "internal",
-}
 # Routes anyone may call when API keys are required: the health check and the API's description.
 OPEN_ENDPOINTS = frozenset({"index", "healthz", "openapi", "docs"})
 # Routes refused with 503 when too many connections wait (health checks and metrics stay answered).
 SHED_ENDPOINTS = frozenset({"recognize", "recognize_number"})
 # What ?include= may add to an answer: "input", the 28x28 image the network read.
 INCLUDABLE = frozenset({"input"})
-# Seconds a client refused for overload is asked to wait before trying again.
-RETRY_AFTER_SECONDS = 1
 # A log value is written bare when it is this plain, else quoted and escaped (no forged log lines).
 PLAIN_LOG_VALUE = re.compile(r"^[\w./:@%+-]*$")
 DATA_URL = re.compile(r"^data:(?P<media_type>[^;,]*)(?P<parameters>(;[^;,]*)*),(?P<payload>.*)$", re.DOTALL)
@@ -287,11 +263,6 @@ def log_value(text: str) -> str:
     return text if PLAIN_LOG_VALUE.match(text) else json.dumps(text)
 
 
-def error_body(code: str, message: str) -> dict:
-    """The one JSON shape of every error."""
-    return {"error": {"code": code, "message": message}}
-
-
 def answer_body(prediction: Prediction, include_input: bool) -> dict:
     """The answer for one image; with include_input, also the 28x28 image the network read, as a PNG data URL."""
     body = prediction.as_dict()
@@ -499,11 +470,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(RecognitionError)
     def handle_recognition_error(error: RecognitionError):
-        return error_response(STATUS_BY_CODE[error.code], error.code, error.message)
+        return error_response(status_of(error.code), error.code, error.message)
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError):
-        return error_response(STATUS_BY_CODE[error.code], error.code, error.message, error.headers)
+        return error_response(status_of(error.code), error.code, error.message, error.headers)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

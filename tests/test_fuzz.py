@@ -17,7 +17,8 @@ from PIL import Image
 
 from model.errors import RecognitionError
 from model.preprocess import image_to_array, preprocess
-from server import CODE_BY_STATUS, STATUS_BY_CODE, create_app
+from server import create_app
+from web.errors import ERRORS
 from tests.drawing import draw_digit, encode
 
 # Small valid files of a digit, one per format (and a few variants): what the mutations start from.
@@ -250,14 +251,14 @@ def assert_well_formed_answer(response) -> None:
         for result in results:
             if "error" in result:
                 assert set(result) == {"error"} and set(result["error"]) == {"code", "message"}
-                assert STATUS_BY_CODE[result["error"]["code"]] in (400, 413, 415, 422)
+                assert ERRORS[result["error"]["code"]].status in (400, 413, 415, 422)
             else:
                 assert result["digit"] in range(10) and len(result["probabilities"]) == 10
         return
     assert list(body) == ["error"] and set(body["error"]) == {"code", "message"}
     code, message = body["error"]["code"], body["error"]["message"]
     assert isinstance(message, str) and message
-    assert STATUS_BY_CODE.get(code, next((status for status, name in CODE_BY_STATUS.items() if name == code), None)) == response.status_code
+    assert ERRORS[code].status == response.status_code
 
 
 @settings(FUZZ_SETTINGS, max_examples=200, suppress_health_check=[HealthCheck.too_slow])

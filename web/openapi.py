@@ -7,37 +7,8 @@ the real app: every route is described, and real answers match the described sch
 from collections.abc import Mapping
 from typing import Any
 
-ERROR_CODES = {
-    "bad_request": "The request itself is malformed (for example a multipart body with a broken boundary).",
-    "missing_image": "No image in the request.",
-    "invalid_json": "The JSON body does not parse, or is not an object of the documented shape.",
-    "invalid_image": "The upload is not an image this service reads, or is corrupted, or its base64 is invalid.",
-    "unauthorized": "API keys are required and the request has no valid 'Authorization: Bearer <key>'.",
-    "not_found": "No such route.",
-    "method_not_allowed": "The route exists but not for this method.",
-    "too_large": "The body, the image's pixel count, the batch or the number of form parts is over its limit.",
-    "unsupported_media_type": "The Content-Type (or a data URL's type) is not an image or an accepted form.",
-    "no_digit": "The image is readable but holds no digit (blank, too little contrast, only specks).",
-    "too_many_marks": "Only /recognize/number.json: reading the number(s) would take more reads of groups of strokes "
-    "than a request may use (MAX_NUMBER_GROUPS), as for a page of hundreds of strokes; in a batch, the numbers left "
-    "once they are spent.",
-    "request_timeout": "The request's body did not arrive in full within the read deadline.",
-    "overloaded": "Too many requests are waiting; try again after the Retry-After seconds.",
-    "internal": "A bug on the service's side; it is reported to Sentry.",
-}
-# Which error codes each status carries, for the responses of every operation.
-ERRORS_BY_STATUS = {
-    "400": ["bad_request", "missing_image", "invalid_json", "invalid_image"],
-    "401": ["unauthorized"],
-    "404": ["not_found"],
-    "405": ["method_not_allowed"],
-    "413": ["too_large"],
-    "415": ["unsupported_media_type"],
-    "408": ["request_timeout"],
-    "422": ["no_digit", "too_many_marks"],
-    "503": ["overloaded"],
-    "500": ["internal"],
-}
+from web.errors import ERRORS
+
 IMAGE_STRING = {
     "type": "string",
     "description": "The image file as base64 (standard or URL-safe, padding optional) or as a data URL "
@@ -47,9 +18,9 @@ IMAGE_STRING = {
 
 def error_response(status: str) -> dict:
     """A response of the shared error shape, listing the codes this status carries."""
-    codes = ERRORS_BY_STATUS[status]
+    codes = [code for code, error in ERRORS.items() if error.status == int(status)]
     return {
-        "description": "; ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes),
+        "description": "; ".join(f"`{code}`: {ERRORS[code].meaning}" for code in codes),
         "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
@@ -288,7 +259,7 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                         "type": "object",
                         "required": ["code", "message"],
                         "properties": {
-                            "code": {"type": "string", "enum": list(ERROR_CODES)},
+                            "code": {"type": "string", "enum": list(ERRORS)},
                             "message": {"type": "string", "description": "What went wrong and how to fix it, for people."},
                         },
                     }},
