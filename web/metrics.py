@@ -57,6 +57,10 @@ class Metrics:
             "digits_overload_rejections", "Recognition requests refused with 503 because the queue was full.",
             registry=registry,
         )
+        self.worker_timeouts = Counter(
+            "digits_worker_timeouts", "Requests whose worker passed gunicorn's hard time limit and was restarted (answered 504).",
+            registry=registry,
+        )
         self.model = Gauge(
             "digits_model_info", "The served model (always 1): its name, runtime and file checksum.",
             list(model), registry=registry, multiprocess_mode="max",
