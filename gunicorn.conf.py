@@ -1,18 +1,34 @@
-"""gunicorn settings beside the Procfile's flags: the worker class, and Prometheus metrics shared by the workers.
+"""gunicorn's settings for the service (the Procfile names this file): workers, time limits, and shared metrics.
 
-gunicorn reads this file from the working directory (and the Procfile names it). Before the
-workers start, the master gives them an empty folder in PROMETHEUS_MULTIPROC_DIR; each worker
-writes its metric values there and GET /metrics adds up all the files (web/metrics.py). When a
-worker exits, its live gauges (requests in flight) are dropped; its counters stay counted.
+The values come from web/settings.py, which the Procfile has already checked (`python -m web.settings`).
+Before the workers start, the master gives them an empty folder in PROMETHEUS_MULTIPROC_DIR; each
+worker writes its metric values there and GET /metrics adds up all the files (web/metrics.py).
+When a worker exits, its live gauges (requests in flight) are dropped; its counters stay counted.
 """
 
 import os
 import shutil
 import tempfile
 
-# Sync workers with a read deadline per connection and a view of the accept queue (web/worker.py);
-# gthread workers when WEB_THREADS asks for threads (gunicorn's --threads alone would pick gthread).
-worker_class = "web.worker.GuardedSyncWorker" if int(os.environ.get("WEB_THREADS", "1")) <= 1 else "gthread"
+from web.settings import setting
+
+# Heroku's router gives up on a request after 30 s: a worker busy longer than this is aborted (its client gets a JSON
+# 504, web/worker.py). The budgets keep every answer far below it; this is the last line.
+timeout = 30
+# On SIGTERM (each deploy, the daily restart) a worker finishes its request and answers what waits within this; Heroku
+# sends SIGKILL 30 s after SIGTERM.
+graceful_timeout = 20
+# One request per connection, so that a free worker takes the next connection.
+keepalive = 0
+bind = [f"0.0.0.0:{setting('PORT')}"]
+workers = setting("WEB_CONCURRENCY")
+threads = setting("WEB_THREADS")
+# Sync workers with a read deadline per connection and a view of the accept queue (web/worker.py); gthread workers when
+# WEB_THREADS asks for threads.
+worker_class = "web.worker.GuardedSyncWorker" if threads <= 1 else "gthread"
+errorlog = "-"
+# The workers' heartbeat files on a memory filesystem where there is one: a full or slow disk does not stall them.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # The folder this master made (and removes at exit), when the operator did not name one.
 created_folder: str | None = None

@@ -20,16 +20,15 @@ from flask import Flask, Request, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
-from model import DEFAULT_MODEL_PATH
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
 from model.inference import Classifier, NumberDigit, Prediction, number_text
-from model.preprocess import default_max_pixels, encode_png
-from model.segment import default_max_groups
+from model.preprocess import encode_png
 from web.errors import CODE_BY_STATUS, RETRY_AFTER_SECONDS, error_body, status_of
 from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
 from web.metrics import Metrics
 from web.openapi import openapi_document
-from web.worker import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_READ_TIMEOUT, waiting_per_worker
+from web.settings import SettingError, read_settings
+from web.worker import waiting_per_worker
 
 logger = logging.getLogger("digit_recognition")
 request_logger = logging.getLogger("digit_recognition.requests")
@@ -56,37 +55,8 @@ class ApiError(Exception):
 
 
 def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Every setting of the service, read once from environment variables (12-factor)."""
-    return {
-        "HOST": environ.get("HOST", "127.0.0.1"),  # python server.py only; gunicorn binds per Procfile
-        "PORT": int(environ.get("PORT", 5000)),
-        "MODEL_PATH": environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)),
-        "MODEL_RUNTIME": environ.get("MODEL_RUNTIME", "litert").lower(),  # "litert" (no TensorFlow) or "keras"
-        "MAX_CONTENT_LENGTH": int(environ.get("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)),
-        "MAX_IMAGE_PIXELS": int(environ.get("MAX_IMAGE_PIXELS", default_max_pixels)),
-        "MAX_NUMBER_GROUPS": int(environ.get("MAX_NUMBER_GROUPS", default_max_groups)),
-        "MAX_BATCH_IMAGES": int(environ.get("MAX_BATCH_IMAGES", 64)),
-        # concurrent requests of a worker share network calls: up to this many images (1 = off) ...
-        "MICRO_BATCH_SIZE": int(environ.get("MICRO_BATCH_SIZE", 1)),
-        # ... waiting at most this long for requests still being decoded
-        "MICRO_BATCH_WAIT_MS": float(environ.get("MICRO_BATCH_WAIT_MS", 2.0)),
-        # recognition answers 503 while more connections than this per worker wait to be accepted
-        "MAX_QUEUE_PER_WORKER": int(environ.get("MAX_QUEUE_PER_WORKER", 32)),
-        # seconds a connection has to deliver its whole request (read by web/worker.py)
-        "REQUEST_READ_TIMEOUT": float(environ.get("REQUEST_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)),
-        "SENTRY_DSN": environ.get("SENTRY_DSN", ""),
-        "SENTRY_ENVIRONMENT": environ.get("SENTRY_ENVIRONMENT", "production"),
-        "SENTRY_RELEASE": environ.get("SENTRY_RELEASE")
-        or environ.get("HEROKU_SLUG_COMMIT")  # set by Heroku's dyno metadata
-        or environ.get("SOURCE_VERSION", ""),  # set by Heroku during builds
-        "SENTRY_TRACES_SAMPLE_RATE": float(environ.get("SENTRY_TRACES_SAMPLE_RATE", 0.0)),
-        # comma-separated keys; when set, API calls need "Authorization: Bearer <key>" (unset: open)
-        "API_KEYS": split_list(environ.get("API_KEYS", "")),
-        # comma-separated origins (https://app.example.com) that browsers may call from (unset: none)
-        "CORS_ORIGINS": split_list(environ.get("CORS_ORIGINS", "")),
-        "ENABLE_DEBUG_ROUTES": environ.get("ENABLE_DEBUG_ROUTES", "0").lower() in ("1", "true", "yes"),
-        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
-    }
+    """Every setting of the service, read once from environment variables (12-factor) and checked (web/settings.py)."""
+    return read_settings(environ)
 
 
 def init_sentry(settings: Mapping[str, Any]) -> None:
@@ -102,7 +72,12 @@ def init_sentry(settings: Mapping[str, Any]) -> None:
         environment=settings["SENTRY_ENVIRONMENT"],
         release=settings["SENTRY_RELEASE"] or None,
         traces_sample_rate=settings["SENTRY_TRACES_SAMPLE_RATE"],
+        # nothing a client sent goes with an event: no body (the SDK's default sends JSON and forms up to 10 kB, a
+        # canvas's data URL among them), no local variables of the stack (they hold the upload's bytes), no cookies,
+        # IP address or credentials (Authorization is filtered out of the headers)
         send_default_pii=False,
+        max_request_body_size="never",
+        include_local_variables=False,
     )
     logger.info("Sentry enabled (environment %s, release %s)", settings["SENTRY_ENVIRONMENT"], settings["SENTRY_RELEASE"] or "unset")
 
@@ -317,8 +292,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        # the format shows no thread or process: skip collecting them for every record (the logging HOWTO's advice)
-        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+        # no format here shows a thread: skip collecting it for every record (the logging HOWTO's advice); the
+        # process id stays, since gunicorn's own format (its lines from the workers) shows it
+        logging.logThreads = logging.logMultiprocessing = False
     logging.getLogger().setLevel(app.config["LOG_LEVEL"])
     init_sentry(app.config)
 
@@ -463,9 +439,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     if app.config["ENABLE_DEBUG_ROUTES"]:
 
-        @app.get("/_debug/error")
+        @app.route("/_debug/error", methods=["GET", "POST"])
         def debug_error():
-            """Raise on purpose, so an operator can see an error arrive in Sentry."""
+            """Raise on purpose, so an operator can see an error arrive in Sentry; a POST first reads its upload as the
+            recognition routes do, so that one can check that the upload does not go with the event."""
+            if request.method == "POST":
+                upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
+                g.log_detail = f" upload_bytes={len(upload) if isinstance(upload, bytes) else 0}"
             raise RuntimeError("Deliberate error from /_debug/error to check error reporting")
 
     @app.errorhandler(RecognitionError)
@@ -497,5 +477,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 if __name__ == "__main__":
-    application = create_app()
+    try:
+        application = create_app()
+    except SettingError as error:
+        sys.exit(f"digit-recognition: {error}")
     application.run(host=application.config["HOST"], port=application.config["PORT"])

@@ -193,11 +193,12 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
         )},
     }
     if settings.get("ENABLE_DEBUG_ROUTES"):
-        paths["/_debug/error"] = {"get": operation(
+        paths["/_debug/error"] = {method: operation(
             "Raise an error on purpose",
-            "Only with ENABLE_DEBUG_ROUTES: fails with 500, so an operator can see the error arrive in Sentry.",
+            "Only with ENABLE_DEBUG_ROUTES: fails with 500, so an operator can see the error arrive in Sentry "
+            "(a POST reads its upload first, as /recognize.json does: the upload never goes with the event).",
             {}, protected=True, keys_required=keys_required,
-        )}
+        ) for method in ("get", "post")}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {

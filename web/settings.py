@@ -1,0 +1,224 @@
+"""Every setting of the service: its environment variable, default, what values are allowed and what it means.
+
+The one source for them: the app reads its settings here (`read_settings`), gunicorn.conf.py its
+own (workers, threads, port), the worker its read deadline and upload limit, and the README's
+configuration table is checked against this table by the tests. Each value is checked at start:
+
+    python -m web.settings      # the Procfile runs this before gunicorn: a bad setting stops the
+                                # service with one line naming the variable, its value and what is allowed
+"""
+
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model import DEFAULT_MODEL_PATH, tflite_path_for
+from model.preprocess import default_max_pixels
+from model.segment import default_max_groups
+
+# Seconds a connection has to deliver its request (head and body): REQUEST_READ_TIMEOUT's default.
+DEFAULT_READ_TIMEOUT = 10.0
+# The largest request body: MAX_UPLOAD_BYTES's default.
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# The largest MAX_UPLOAD_BYTES allowed: a worker holds up to two parked uploads and one being read.
+MOST_UPLOAD_BYTES = 32 * 1024 * 1024
+# Values read as "on" and "off" for yes/no settings.
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+# Logging levels a LOG_LEVEL may name.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A browser origin: scheme, host and an optional port, no path.
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+# An API key: visible ASCII, no comma (the separator) and no space (it travels in a header).
+API_KEY = re.compile(r"^[!-+\--~]+$")
+# A Sentry DSN: scheme://public_key@host[:port]/[path/]project_id.
+SENTRY_DSN = re.compile(r"^https?://[^@/\s]+@[^/\s]+/(\S+/)?\d+$")
+
+
+class SettingError(ValueError):
+    """A setting's value is not allowed; the message names the variable, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (a value, or a function of the environment), parser and meaning."""
+
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    allowed: str
+    meaning: str
+    key: str = ""  # the app.config key, when it is not the variable's name
+    secret: bool = False  # never shown: a bad value is named, not printed
+
+    @property
+    def config_key(self) -> str:
+        """The key of app.config that holds this setting's value."""
+        return self.key or self.name
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        """The value from the environment, or the default; SettingError for a value that is not allowed."""
+        if self.name not in environ:
+            return self.default(environ) if callable(self.default) else self.default
+        text = environ[self.name]
+        try:
+            return self.parse(text.strip())
+        except (ValueError, TypeError):
+            shown = "(value not shown)" if self.secret else repr(text)
+            raise SettingError(f"{self.name}={shown} is not allowed: {self.allowed}.") from None
+
+
+def whole(lowest: int, highest: int) -> Callable[[str], int]:
+    """A parser of whole numbers from `lowest` to `highest`."""
+    def parse(text: str) -> int:
+        value = int(text.replace("_", ""))
+        if not lowest <= value <= highest:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def number(lowest: float, highest: float, lowest_included: bool = True) -> Callable[[str], float]:
+    """A parser of decimal numbers from `lowest` (included or not) to `highest`."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not (lowest <= value if lowest_included else lowest < value) or not value <= highest:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A parser of one of a few words, in any case."""
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise ValueError(text)
+        return text.lower()
+    return parse
+
+
+def yes_or_no(text: str) -> bool:
+    """A parser of on/off words."""
+    if text.lower() in TRUE_WORDS:
+        return True
+    if text.lower() in FALSE_WORDS:
+        return False
+    raise ValueError(text)
+
+
+def matching_list(pattern: re.Pattern) -> Callable[[str], tuple[str, ...]]:
+    """A parser of comma-separated items (trimmed, empty ones dropped), each matching `pattern`."""
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(item.strip() for item in text.split(",") if item.strip())
+        if not all(pattern.match(item) for item in items):
+            raise ValueError(text)
+        return items
+    return parse
+
+
+def matching(pattern: re.Pattern) -> Callable[[str], str]:
+    """A parser of text matching `pattern`, or empty."""
+    def parse(text: str) -> str:
+        if text and not pattern.match(text):
+            raise ValueError(text)
+        return text
+    return parse
+
+
+def plain_text(text: str) -> str:
+    """Any text on one line."""
+    if "\n" in text or "\r" in text:
+        raise ValueError(text)
+    return text
+
+
+def model_file(text: str) -> str:
+    """A .keras model file with its TensorFlow Lite export beside it (each runtime serves one of the two)."""
+    if not Path(text).is_file() or not tflite_path_for(text).is_file():
+        raise ValueError(text)
+    return text
+
+
+def log_level(text: str) -> str:
+    """A logging level's name."""
+    if text.upper() not in LOG_LEVELS:
+        raise ValueError(text)
+    return text.upper()
+
+
+def release(environ: Mapping[str, str]) -> str:
+    """The Sentry release when SENTRY_RELEASE is unset: Heroku's slug commit (dyno metadata), else the build's."""
+    return environ.get("HEROKU_SLUG_COMMIT") or environ.get("SOURCE_VERSION", "")
+
+
+SETTINGS = (
+    Setting("PORT", 5000, whole(1, 65535), "a port number from 1 to 65535", "port to listen on (Heroku sets it)"),
+    Setting("HOST", "127.0.0.1", plain_text, "a host name or address", "interface for `python server.py` (gunicorn binds `0.0.0.0`)"),
+    Setting("WEB_CONCURRENCY", 1, whole(1, 32), "a whole number of workers from 1 to 32",
+            "gunicorn worker processes (Heroku's buildpack sets it per dyno size); each loads its own copy of the networks"),
+    Setting("WEB_THREADS", 1, whole(1, 64), "a whole number from 1 to 64",
+            "threads per worker: `1` runs the guarded sync workers (fastest, see Performance), more runs `gthread`"),
+    Setting("MICRO_BATCH_SIZE", 1, whole(1, 256), "a whole number from 1 to 256",
+            "with `WEB_THREADS` > 1: concurrent requests of a worker share network calls, up to this many images (`1`: off)"),
+    Setting("MICRO_BATCH_WAIT_MS", 2.0, number(0.0, 1000.0), "a number of milliseconds from 0 to 1000",
+            "how long a forming batch waits for requests of the same worker that are still being decoded"),
+    Setting("MODEL_PATH", str(DEFAULT_MODEL_PATH), model_file, "a .keras model file with its .tflite export beside it",
+            "the model to serve; its card (`.json`) and TensorFlow Lite export (`.tflite`) lie beside it"),
+    Setting("MODEL_RUNTIME", "litert", one_of("litert", "keras"), "litert or keras",
+            "`litert`: the `.tflite` export run by LiteRT, no TensorFlow in the server; `keras`: the `.keras` file in TensorFlow"),
+    Setting("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, whole(1, MOST_UPLOAD_BYTES),
+            f"a whole number of bytes from 1 to {MOST_UPLOAD_BYTES:,}", "largest request body", key="MAX_CONTENT_LENGTH"),
+    Setting("MAX_IMAGE_PIXELS", default_max_pixels, whole(1, 200_000_000), "a whole number of pixels from 1 to 200,000,000",
+            "largest image, in pixels (width × height), checked from its header before decoding"),
+    Setting("MAX_BATCH_IMAGES", 64, whole(1, 1000), "a whole number from 1 to 1000", "most images in one `{\"images\": [...]}` request"),
+    Setting("MAX_NUMBER_GROUPS", default_max_groups, whole(1, 1_000_000), "a whole number from 1 to 1,000,000",
+            "most groups of strokes the networks may read for one request to `/recognize/number.json` "
+            "(a batch's numbers share them); past it, `422 too_many_marks`"),
+    Setting("MAX_QUEUE_PER_WORKER", 32, whole(0, 100_000), "a whole number from 0 to 100,000",
+            "recognition answers `503` while more connections than this per worker wait to be accepted"),
+    Setting("REQUEST_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, number(0.0, 300.0, lowest_included=False),
+            "a number of seconds above 0 and at most 300",
+            "seconds a connection has, from its accept, to deliver its whole request (slow ones wait parked, not in a worker)"),
+    Setting("SENTRY_DSN", "", matching(SENTRY_DSN), "empty, or a Sentry DSN such as https://<key>@<host>/<project>",
+            "turns on error reporting to Sentry", secret=True),
+    Setting("SENTRY_ENVIRONMENT", "production", plain_text, "a name on one line", "Sentry environment"),
+    Setting("SENTRY_RELEASE", release, plain_text, "a name on one line",
+            "Sentry release (unset: `$HEROKU_SLUG_COMMIT`, else `$SOURCE_VERSION`, else none)"),
+    Setting("SENTRY_TRACES_SAMPLE_RATE", 0.0, number(0.0, 1.0), "a number from 0 to 1", "share of requests traced for Sentry performance"),
+    Setting("API_KEYS", (), matching_list(API_KEY), "comma-separated keys of visible characters, without spaces",
+            "comma-separated keys; when set, every route but `/`, `/healthz`, `/openapi.json` and `/docs` needs "
+            "`Authorization: Bearer <key>`", secret=True),
+    Setting("CORS_ORIGINS", (), matching_list(ORIGIN), "comma-separated origins such as https://app.example.com",
+            "comma-separated origins whose pages may call the API from a browser (unset: none)"),
+    Setting("ENABLE_DEBUG_ROUTES", False, yes_or_no, "1, true, yes, on, 0, false, no or off", "`1` adds the `/_debug/` routes"),
+    Setting("LOG_LEVEL", "INFO", log_level, "one of " + ", ".join(LOG_LEVELS), "logging level; logs go to stderr, one logfmt line per request"),
+)
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def read_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every setting from the environment, checked, keyed as app.config has them; SettingError names the first bad one."""
+    return {setting.config_key: setting.read(environ) for setting in SETTINGS}
+
+
+def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting's checked value (from os.environ by default): for gunicorn.conf.py and the worker."""
+    return SETTINGS_BY_NAME[name].read(os.environ if environ is None else environ)
+
+
+def main() -> int:
+    """Check every setting; print the first bad one on one line and fail, so the Procfile never starts gunicorn with it."""
+    try:
+        read_settings(os.environ)
+    except SettingError as error:
+        print(f"digit-recognition: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
