@@ -6,6 +6,8 @@ worker writes its metric values there and GET /metrics adds up all the files (we
 When a worker exits, its live gauges (requests in flight) are dropped; its counters stay counted.
 """
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import tempfile
@@ -27,8 +29,22 @@ threads = setting("WEB_THREADS")
 # WEB_THREADS asks for threads.
 worker_class = "web.worker.GuardedSyncWorker" if threads <= 1 else "gthread"
 errorlog = "-"
+# No control socket ($HOME/.gunicorn/gunicorn.ctl): nothing here uses it, and two services on one machine would share it.
+control_socket_disable = True
 # The workers' heartbeat files on a memory filesystem where there is one: a full or slow disk does not stall them.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# A worker whose resident memory stays this many times what it held at rest, after a request and after giving freed
+# memory back, restarts after that request: a burst of big pictures leaves nothing behind.
+WORKER_GROWTH_LIMIT = 1.25
+# glibc's malloc, to give memory back: malloc_trim returns the free pages of its heap to the system, and a fixed mmap
+# threshold (glibc raises it as big blocks are freed, up to 32 MB) keeps every big buffer in its own mapping, returned
+# whole when freed. Set in the master, before the workers fork, so every worker inherits it.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 256 * 1024
+LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
+if hasattr(LIBC, "mallopt"):
+    LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 # The folder this master made (and removes at exit), when the operator did not name one.
 created_folder: str | None = None
@@ -46,6 +62,38 @@ def on_starting(server):
     else:
         created_folder = tempfile.mkdtemp(prefix="digit-recognition-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = created_folder
+
+
+def resident_bytes() -> int:
+    """This process's resident memory, from /proc (Linux); 0 where unknown."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def post_worker_init(worker):
+    """Note the worker's memory at rest, its networks loaded and warmed up, for post_request to compare with."""
+    worker.resting_bytes = resident_bytes()
+
+
+def post_request(worker, req, environ, resp):
+    """Restart the worker after this request if its metrics files were lost, or if it kept memory a request took."""
+    metrics = getattr(worker.wsgi, "extensions", {}).get("metrics")
+    if metrics is not None and metrics.files_lost():
+        worker.alive = False
+        return
+    limit = WORKER_GROWTH_LIMIT * getattr(worker, "resting_bytes", 0)
+    if not limit or resident_bytes() <= limit:
+        return
+    if hasattr(LIBC, "malloc_trim"):
+        LIBC.malloc_trim(0)
+    held = resident_bytes()
+    if held > limit:
+        worker.log.info("worker holds %d MB after %s %s (%d MB at rest): restarting it to give the memory back",
+                        held // 2**20, req.method, req.path, worker.resting_bytes // 2**20)
+        worker.alive = False
 
 
 def child_exit(server, worker):

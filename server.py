@@ -6,6 +6,7 @@
 
 import base64
 import binascii
+import io
 import json
 import logging
 import os
@@ -282,9 +283,18 @@ def error_response(status: int, code: str, message: str, headers: Mapping[str, s
     return response
 
 
+class UploadRequest(Request):
+    """Flask's request, whose form parser keeps file parts in memory: the body is there already (at most
+    MAX_UPLOAD_BYTES), and Werkzeug's default would spool parts over 500 kB to a temporary file, failing on a full disk."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Application factory: settings, logging, Sentry, the classifier, then routes and error handlers."""
     app = Flask(__name__, template_folder="web/templates")
+    app.request_class = UploadRequest
     app.config.from_mapping(settings_from_environment(os.environ))
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -423,7 +433,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/metrics")
     def prometheus_metrics():
-        """Prometheus metrics of all the workers, in its text format."""
+        """Prometheus metrics of all the workers, in its text format; 503 saying why when they cannot be added up."""
+        problem = metrics.unavailable()
+        if problem:
+            raise ApiError("metrics_unavailable", f"Metrics are unavailable: {problem}.", {"Retry-After": str(RETRY_AFTER_SECONDS)})
         body, content_type = metrics.exposition()
         return body, 200, {"Content-Type": content_type}
 
@@ -447,6 +460,22 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                 upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
                 g.log_detail = f" upload_bytes={len(upload) if isinstance(upload, bytes) else 0}"
             raise RuntimeError("Deliberate error from /_debug/error to check error reporting")
+
+        # the longest /_debug/sleep may hold a worker, seconds (past gunicorn's --timeout, to see its 504)
+        DEBUG_SLEEP_MAX_SECONDS = 120.0
+
+        @app.get("/_debug/sleep")
+        def debug_sleep():
+            """Hold the worker for ?seconds=N (0 to 120, default 1) on purpose, so an operator can see gunicorn's
+            hard time limit answer 504 worker_timeout, or a restart finish the request in flight."""
+            try:
+                seconds = float(request.args.get("seconds", "1"))
+            except ValueError:
+                seconds = -1.0
+            if not 0.0 <= seconds <= DEBUG_SLEEP_MAX_SECONDS:  # also refuses nan
+                raise ApiError("bad_request", f"?seconds= takes a number from 0 to {DEBUG_SLEEP_MAX_SECONDS:g}.")
+            time.sleep(seconds)
+            return jsonify({"slept": seconds})
 
     @app.errorhandler(RecognitionError)
     def handle_recognition_error(error: RecognitionError):

@@ -318,6 +318,22 @@ def test_unusual_multipart_bodies_fall_back_to_werkzeug(client):
     assert_error(response, 400, "missing_image")
 
 
+def test_werkzeug_keeps_big_form_parts_in_memory_so_a_full_disk_does_not_matter(client, monkeypatch, tmp_path):
+    import tempfile
+
+    # a digit on noisy paper: a PNG of a few MB, over the 500 kB past which Werkzeug would spool a part to disk
+    paper = np.random.default_rng(0).integers(200, 256, (900, 900, 3), dtype=np.uint8)
+    paper[300:600, 440:470] = 0
+    upload = encode(Image.fromarray(paper, "RGB"))
+    assert len(upload) > 1_000_000
+    boundary = "b0undary"
+    lf_only = (f"--{boundary}\nContent-Disposition: form-data; name=\"image\"; filename=\"1.png\"\n"
+               "Content-Type: image/png\n\n").encode() + upload + f"\n--{boundary}--\n".encode()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))  # any temporary file would fail
+    response = client.post("/recognize.json", data=lf_only, content_type=f"multipart/form-data; boundary={boundary}")
+    assert_answer(response, 1)
+
+
 def test_multipart_text_field_with_a_data_url_and_a_new_boundary_per_request(client):
     for boundary in ("----WebKitFormBoundaryA1b2C3", "------------------------d74496d66958873e"):
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n{data_url(CANVAS_SEVEN)}"

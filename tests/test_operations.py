@@ -227,7 +227,9 @@ def test_a_body_shorter_than_its_content_length_is_a_408(client):
     (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc", False),
     (b"POST / HTTP/1.1\r\ncontent-LENGTH:  5 \r\n\r\nabcde", True),
     (b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", True),  # refused from the head: no need to wait
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", True),  # gunicorn reads the chunks
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", False),  # a chunk still arriving
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n", True),  # the last chunk came
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", True),  # malformed: nothing more to wait for
     (b"GET /" + b"x" * 70_000, True),  # an overlong head goes to gunicorn's parser, which refuses it
 ])
 def test_when_a_request_has_arrived_in_full(received, complete):

@@ -22,6 +22,8 @@ ERRORS: dict[str, ErrorCode] = {
     "invalid_image": ErrorCode(400, "The upload is not an image this service reads, or is corrupted, or its base64 is "
                                     "invalid."),
     "unauthorized": ErrorCode(401, "API keys are required and the request has no valid 'Authorization: Bearer <key>'."),
+    "forbidden": ErrorCode(403, "The connection may not make this request (a PROXY protocol line from an address that "
+                                "is not trusted to send one)."),
     "not_found": ErrorCode(404, "No such route."),
     "method_not_allowed": ErrorCode(405, "The route exists but not for this method."),
     "request_timeout": ErrorCode(408, "The request's body did not arrive in full within the read deadline."),
@@ -30,6 +32,8 @@ ERRORS: dict[str, ErrorCode] = {
     "uri_too_long": ErrorCode(414, "The request line (the path and query) is longer than the server reads."),
     "unsupported_media_type": ErrorCode(415, "The Content-Type (or a data URL's type) is not an image or an accepted "
                                              "form."),
+    "expectation_failed": ErrorCode(417, "The request's Expect header asks for something other than 100-continue, the "
+                                         "only expectation the server meets."),
     "no_digit": ErrorCode(422, "The image is readable but holds no digit (blank, too little contrast, only specks)."),
     "too_many_marks": ErrorCode(422, "Only /recognize/number.json: reading the number(s) would take more work than a "
                                      "request may use (MAX_NUMBER_GROUPS reads of groups of strokes, or their pixels), "
@@ -37,22 +41,29 @@ ERRORS: dict[str, ErrorCode] = {
                                      "numbers left once the budget is spent."),
     "headers_too_large": ErrorCode(431, "The request's headers are more or longer than the server reads."),
     "internal": ErrorCode(500, "A bug on the service's side; it is reported to Sentry."),
+    "not_implemented": ErrorCode(501, "The request's Transfer-Encoding is not one the server reads (only chunked is)."),
     "overloaded": ErrorCode(503, "Too many requests are waiting, or the service is restarting; try again after the "
                                  "Retry-After seconds."),
+    "metrics_unavailable": ErrorCode(503, "Only GET /metrics: the workers' metrics cannot be added up right now (their "
+                                          "folder was removed or is full); the message says why. Recognition is not "
+                                          "affected."),
     "worker_timeout": ErrorCode(504, "The request took longer than the worker's hard time limit and its worker was "
                                      "restarted; reported in the metrics and the log."),
 }
 # snake_case codes for the HTTP errors Flask, Werkzeug and gunicorn raise themselves, by status.
 CODE_BY_STATUS: dict[int, str] = {
     400: "bad_request",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     408: "request_timeout",
     413: "too_large",
     414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     431: "headers_too_large",
     500: "internal",
+    501: "not_implemented",
     503: "overloaded",
     504: "worker_timeout",
 }

@@ -199,6 +199,19 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
             "(a POST reads its upload first, as /recognize.json does: the upload never goes with the event).",
             {}, protected=True, keys_required=keys_required,
         ) for method in ("get", "post")}
+        paths["/_debug/sleep"] = {"get": operation(
+            "Hold a worker on purpose",
+            "Only with ENABLE_DEBUG_ROUTES: sleeps `?seconds=` (0 to 120, default 1), then answers, so an operator "
+            "can see gunicorn's hard time limit (`--timeout`) answer 504, or a restart finish the request in flight.",
+            {"200": json_response("Slept.", {
+                "type": "object", "required": ["slept"], "properties": {"slept": {"type": "number"}},
+            }), **{status: error_response(status) for status in ("400", "504")}},
+            protected=True, keys_required=keys_required,
+            extra_parameters=[{
+                "name": "seconds", "in": "query", "required": False, "description": "How long to sleep.",
+                "schema": {"type": "number", "minimum": 0, "maximum": 120, "default": 1},
+            }],
+        )}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {

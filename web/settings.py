@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from model import DEFAULT_MODEL_PATH, tflite_path_for
-from model.preprocess import default_max_pixels
-from model.segment import default_max_groups
+from model.limits import default_max_groups, default_max_pixels
 
 # Seconds a connection has to deliver its request (head and body): REQUEST_READ_TIMEOUT's default.
 DEFAULT_READ_TIMEOUT = 10.0

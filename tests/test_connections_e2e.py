@@ -1,0 +1,302 @@
+"""End to end, with the Procfile's gunicorn: chunked bodies, 100-continue, gunicorn's own refusals, its time limit
+and SIGTERM, over raw sockets (web/worker.py)."""
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from bench.service import procfile_command, start_service, worker_pids
+from tests.drawing import draw_digit, encode
+from tests.test_numbers import draw_number
+
+READ_TIMEOUT = 3.0  # seconds (REQUEST_READ_TIMEOUT), short so that a body cut short is answered soon
+UPLOAD_LIMIT = 3 * 1024 * 1024  # MAX_UPLOAD_BYTES: a 2 MB upload is within it
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HARD_TIMEOUT = 3  # gunicorn's --timeout for the time limit test, seconds
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """The Procfile's gunicorn: 2 guarded sync workers, a short read deadline, debug routes on."""
+    environment = {"WEB_CONCURRENCY": "2", "REQUEST_READ_TIMEOUT": str(READ_TIMEOUT),
+                   "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "ENABLE_DEBUG_ROUTES": "1"}
+    with start_service(tmp_path_factory.mktemp("gunicorn") / "output.log", environment) as running:
+        yield running
+
+
+def connect(url: str, timeout: float = 20.0) -> socket.socket:
+    """A raw TCP connection to the service."""
+    address = urlsplit(url)
+    return socket.create_connection((address.hostname, address.port), timeout=timeout)
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection; a reset fails the test (it would lose the answer)."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
+def parse_answer(answer: bytes) -> tuple[int, dict[str, str], dict]:
+    """Status, lower-cased headers and JSON body of a raw HTTP/1.1 answer (after any 100 Continue)."""
+    while answer.startswith(CONTINUE):
+        answer = answer[len(CONTINUE):]
+    head, separator, body = answer.partition(b"\r\n\r\n")
+    assert separator, f"not a whole HTTP answer: {answer[:200]!r}"
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    assert len(body) == int(headers["content-length"]), answer[:300]
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+def assert_error(answer: bytes, status: int, code: str) -> dict:
+    """The answer is the JSON error of this status and code, in the shared shape; its body."""
+    got_status, headers, body = parse_answer(answer)
+    assert (got_status, body["error"]["code"]) == (status, code), answer[:400]
+    assert headers["content-type"] == "application/json" and set(body) == {"error"} and body["error"]["message"]
+    assert headers["x-request-id"]
+    return body
+
+
+def accept_queue(port: int) -> int:
+    """How many connections wait in the accept queue of the socket listening on `port` (Linux: /proc/net/tcp)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            _, local, _, state, queues, *_ = line.split()
+            if state == "0A" and int(local.rpartition(":")[2], 16) == port:  # 0A: LISTEN; rx_queue: the accept queue
+                return int(queues.partition(":")[2], 16)
+    raise LookupError(f"nothing listens on port {port}")
+
+
+def wait_for_accept_queue(port: int, length: int, timeout: float = 10.0) -> None:
+    """Wait until the accept queue holds `length` connections (0: the workers took every one)."""
+    ends = time.monotonic() + timeout
+    while accept_queue(port) != length:
+        assert time.monotonic() < ends, f"the accept queue holds {accept_queue(port)}, not {length}"
+        time.sleep(0.01)
+
+
+def post_head(path: str, headers: str, host: str = "x") -> bytes:
+    """A POST request head."""
+    return f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode()
+
+
+def chunked(body: bytes, size: int) -> list[bytes]:
+    """A body framed as chunks of `size` bytes (with an extension on the first), then the last chunk."""
+    pieces = [body[start:start + size] for start in range(0, len(body), size)]
+    framed = [b"%x%s\r\n%s\r\n" % (len(piece), b";part=1" if index == 0 else b"", piece) for index, piece in enumerate(pieces)]
+    return framed + [b"0\r\n\r\n"]
+
+
+def test_trickled_chunked_bodies_are_parked_and_read(service):
+    upload = encode(draw_digit(6, background=None))
+    head = post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n")
+    answered = threading.Event()
+    answers: list[bytes] = []
+
+    def trickle() -> None:
+        """Send half a chunked image a chunk every 0.1 s, the rest once the other upload is answered; read the answer."""
+        pieces = chunked(upload, len(upload) // 8 + 1)
+        with connect(service.url) as connection:
+            connection.sendall(head)
+            for piece in pieces[:len(pieces) // 2]:
+                time.sleep(0.1)
+                connection.sendall(piece)
+            answered.wait(READ_TIMEOUT)
+            connection.sendall(b"".join(pieces[len(pieces) // 2:]))
+            answers.append(read_until_closed(connection))
+
+    trickling = [threading.Thread(target=trickle) for _ in range(2)]  # as many as workers
+    for thread in trickling:
+        thread.start()
+    time.sleep(0.2)  # both connected, parked and trickling
+    started = time.monotonic()
+    answer = requests.post(service.url + "/recognize.json", data=upload, headers={"Content-Type": "image/png"}, timeout=30)
+    waited = time.monotonic() - started
+    answered.set()
+    for thread in trickling:
+        thread.join()
+    assert answer.status_code == 200 and answer.json()["digit"] == 6
+    assert waited < 0.8, waited  # not held behind the trickling bodies (it used to wait for the read deadline)
+    assert len(answers) == 2
+    for chunked_answer in answers:
+        status, _, body = parse_answer(chunked_answer)
+        assert status == 200 and body["digit"] == 6  # the parked bodies were read in full, through their framing
+
+
+@pytest.mark.parametrize("body", [
+    b"zz\r\n",  # not hexadecimal
+    b"5 x\r\nabcde\r\n",  # junk after the size
+    b"5;=\r\nabcde\r\n",  # a malformed extension
+    b"5\r\nabcdeXY0\r\n\r\n",  # no CRLF after the data
+    b"5\r\nabcde\r\n0\r\nHost: y\r\n\r\n",  # a trailer field that may not be a trailer
+], ids=["size", "size-junk", "extension", "missing-crlf", "trailer"])
+def test_a_malformed_chunked_body_gets_a_json_400_at_once(service, body):
+    with connect(service.url) as connection:
+        # the head and a good first chunk, then the malformed part (the body never ends properly)
+        connection.sendall(post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + b"3\r\nabc\r\n")
+        time.sleep(0.1)  # parked by now: the malformed part is found while parked
+        started = time.monotonic()
+        connection.sendall(body)
+        answer = read_until_closed(connection)
+    assert time.monotonic() - started < 1.0  # not at the read deadline
+    assert "malformed" in assert_error(answer, 400, "bad_request")["error"]["message"]
+
+
+def test_a_chunked_body_gunicorns_reader_refuses_is_answered_in_json_not_by_the_app(service):
+    # framing the worker accepts, with a trailer line longer than gunicorn reads: it refuses it while decoding the
+    # body, which the worker does before the app runs (while the app read it, it was the app's 500)
+    body = b"".join(chunked(b"\x89PNG" * 10, 16)).removesuffix(b"\r\n") + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n"
+    with connect(service.url) as connection:
+        connection.sendall(post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + body)
+        answer = read_until_closed(connection)
+    assert_error(answer, 431, "headers_too_large")
+    assert "unhandled error" not in service.log.read_text()
+
+
+def test_a_chunked_body_cut_short_gets_a_json_408_at_the_deadline(service):
+    with connect(service.url) as connection:
+        started = time.monotonic()
+        connection.sendall(post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + b"100\r\n\x89PNG")
+        answer = read_until_closed(connection)
+    assert READ_TIMEOUT - 0.5 < time.monotonic() - started < READ_TIMEOUT + 2.0
+    assert_error(answer, 408, "request_timeout")
+
+
+@pytest.mark.parametrize("request_bytes, status, code", [
+    (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "bad_request"),
+    (b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", 400, "bad_request"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(150)) + b"\r\n", 431, "headers_too_large"),
+    (b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: compress2, chunked\r\n\r\n0\r\n\r\n", 501, "not_implemented"),
+    (b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nExpect: a-pony\r\nContent-Length: 0\r\n\r\n", 417, "expectation_failed"),
+], ids=["request-line", "header-name", "length-and-chunked", "uri-too-long", "too-many-headers", "transfer-coding", "expect"])
+def test_gunicorns_own_refusals_are_json(service, request_bytes, status, code):
+    with connect(service.url) as connection:
+        connection.sendall(request_bytes)
+        answer = read_until_closed(connection)
+    assert b"<html" not in answer.lower()
+    assert_error(answer, status, code)
+    log = service.log.read_text()
+    assert "Invalid request from ip=127.0.0.1" in log and "<html" not in log.lower()
+
+
+def test_expect_100_continue_is_answered_when_the_head_arrives(service):
+    body = b"\0" * (2 * 1024 * 1024)  # within the limit, not an image: a 400 once read
+    with connect(service.url) as connection:
+        connection.sendall(post_head("/recognize.json", f"Content-Type: image/png\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"))
+        connection.settimeout(0.5)  # the interim answer comes at once, before any of the body is sent
+        interim = connection.recv(len(CONTINUE))
+        assert interim == CONTINUE
+        connection.settimeout(20)
+        connection.sendall(body)
+        answer = interim + read_until_closed(connection)
+    assert answer.count(b"100 Continue") == 1  # gunicorn's own, after the body, is not sent again
+    assert_error(answer, 400, "invalid_image")
+
+
+def test_expect_100_continue_over_the_limit_gets_its_413_and_no_100(service):
+    with connect(service.url) as connection:
+        started = time.monotonic()
+        connection.sendall(post_head("/recognize.json", f"Content-Type: image/png\r\nContent-Length: {50 * 1024 * 1024}\r\nExpect: 100-continue\r\n"))
+        answer = read_until_closed(connection)
+    assert time.monotonic() - started < 1.0
+    assert b"100 Continue" not in answer
+    assert_error(answer, 413, "too_large")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_sends_a_big_upload_without_waiting_for_100_continue(service, tmp_path):
+    upload = tmp_path / "digit.png"
+    upload.write_bytes(encode(draw_digit(3, background=None)) + b"\0" * (1536 * 1024))  # over 1 MB: curl sends Expect
+    result = subprocess.run(
+        ["curl", "-sS", "-v", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-H", "Content-Type: image/png",
+         "--data-binary", f"@{upload}", service.url + "/recognize.json"],
+        capture_output=True, text=True, timeout=30,
+    )
+    status, seconds = result.stdout.split()
+    assert "Expect: 100-continue" in result.stderr and "HTTP/1.1 100 Continue" in result.stderr
+    assert "Done waiting for 100-continue" not in result.stderr  # curl did not give up waiting (1 s) for it
+    assert status == "200" and float(seconds) < 1.0, result.stdout
+
+
+def test_a_request_past_the_hard_time_limit_gets_a_json_504(tmp_path):
+    environment = {"WEB_CONCURRENCY": "2", "ENABLE_DEBUG_ROUTES": "1"}
+    command = f"{procfile_command()} --timeout {HARD_TIMEOUT}"  # the command line's flag wins over the config file
+    with start_service(tmp_path / "output.log", environment, command=command) as running:
+        workers = set(worker_pids(running.process.pid))
+        started = time.monotonic()
+        answer = requests.get(running.url + "/_debug/sleep", params={"seconds": 30}, timeout=30)
+        seconds = time.monotonic() - started
+        assert HARD_TIMEOUT - 0.5 < seconds < HARD_TIMEOUT + 3.0, seconds
+        assert answer.status_code == 504 and answer.headers["Content-Type"] == "application/json"
+        assert answer.json()["error"]["code"] == "worker_timeout" and answer.headers["X-Request-ID"]
+        # the service goes on: the other worker answers at once, and a new one replaces the aborted one
+        recognized = requests.post(running.url + "/recognize.json", data=encode(draw_digit(2, background=None)),
+                                   headers={"Content-Type": "image/png"}, timeout=10)
+        assert recognized.status_code == 200 and recognized.json()["digit"] == 2
+        metrics = requests.get(running.url + "/metrics", timeout=10).text
+        assert re.search(r"^digits_worker_timeouts_total 1\.0$", metrics, re.MULTILINE), metrics
+        deadline = time.monotonic() + 15
+        while len(set(worker_pids(running.process.pid)) - workers) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(set(worker_pids(running.process.pid)) - workers) == 1
+        log = running.log.read_text()
+        line = re.search(r"Request GET /_debug/sleep passed the 3 s time limit after (\d+\.\d) s .*answered 504", log)
+        assert line and float(line.group(1)) >= HARD_TIMEOUT - 0.5, log[-2000:]
+        assert "<html" not in log.lower() and "Internal Server Error" not in log
+
+
+def test_sigterm_answers_every_connection_before_the_workers_exit(tmp_path):
+    environment = {"WEB_CONCURRENCY": "2", "ENABLE_DEBUG_ROUTES": "1", "REQUEST_READ_TIMEOUT": "30"}
+    number = encode(draw_number("3852")[0])
+    with start_service(tmp_path / "output.log", environment) as running:
+        host, port = urlsplit(running.url).netloc, urlsplit(running.url).port
+
+        def exchange(connection: socket.socket, request_bytes: bytes) -> bytes:
+            """Send a request (or its start) and read the whole answer; a reset fails the test."""
+            with connection:
+                connection.sendall(request_bytes)
+                return read_until_closed(connection)
+
+        with ThreadPoolExecutor(16) as pool:
+            # a slow upload, parked by a worker: its head and half its body, then nothing
+            parked = pool.submit(exchange, connect(running.url), post_head(
+                "/recognize/number.json", f"Content-Type: image/png\r\nContent-Length: {len(number)}\r\n", host) + number[:len(number) // 2])
+            wait_for_accept_queue(port, 0)
+            time.sleep(0.1)  # past the worker's first wait: parked
+            # one request in flight in each worker
+            sleep_request = f"GET /_debug/sleep?seconds=1.5 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+            in_flight = [pool.submit(exchange, connect(running.url), sleep_request) for _ in range(2)]
+            wait_for_accept_queue(port, 0)
+            # eight uploads at once: they wait in the accept queue
+            upload = post_head("/recognize/number.json", f"Content-Type: image/png\r\nContent-Length: {len(number)}\r\n", host) + number
+            queued = [pool.submit(exchange, connect(running.url), upload) for _ in range(8)]
+            wait_for_accept_queue(port, 8)
+            started = time.monotonic()
+            running.process.send_signal(signal.SIGTERM)
+            answers = [future.result(timeout=30) for future in [parked, *in_flight, *queued]]
+            running.process.wait(timeout=30)
+            exited_after = time.monotonic() - started
+    for answer in answers[1:3]:  # the requests in flight finish with their result
+        status, _, body = parse_answer(answer)
+        assert status == 200 and body == {"slept": 1.5}
+    for answer in [answers[0], *answers[3:]]:  # the parked and the queued are told to come back
+        body = assert_error(answer, 503, "overloaded")
+        assert "restarting" in body["error"]["message"] and parse_answer(answer)[1]["retry-after"] == "1"
+    assert exited_after < 20  # within the graceful timeout: nobody was killed
+    log = running.log.read_text()
+    assert "Worker exiting: answered 503 to" in log
