@@ -498,8 +498,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(InternalServerError)
     def handle_internal_error(error: InternalServerError):
-        # reached for unhandled exceptions, after Flask has signalled them to Sentry
-        logger.error("unhandled error on %s %s", request.method, request.path, exc_info=error.original_exception)
+        # reached for unhandled exceptions, after Flask has signalled them to Sentry and logged their traceback
+        logger.error("unhandled error on %s %s (request_id=%s): %s", request.method, log_value(request.path),
+                     g.get("request_id", "-"), type(error.original_exception).__name__)
         return error_response(500, "internal", "Something went wrong on our side; it has been reported.")
 
     return app

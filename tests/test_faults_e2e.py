@@ -25,6 +25,9 @@ API_KEY = "operators-own-key-4f1c2d9e8b7a"
 GUNICORN_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] \S")
 # A line the app writes: "2026-12-04 21:58:54,552 INFO model.inference: loaded model ...".
 APP_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: \S")
+# A line of a traceback under an ERROR record.
+TRACEBACK_LINE = re.compile(r"^(Traceback \(most recent call last\):|\s+\S.*|\s*\^+|During handling of the above exception.*|"
+                            r"The above exception was the direct cause.*|[\w.]+(Error|Exception|Exit)(: .*)?|)$")
 # What LiteRT's XNNPACK prints once per network load, outside Python's logging.
 LITERT_LINE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
@@ -52,10 +55,16 @@ def wait_for(condition, timeout: float = 20.0, step: float = 0.1):
 
 
 def assert_every_line_well_formed(log: str) -> None:
-    """Every line is gunicorn's, the app's, the app's logfmt-carrying line or LiteRT's note; no logging error at all."""
-    assert "--- Logging error ---" not in log and "Traceback" not in log, log[-3000:]
+    """Every line starts a record of gunicorn's or the app's format (or is LiteRT's note), or continues an ERROR record's
+    traceback; no logging error at all."""
+    assert "--- Logging error ---" not in log, log[-3000:]
+    in_error = False
     for line in log.splitlines():
-        assert GUNICORN_LINE.match(line) or APP_LINE.match(line) or line == LITERT_LINE, line
+        record = GUNICORN_LINE.match(line) or APP_LINE.match(line)
+        if record:
+            in_error = record[1] in ("ERROR", "CRITICAL")
+        else:
+            assert line == LITERT_LINE or (in_error and TRACEBACK_LINE.match(line)), line
 
 
 # --- settings ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The settings table (web/settings.py): defaults, checks, and the README's configuration table kept in step with it."""
+"""The settings table (web/settings.py): defaults, checks, and the README's configuration and errors tables kept in step
+with it and with the error codes (web/errors.py)."""
 
 import re
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from web.errors import ERRORS
 from web.settings import SETTINGS, SettingError, main, read_settings, setting
 
 
@@ -70,3 +72,10 @@ def test_the_readme_configuration_table_lists_every_setting_with_its_default():
         if item.name == "MODEL_PATH":
             default = Path(default).relative_to(PROJECT_ROOT)
         assert str(default) in rows[item.name].replace(",", "").replace("`", ""), (item.name, rows[item.name])
+
+
+def test_the_readme_errors_table_lists_every_error_code_with_its_status():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("### Errors", 1)[1].split("\n## ", 1)[0]
+    rows = {match[2]: int(match[1]) for match in re.finditer(r"^\| (\d{3}) \| `([a-z_]+)` \|", section, re.M)}
+    assert rows == {code: error.status for code, error in ERRORS.items()}
