@@ -22,7 +22,8 @@ from model import (
 )
 from model.batching import MicroBatcher
 from model.errors import RecognitionError
-from model.preprocess import default_max_pixels, preprocess
+from model.limits import default_max_decoded_bytes, default_max_pixels, default_max_request_pixels
+from model.preprocess import PixelBudget, check_decode, preprocess
 from model.segment import Budget, Reading, default_max_groups, line_picture_shape, read_number
 
 logger = logging.getLogger(__name__)
@@ -242,20 +243,31 @@ class Classifier:
         """The Prediction for one preprocessed 28x28 image."""
         return self._prediction(self.read_rows(image[np.newaxis])[0], image)
 
-    def recognize(self, data: bytes, max_pixels: int = default_max_pixels) -> Prediction:
-        """Image file bytes -> Prediction; raises the model package's errors for bad input."""
+    def recognize(
+        self, data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+        max_request_pixels: int = default_max_request_pixels,
+    ) -> Prediction:
+        """Image file bytes -> Prediction; raises the model package's errors for bad input (ImageTooLargeError past
+        any of the decode limits, checked from the header before decoding)."""
+        budget = PixelBudget(max_request_pixels)
         if self.batcher is None:
-            return self.classify(preprocess(data, max_pixels))
+            return self.classify(preprocess(data, max_pixels, max_decoded_bytes, budget))
         with self.batcher.preparing() as ticket:
-            image = preprocess(data, max_pixels)
+            image = preprocess(data, max_pixels, max_decoded_bytes, budget)
             return self._prediction(self.batcher.probabilities(image, ticket), image)
 
-    def recognize_batch(self, uploads: list, max_pixels: int = default_max_pixels) -> list:
+    def recognize_batch(
+        self, uploads: list, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+        max_request_pixels: int = default_max_request_pixels,
+    ) -> list:
         """Many uploads at once, in order: a Prediction per readable image, its RecognitionError otherwise.
 
         Items that are already a RecognitionError (e.g. bad base64) pass through; all readable
-        images go through the network in one call.
+        images go through the network in one call. The images share one budget of `max_request_pixels` decoded,
+        each charged from its header before it is decoded: once an image does not fit, it and every later one
+        answer ImageTooLargeError, and the ones before keep their answers.
         """
+        budget = PixelBudget(max_request_pixels)
         results: list = list(uploads)
         readable: list[int] = []
         images: list[np.ndarray] = []
@@ -263,7 +275,7 @@ class Classifier:
             if isinstance(upload, RecognitionError):
                 continue
             try:
-                images.append(preprocess(upload, max_pixels))
+                images.append(preprocess(upload, max_pixels, max_decoded_bytes, budget))
                 readable.append(index)
             except RecognitionError as error:
                 results[index] = error
@@ -274,26 +286,35 @@ class Classifier:
 
     def recognize_numbers(
         self, uploads: list, max_pixels: int = default_max_pixels, max_groups: int = default_max_groups,
+        max_decoded_bytes: int = default_max_decoded_bytes, max_request_pixels: int = default_max_request_pixels,
     ) -> list:
         """Many uploads read as numbers, in order: each one's NumberDigits, or its RecognitionError (as recognize_batch).
 
-        They share one budget of `max_groups` groups read: once it is spent, the numbers left answer TooManyMarksError.
+        They share one budget of `max_groups` groups read: once it is spent, the numbers left answer TooManyMarksError;
+        and one of `max_request_pixels` decoded, as recognize_batch's images do.
         """
         budget = Budget(max_groups)
+        pixel_budget = PixelBudget(max_request_pixels)
         results: list = []
         for upload in uploads:
             try:
-                results.append(upload if isinstance(upload, RecognitionError) else self.recognize_number(upload, max_pixels, budget))
+                results.append(upload if isinstance(upload, RecognitionError) else self.recognize_number(
+                    upload, max_pixels, budget, max_decoded_bytes, pixel_budget))
             except RecognitionError as error:
                 results.append(error)
         return results
 
     def recognize_number(
         self, data: bytes, max_pixels: int = default_max_pixels, budget: Budget | int = default_max_groups,
+        max_decoded_bytes: int = default_max_decoded_bytes, pixel_budget: PixelBudget | int = default_max_request_pixels,
     ) -> list[NumberDigit]:
         """Image file bytes of a written number -> its digits in reading order (lines top to bottom), reading at most
-        `budget` groups of strokes (a number, or a Budget shared with other numbers)."""
+        `budget` groups of strokes (a number, or a Budget shared with other numbers). Its header is checked against the
+        decode limits, and charged to `pixel_budget` (a request's pixels, or a PixelBudget shared with other numbers),
+        before it is decoded."""
         budget = budget if isinstance(budget, Budget) else Budget(budget)
+        pixel_budget = pixel_budget if isinstance(pixel_budget, PixelBudget) else PixelBudget(pixel_budget)
+        check_decode(data, max_pixels, max_decoded_bytes, pixel_budget)
         readings = read_number(data, self.read, max_pixels, self.judge if self.wholeness is not None else None,
                                self.read_line if self.line_reader is not None else None, budget)
         return [

@@ -3,20 +3,32 @@
 Bytes in, array out, no web framework: decode the upload (PNG, JPEG, GIF, WebP, BMP or TIFF),
 find the ink whatever the background, pick the digit, fit it into a 20x20 box keeping its
 aspect ratio and centre it by its centre of mass in a 28x28 frame, bright ink on black, values 0..1.
+
+Every upload's cost is decided from its header before any pixel is decoded: its pixels
+(`max_pixels`), the memory the decoder will take for its first frame (`max_decoded_bytes`) and
+its share of a request's decoding work (`PixelBudget`). Past a limit it is refused with
+ImageTooLargeError. A big picture is then reduced at 8 bits in strips of rows, so that no
+conversion or float array of it is ever made at full size.
 """
 
 import collections
 import io
+import logging
 import math
+import sys
 import threading
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, PngImagePlugin
 from scipy import ndimage
 
 from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
+from model.limits import default_max_decoded_bytes, default_max_pixels, default_max_request_pixels
+
+logger = logging.getLogger(__name__)
 
 # MNIST's geometry: the digit fits a 20x20 box whose centre of mass sits at (14, 14) of 28x28.
 frame_size = 28
@@ -27,15 +39,43 @@ working_size = 640
 stroke_scale = 80
 # MNIST's typical stroke is about 2.6 pixels wide in the 20-pixel box (13 % of the box).
 typical_stroke_width = 0.13 * stroke_scale
-# The default ceiling on decoded pixels (a 50-megapixel phone photo still fits).
-default_max_pixels = 50_000_000
 # EXIF's orientation tag: 1 is upright, 2-8 are mirrored or rotated.
 ORIENTATION_TAG = 0x0112
+# The turn that makes a picture upright, by EXIF orientation (as ImageOps.exif_transpose does).
+UPRIGHT_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # The formats the service reads (JPEG includes phones' MPO). Pillow knows 40 more; each is more
 # parser exposed to uploads, and EPS runs Ghostscript, a PostScript interpreter, on the file.
 READABLE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 # Strokes connect through edges and corners.
 EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+# Bytes a pixel takes in Pillow's storage: these modes 1 or 2, every other mode 4 (RGB is stored as RGBX).
+PILLOW_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Modes of more than 8 bits a channel: scaled by their type's range, not clipped at 255.
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# Modes Pillow reduces as they are, without a converted copy.
+DIRECTLY_REDUCIBLE_MODES = ("L", "RGB", "CMYK", "YCbCr")
+# Decoders' buffers beside the picture, in bytes a pixel: libwebp's animation decoder (Pillow's only WebP decoder)
+# keeps two RGBA canvases and hands the frame over as a bytes copy; Pillow's RLE BMP decoder (Python) builds the
+# frame in a bytearray (grown by up to an eighth) and copies it to bytes.
+WEBP_DECODER_BYTES_PER_PIXEL = 12
+BMP_RLE_DECODER_BYTES_PER_PIXEL = 2.25
+# A JPEG decoded in several scans (progressive) keeps every DCT coefficient at full size: 64 of 2 bytes per block.
+JPEG_COEFFICIENT_BYTES_PER_BLOCK = 128
+# Decoding work a pixel counts for in a request's budget (`PixelBudget`), by Pillow decoder: its RLE BMP decoder runs
+# in Python, 9-16 megapixels a second at worst (a row ended after one pixel is padded a byte at a time) against 55-60
+# for the slowest C ones (RGBA PNG, TIFF, WebP) and 100-2,000 for the others.
+DECODE_WORK_PER_PIXEL = {"bmp_rle": 6}
+# Big pictures are converted and reduced in strips of rows of about this many bytes (in their widest 8-bit form).
+STRIP_BYTES = 2 * 2**20
+# Text a PNG's chunks may unpack to while it is opened, in all (Pillow's default is 64 MB, from a few kB of zTXt chunks);
+# past it the upload is refused as not readable. No digit needs its text.
+PNG_TEXT_BYTES = 256 * 1024
+PngImagePlugin.MAX_TEXT_MEMORY = PNG_TEXT_BYTES
+PngImagePlugin.MAX_TEXT_CHUNK = min(PngImagePlugin.MAX_TEXT_CHUNK, PNG_TEXT_BYTES)
 
 
 @dataclass(frozen=True)
@@ -46,21 +86,130 @@ class Ink:
     box: tuple[int, int, int, int]  # top, left, bottom, right (exclusive) in `strength`
 
 
-def decode_image(data: bytes, max_pixels: int = default_max_pixels) -> Image.Image:
-    """Open image bytes with Pillow: first frame, EXIF orientation applied, fully loaded."""
+@dataclass(frozen=True)
+class _Cost:
+    """What decoding an opened upload's first frame will take: memory, and work for the request's budget."""
+
+    bytes: int
+    work: int
+    upright_copy_counted: bool
+
+
+class PixelBudget:
+    """The decoding work (in pixels) a request may still do: its images share it, in order, each charged from its
+    header before it is decoded; once an image does not fit, it and every later one are refused."""
+
+    def __init__(self, pixels: int = default_max_request_pixels) -> None:
+        self.limit = pixels
+        self.left = pixels
+        self.spent = False
+
+    def charge(self, work: int, description: str) -> None:
+        """Take `work` pixels for an image, or raise ImageTooLargeError (for it and, from then on, every other)."""
+        if self.spent or work > self.left:
+            self.spent = True
+            raise ImageTooLargeError(
+                f"The request's images would take more decoding than its limit of {self.limit:,} pixels "
+                f"(MAX_REQUEST_PIXELS): {description} and any image after it are not read. "
+                "Send fewer or smaller images per request."
+            )
+        self.left -= work
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """Bytes Pillow's storage takes for one pixel of `mode`."""
+    return PILLOW_BYTES_PER_PIXEL.get(mode, 4)
+
+
+def decode_image(
+    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    budget: PixelBudget | None = None,
+) -> Image.Image:
+    """Open image bytes with Pillow: first frame, EXIF orientation applied, fully loaded, at full size.
+
+    Turning the picture upright copies it: that copy counts towards `max_decoded_bytes` too. Reading a
+    digit needs no full-size picture: `decode_grayscale` is lighter.
+    """
+    image, cost = _opened(data, max_pixels, max_decoded_bytes, budget, upright_copy=True)
+    orientation = _load(image, max_pixels)
+    image = _detached(image)
+    if orientation in UPRIGHT_TURNS and not cost.upright_copy_counted:
+        copy_bytes = image.width * image.height * bytes_per_pixel(image.mode)
+        if cost.bytes + copy_bytes > max_decoded_bytes:
+            raise ImageTooLargeError(
+                f"Turning the {image.width}x{image.height} image upright would take {cost.bytes + copy_bytes:,} bytes "
+                f"of memory; the limit is {max_decoded_bytes:,}."
+            )
+    return _upright(image, orientation)
+
+
+def decode_picture(
+    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    budget: PixelBudget | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The upload's first frame upright, reduced at 8 bits when big (`reduce_large`), and its full upright size.
+
+    The full-size picture is let go as soon as it is reduced, and turned upright only once small.
+    """
+    image, _ = _opened(data, max_pixels, max_decoded_bytes, budget, upright_copy=False)
+    orientation = _load(image, max_pixels)
+    image = _detached(image)  # the decoder's buffers (WebP's canvases) and the file go now
+    width, height = image.size
+    full_size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    image = reduce_large(image)
+    return _upright(image, orientation), full_size
+
+
+def decode_grayscale(
+    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    budget: PixelBudget | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The upload's first frame as grayscale 0..1 float32 (reduced at 8 bits when big), and its full upright size."""
+    picture, full_size = decode_picture(data, max_pixels, max_decoded_bytes, budget)
+    return to_grayscale(picture), full_size
+
+
+def decode_cost(data: bytes, max_pixels: int = default_max_pixels) -> tuple[int, int]:
+    """The memory in bytes and the work in pixels that decoding an upload's first frame takes, told from its header."""
+    _, cost = _opened(data, max_pixels, sys.maxsize, None, upright_copy=False)
+    return cost.bytes, cost.work
+
+
+def decoded_bytes(image: Image.Image, data: bytes, header_size: tuple[int, int] | None = None) -> int:
+    """Bytes decoding an opened (not loaded) image's first frame takes, at the size it is set to decode to."""
+    return _decode_cost(image, data, header_size or image.size, upright_copy=False).bytes
+
+
+def check_decode(
+    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    budget: PixelBudget | None = None,
+) -> None:
+    """Refuse from its header an upload past the decode limits, and charge its work to `budget`; decodes nothing."""
+    _opened(data, max_pixels, max_decoded_bytes, budget, upright_copy=False)
+
+
+def _opened(
+    data: bytes, max_pixels: int, max_decoded_bytes: int, budget: PixelBudget | None, upright_copy: bool,
+) -> tuple[Image.Image, _Cost]:
+    """The upload opened (header read, JPEG draft set, nothing decoded) once it is within every limit."""
     if not data:
         raise InvalidImageError("The uploaded file is empty.")
+    _check_webp_header(data, max_pixels, max_decoded_bytes)  # libwebp allocates its canvases when Pillow opens one
+    pillows_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
-            # Pillow's own check, from the header, at the configured limit (its default is 89 MP): it
-            # raises past twice the limit, and between once and twice the check below names the size
-            Image.MAX_IMAGE_PIXELS = max_pixels
+            # Pillow's own checks, from headers, at the configured limit while opening (its default is 89 MP): it
+            # raises past twice this value, so past `max_pixels`, also for the buffers some plugins make when opening
+            # (a GIF's first frame's disposal area). The check below names the size of a picture past the limit.
+            Image.MAX_IMAGE_PIXELS = max_pixels / 2
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"The image has more than {max_pixels:,} pixels.") from None
     except Exception:  # Pillow raises many kinds for bytes that are not an image
         raise InvalidImageError("The upload is not an image in a format this service reads.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillows_limit  # nothing else in the process sees this upload's limit
     width, height = image.size
     if width * height > max_pixels:
         raise ImageTooLargeError(
@@ -69,59 +218,193 @@ def decode_image(data: bytes, max_pixels: int = default_max_pixels) -> Image.Ima
     if width < 1 or height < 1:
         raise InvalidImageError("The image has no pixels.")
     try:
-        image.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame
+        image.seek(0)  # animated GIF/WebP/PNG, multi-page TIFF: the first frame only is decoded
         # JPEG can decode at 1/2, 1/4 or 1/8 scale, which saves time and memory on big photos
         if image.format in ("JPEG", "MPO"):
             image.draft(image.mode if image.mode in ("L", "RGB") else None, (working_size, working_size))
+        cost = _decode_cost(image, data, (width, height), upright_copy)
+    except Exception:
+        raise InvalidImageError("The image is corrupted and cannot be decoded.") from None
+    if cost.bytes > max_decoded_bytes:
+        logger.debug("refused a %s %s image of %sx%s: decoding takes %s bytes",
+                     image.format, image.mode, width, height, cost.bytes)
+        raise ImageTooLargeError(
+            f"Decoding the image ({image.format}, {width}x{height} pixels, mode {image.mode}) would take "
+            f"{cost.bytes:,} bytes of memory; the limit is {max_decoded_bytes:,} (MAX_DECODED_BYTES)."
+        )
+    if budget is not None:
+        budget.charge(cost.work, f"this image ({width}x{height} pixels)")
+    return image, cost
+
+
+def _load(image: Image.Image, max_pixels: int) -> int:
+    """Decode the opened first frame; its EXIF orientation (1 when upright or already applied, as TIFF does)."""
+    try:
         image.load()
-        if image.getexif().get(ORIENTATION_TAG, 1) != 1:  # a phone photo taken sideways
-            image = ImageOps.exif_transpose(image) or image
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(f"The image has more than {max_pixels:,} pixels.") from None
     except Exception:
         raise InvalidImageError("The image is corrupted or truncated and cannot be decoded.") from None
-    return image
+    return orientation if isinstance(orientation, int) else 1
+
+
+def _detached(image: Image.Image) -> Image.Image:
+    """The decoded pixels without the plugin object that read them: its decoder state and file are freed with it."""
+    return image._new(image.im)  # Pillow's own way to wrap an image core (no copy)
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    """The picture turned as its EXIF orientation says (a copy), or itself when upright."""
+    turn = UPRIGHT_TURNS.get(orientation)
+    return image if turn is None else image.transpose(turn)
+
+
+def _decode_cost(image: Image.Image, data: bytes, header_size: tuple[int, int], upright_copy: bool) -> _Cost:
+    """The memory and work decoding an opened image's first frame takes, from its header alone.
+
+    The picture in Pillow's storage at the size it is decoded (a JPEG's draft scale), plus each decoder's own buffers,
+    measured: see the constants above. Only frame 0 is decoded: no plugin decodes or keeps the other frames.
+    """
+    width, height = image.size
+    pixels = width * height
+    picture = pixels * bytes_per_pixel(image.mode)
+    total = picture
+    work = header_size[0] * header_size[1]
+    decoder = image.tile[0][0] if image.tile else ""
+    work *= DECODE_WORK_PER_PIXEL.get(decoder, 1)
+    counted = False
+    if image.format == "WEBP":
+        total += pixels * WEBP_DECODER_BYTES_PER_PIXEL
+    elif image.format in ("JPEG", "MPO"):
+        total += _jpeg_coefficient_bytes(image, data, header_size)
+    elif image.format == "TIFF":
+        total += _tiff_decoder_bytes(image)
+        counted = image.tag_v2.get(ORIENTATION_TAG, 1) in UPRIGHT_TURNS  # Pillow turns a TIFF upright while loading
+        total += picture if counted else 0
+    elif image.format == "BMP" and decoder == "bmp_rle":
+        total += math.ceil(pixels * BMP_RLE_DECODER_BYTES_PER_PIXEL)
+    elif image.format == "GIF" and getattr(image, "dispose", None) is not None:
+        disposal = image.dispose  # the first frame's disposal area, made when Pillow opened the file
+        total += disposal.size[0] * disposal.size[1] * bytes_per_pixel(disposal.mode)
+    if upright_copy and not counted and _header_orientation(image) in UPRIGHT_TURNS:
+        total += picture
+        counted = True
+    return _Cost(bytes=total, work=work, upright_copy_counted=counted)
+
+
+def _header_orientation(image: Image.Image) -> int:
+    """The EXIF orientation an opened image's header gives (1 if none or unreadable), loading nothing."""
+    exif = image.info.get("exif")
+    if not exif:
+        return 1
+    try:
+        tags = Image.Exif()
+        tags.load(exif)
+        orientation = tags.get(ORIENTATION_TAG, 1)
+    except Exception:
+        return 1
+    return orientation if isinstance(orientation, int) else 1
+
+
+def _jpeg_coefficient_bytes(image: Image.Image, data: bytes, header_size: tuple[int, int]) -> int:
+    """The full-size DCT coefficient buffer libjpeg keeps for a JPEG decoded in several scans (0 for a single scan).
+
+    Progressive JPEGs and those whose first scan holds fewer components than the frame are decoded so, whatever
+    the draft scale: 128 bytes per 8x8 block of each component.
+    """
+    layers = getattr(image, "layer", [])
+    progressive = bool(image.info.get("progressive") or image.info.get("progression"))
+    if not layers or (not progressive and _jpeg_first_scan_components(data) == len(layers)):
+        return 0
+    width, height = header_size
+    most_across = max(max(layer[1] for layer in layers), 1)
+    most_down = max(max(layer[2] for layer in layers), 1)
+    total = 0
+    for _, across, down, _ in layers:
+        across, down = max(across, 1), max(down, 1)
+        blocks_across = math.ceil(math.ceil(width * across / most_across) / 8)
+        blocks_down = math.ceil(math.ceil(height * down / most_down) / 8)
+        # libjpeg rounds each component's blocks up to whole MCUs
+        total += math.ceil(blocks_across / across) * across * math.ceil(blocks_down / down) * down
+    return total * JPEG_COEFFICIENT_BYTES_PER_BLOCK
+
+
+def _jpeg_first_scan_components(data: bytes) -> int | None:
+    """How many components a JPEG's first scan (SOS) holds, walking its markers; None if none is found."""
+    position = 2
+    while position + 4 < len(data):
+        if data[position] != 0xFF or data[position + 1] == 0xFF:
+            position += 1  # junk or fill bytes before a marker, which decoders skip too
+            continue
+        marker = data[position + 1]
+        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            position += 2
+            continue
+        if marker == 0xDA:
+            return data[position + 4]
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return None
+
+
+def _tiff_decoder_bytes(image: Image.Image) -> int:
+    """libtiff's buffers for one strip or tile (a header may make one strip of the whole picture)."""
+    if not getattr(image, "use_load_libtiff", False):
+        return 0  # uncompressed: Pillow's own decoder reads rows straight into the picture
+    tags = image.tag_v2
+    width, height = tags.get(256, 0), tags.get(257, 0)
+    samples = tags.get(258, (1,))
+    planar = tags.get(284, 1)
+    bits = max(samples) if planar == 2 else sum(samples)  # planar: one sample's plane at a time
+    if 322 in tags:  # tiled
+        across, down = tags.get(322, width), tags.get(323, height)
+    else:
+        across, down = width, min(tags.get(278, height), height)
+    block = math.ceil(across * bits / 8) * down
+    compression, photometric = tags.get(259, 1), tags.get(262, 0)
+    if (photometric == 6 or compression == 6) and not (compression == 7 and planar == 1):
+        block += across * 4 * down  # YCbCr is decoded through libtiff's RGBA reader: 4 more bytes a pixel of the block
+    return block
+
+
+def _check_webp_header(data: bytes, max_pixels: int, max_decoded_bytes: int) -> None:
+    """Refuse a WebP from its first 30 bytes: Pillow opens WebPs with libwebp's decoder, which allocates at once."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        width, height = int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    elif chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    elif chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    else:
+        return  # Pillow refuses it
+    cost = width * height * (4 + WEBP_DECODER_BYTES_PER_PIXEL)
+    if width * height <= max_pixels and cost > max_decoded_bytes:
+        raise ImageTooLargeError(
+            f"Decoding the image (WEBP, {width}x{height} pixels) would take {cost:,} bytes of memory; "
+            f"the limit is {max_decoded_bytes:,} (MAX_DECODED_BYTES)."
+        )
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
-    """Luminance 0..1 as float32, transparent areas filled so that strokes keep their contrast."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    """Luminance 0..1 as float32, transparent areas filled so that strokes keep their contrast.
+
+    A big picture is reduced first (`reduce_large`); the rest is computed in strips of rows, so that the only
+    full-size array is the result.
+    """
+    image = reduce_large(image)
+    if image.mode in HIGH_DEPTH_MODES:
         # 16-bit and float images: scale by the type's range, not Pillow's 8-bit clipping
-        values = np.asarray(image, dtype=np.float32)
-        if image.mode == "F" and not np.isfinite(values).all():
-            # a float TIFF can hold NaN or infinity, which no picture of a digit has (and no step below handles)
-            raise InvalidImageError("The image has pixels that are not numbers (NaN or infinity).")
-        top = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
-        if image.mode == "F":
-            top = max(float(values.max(initial=0)), 1.0) if values.max(initial=0) > 1 else 1.0
-        return np.clip(values / top, 0.0, 1.0)
+        return _scaled_high_depth(image, _high_depth_top(image))
     if image.mode == "LAB":
         # a CIELAB TIFF: Pillow converts LAB to no grayscale mode, and L* is its lightness
         image = image.getchannel("L")
-    elif image.mode == "La":
-        # grayscale with premultiplied alpha (a TIFF): Pillow converts it to LA only
-        image = image.convert("LA")
-    image = _reduce_large(image)
     if not _has_alpha(image):
-        return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32) / 255.0
-    rgba = image.convert("RGBA")
-    luminance = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
-    alpha_levels = np.asarray(rgba.getchannel("A"))
-    if alpha_levels.min() >= 250:
-        return luminance  # opaque
-    opaque = alpha_levels >= 128
-    if not opaque.any():
-        return np.ones_like(luminance)  # fully transparent: blank
-    alpha = alpha_levels.astype(np.float32) / 255.0
-    if 2 * np.count_nonzero(opaque) < opaque.size:
-        # few opaque pixels are the strokes (a canvas export): fill behind them with the
-        # opposite of their colour, white behind dark strokes and black behind light ones
-        stroke_luminance = float(luminance.ravel() @ alpha.ravel()) / float(alpha.sum())
-        fill = 1.0 if stroke_luminance < 0.5 else 0.0
-    else:
-        # mostly opaque: the opaque part is the scene; fill holes with its background
-        fill = _median(luminance[opaque])
-    return luminance * alpha + fill * (1.0 - alpha)
+        return _luminance(image)
+    return _flattened(image)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -129,31 +412,183 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
 
 
-def _reduce_large(image: Image.Image) -> Image.Image:
-    """A picture of 2 or more times the working size reduced by a whole factor in Pillow's 8-bit modes.
+def _spans(length: int, line_bytes: int, multiple: int = 1) -> Iterator[tuple[int, int]]:
+    """(start, end) of strips of rows (or columns) of about STRIP_BYTES each, a multiple of `multiple` lines (the
+    last: the rest)."""
+    lines = max(STRIP_BYTES // max(line_bytes, 1) // multiple, 1) * multiple
+    for start in range(0, length, lines):
+        yield start, min(start + lines, length)
 
-    A PNG of a few kB can hold 49 megapixels; as float32 arrays at full size it would take 400 MB.
-    Reduced here first (box averages, alpha premultiplied), it never does. Smaller ones pass as they are.
+
+def _strip(image: Image.Image, top: int, bottom: int) -> Image.Image:
+    """Rows top..bottom of a picture (a copy of them only)."""
+    return image.crop((0, top, image.width, bottom))
+
+
+def _as_rgba(image: Image.Image) -> Image.Image:
+    """A picture with transparency (LA, La, PA, RGBa, a palette with a transparent entry) in RGBA."""
+    if image.mode == "La":
+        image = image.convert("LA")  # grayscale with premultiplied alpha (a TIFF): Pillow converts it to LA only
+    return image if image.mode == "RGBA" else image.convert("RGBA")
+
+
+def reduce_large(image: Image.Image) -> Image.Image:
+    """A picture of 2 or more times the working size reduced by a whole factor, at 8 bits, strip by strip.
+
+    A PNG of a few kB can hold 50 megapixels; converted or as float32 arrays at full size it would take hundreds of
+    MB. Here each strip of rows is converted (premultiplied RGBa when it has transparency, L for palettes and 1-bit,
+    scaled float for 16-bit, 32-bit and float pictures) and box-averaged by the whole factor on its own, so the
+    extra memory is one strip. The result equals converting the whole picture, then reducing it. Smaller pictures
+    pass as they are.
     """
     factor = max(image.size) // (2 * working_size)
     if factor < 2:
         return image
-    if image.mode not in ("L", "RGB", "RGBA", "CMYK", "YCbCr"):
-        image = image.convert("RGBA" if _has_alpha(image) else "L")  # 1-bit, palette, LA, ...
-    if image.mode == "RGBA":
+    if image.mode in DIRECTLY_REDUCIBLE_MODES:
+        return image.reduce(factor)
+    width, height = image.size
+    convert: Callable[[Image.Image], Image.Image]
+    if image.mode in HIGH_DEPTH_MODES:
+        top = _high_depth_top(image)
+        mode, convert = "F", lambda strip: Image.fromarray(_scaled_values(strip, top))
+    elif _has_alpha(image):
         # averaged with alpha premultiplied: a transparent pixel's colour does not bleed into the strokes
-        return image.convert("RGBa").reduce(factor).convert("RGBA")
-    return image.reduce(factor)
+        mode, convert = "RGBa", lambda strip: _as_rgba(strip).convert("RGBa")
+    elif image.mode == "LAB":
+        mode, convert = "L", lambda strip: strip.getchannel("L")
+    else:
+        mode, convert = "L", lambda strip: strip.convert("L")  # 1-bit, palette, ...
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top_row, bottom_row in _spans(height, width * 4, factor):
+        reduced.paste(convert(_strip(image, top_row, bottom_row)).reduce(factor), (0, top_row // factor))
+    return reduced.convert("RGBA") if mode == "RGBa" else reduced
+
+
+def _high_depth_top(image: Image.Image) -> float:
+    """The value that maps to white in a 16-bit, 32-bit or float picture: its type's range, as the picture uses it.
+
+    Refuses a float picture holding NaN or infinity, which no picture of a digit has (and no step after handles).
+    """
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    largest = 0.0
+    for top, bottom in _spans(image.height, image.width * 4):
+        values = np.asarray(_strip(image, top, bottom), dtype=np.float32)
+        if image.mode == "F" and not np.isfinite(values).all():
+            raise InvalidImageError("The image has pixels that are not numbers (NaN or infinity).")
+        largest = max(largest, float(values.max(initial=0)))
+    if image.mode == "F":
+        return largest if largest > 1 else 1.0
+    return 65535.0 if largest > 255 else 255.0
+
+
+def _scaled_values(image: Image.Image, top: float) -> np.ndarray:
+    """A high-depth picture's (or strip's) values divided by `top` and clipped into 0..1, as float32."""
+    values = np.asarray(image, dtype=np.float32)
+    values = values / top  # a new, writable array (the one above may be Pillow's read-only buffer)
+    return np.clip(values, 0.0, 1.0, out=values)
+
+
+def _scaled_high_depth(image: Image.Image, top: float) -> np.ndarray:
+    """A 16-bit, 32-bit or float picture as 0..1 float32, converted strip by strip."""
+    result = np.empty((image.height, image.width), dtype=np.float32)
+    for top_row, bottom_row in _spans(image.height, image.width * 4):
+        result[top_row:bottom_row] = _scaled_values(_strip(image, top_row, bottom_row), top)
+    return result
+
+
+def _luminance(image: Image.Image) -> np.ndarray:
+    """An opaque 8-bit picture's luminance 0..1 as float32, converted to L strip by strip."""
+    result = np.empty((image.height, image.width), dtype=np.float32)
+    for top, bottom in _spans(image.height, image.width * 4):
+        strip = _strip(image, top, bottom)
+        result[top:bottom] = np.asarray(strip if strip.mode == "L" else strip.convert("L"))
+    result /= 255.0
+    return result
+
+
+def _flattened(image: Image.Image) -> np.ndarray:
+    """A picture with transparency as luminance 0..1 float32, its transparent areas filled behind the strokes."""
+    height, width = image.height, image.width
+    levels = np.empty((height, width), dtype=np.uint8)  # luminance, 0..255
+    alpha_levels = np.empty((height, width), dtype=np.uint8)
+    for top, bottom in _spans(height, width * 4):
+        rgba = _as_rgba(_strip(image, top, bottom))
+        levels[top:bottom] = np.asarray(rgba.convert("L"))
+        alpha_levels[top:bottom] = np.asarray(rgba.getchannel("A"))
+    if alpha_levels.min() >= 250:
+        return _levels_to_unit(levels)  # opaque
+    # counts of opaque pixels by luminance level, and the alpha-weighted luminance, strip by strip
+    opaque_levels = np.zeros(256, dtype=np.int64)
+    weighted, alpha_total = 0.0, 0.0
+    for top, bottom in _spans(height, width * 8):
+        level_rows, alpha_rows = levels[top:bottom].ravel(), alpha_levels[top:bottom].ravel()
+        opaque_levels += np.bincount(level_rows[alpha_rows >= 128], minlength=256)
+        alpha_float = alpha_rows.astype(np.float64)
+        weighted += float(level_rows.astype(np.float64) @ alpha_float)
+        alpha_total += float(alpha_float.sum())
+    opaque_count = int(opaque_levels.sum())
+    if opaque_count == 0:
+        return np.ones((height, width), dtype=np.float32)  # fully transparent: blank
+    if 2 * opaque_count < height * width:
+        # few opaque pixels are the strokes (a canvas export): fill behind them with the
+        # opposite of their colour, white behind dark strokes and black behind light ones
+        stroke_luminance = weighted / (255.0 * alpha_total)
+        fill = 1.0 if stroke_luminance < 0.5 else 0.0
+    else:
+        # mostly opaque: the opaque part is the scene; fill holes with its background
+        fill = _median_of_levels(opaque_levels)
+    result = np.empty((height, width), dtype=np.float32)
+    for top, bottom in _spans(height, width * 4):
+        luminance = _levels_to_unit(levels[top:bottom])
+        alpha = _levels_to_unit(alpha_levels[top:bottom])
+        luminance *= alpha
+        np.subtract(1.0, alpha, out=alpha)
+        alpha *= fill
+        np.add(luminance, alpha, out=result[top:bottom])  # luminance * alpha + fill * (1 - alpha)
+    return result
+
+
+def _levels_to_unit(levels: np.ndarray) -> np.ndarray:
+    """8-bit levels as float32 0..1."""
+    values = levels.astype(np.float32)
+    values /= 255.0
+    return values
+
+
+def _median_of_levels(counts: np.ndarray) -> float:
+    """The median of 8-bit levels given as counts per level, as `_median` computes it on their float32 0..1 values."""
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+    lower = int(np.searchsorted(cumulative, (total - 1) // 2, side="right"))
+    upper = int(np.searchsorted(cumulative, total // 2, side="right"))
+    unit = np.float32(255.0)
+    return float(np.float32(lower) / unit + np.float32(upper) / unit) / 2.0
 
 
 def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
-    """Scale a grayscale array down (area averaging) so its longer side is at most `longest`."""
+    """Scale a grayscale array down (area averaging) so its longer side is at most `longest`.
+
+    Pillow's BOX resize in its two passes, done as Pillow 13 orders them (vertical first when the height shrinks by
+    more than twice the width): the first pass strip by strip, the second on the picture it narrowed or shortened.
+    The same values as resizing the whole array at once, without a full-size copy of it.
+    """
     height, width = gray.shape
     factor = longest / max(height, width)
     if factor >= 1.0:
         return gray
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.asarray(Image.fromarray(gray, "F").resize(size, Image.BOX), dtype=np.float32)
+    if height - size[1] > 2 * (width - size[0]):
+        half = np.empty((size[1], width), dtype=np.float32)  # shortened: the vertical pass, columns at a time
+        for left, right in _spans(width, height * 4):
+            strip = Image.fromarray(np.ascontiguousarray(gray[:, left:right]))
+            half[:, left:right] = np.asarray(strip.resize((right - left, size[1]), Image.BOX))
+    else:
+        half = np.empty((height, size[0]), dtype=np.float32)  # narrowed: the horizontal pass, rows at a time
+        for top, bottom in _spans(height, width * 4):
+            strip = Image.fromarray(gray[top:bottom])
+            half[top:bottom] = np.asarray(strip.resize((size[0], bottom - top), Image.BOX))
+    return np.asarray(Image.fromarray(half).resize(size, Image.BOX), dtype=np.float32)
 
 
 def _background(values: np.ndarray) -> np.ndarray:
@@ -464,7 +899,6 @@ def _disk_filter(padded: np.ndarray, radius: int, reduce: np.ufunc) -> np.ndarra
         result = run.copy() if result is None else reduce(result, run, out=result)
     return result
 
-
 def image_to_array(image: Image.Image) -> np.ndarray:
     """A decoded picture -> the network's 28x28 float32 input (bright digit on black, 0..1)."""
     gray = _shrink(to_grayscale(image), working_size)
@@ -480,6 +914,13 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def preprocess(data: bytes, max_pixels: int = default_max_pixels) -> np.ndarray:
-    """Image file bytes -> the network's 28x28 float32 input; raises the model package's errors."""
-    return image_to_array(decode_image(data, max_pixels))
+def preprocess(
+    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    budget: PixelBudget | None = None,
+) -> np.ndarray:
+    """Image file bytes -> the network's 28x28 float32 input; raises the model package's errors.
+
+    The decoded picture is let go once grayscale, the full-size grayscale once shrunk to the working size.
+    """
+    gray = _shrink(decode_grayscale(data, max_pixels, max_decoded_bytes, budget)[0], working_size)
+    return normalize_digit(find_ink(gray))

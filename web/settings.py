@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from model import DEFAULT_MODEL_PATH, tflite_path_for
-from model.limits import default_max_groups, default_max_pixels
+from model.limits import (
+    default_max_decoded_bytes, default_max_groups, default_max_pixels, default_max_read_pixels, default_max_request_pixels,
+)
 
 # Seconds a connection has to deliver its request (head and body): REQUEST_READ_TIMEOUT's default.
 DEFAULT_READ_TIMEOUT = 10.0
@@ -173,10 +175,19 @@ SETTINGS = (
             f"a whole number of bytes from 1 to {MOST_UPLOAD_BYTES:,}", "largest request body", key="MAX_CONTENT_LENGTH"),
     Setting("MAX_IMAGE_PIXELS", default_max_pixels, whole(1, 200_000_000), "a whole number of pixels from 1 to 200,000,000",
             "largest image, in pixels (width × height), checked from its header before decoding"),
+    Setting("MAX_DECODED_BYTES", default_max_decoded_bytes, whole(1, 1024 * 2**20), "a whole number of bytes from 1 to 1,073,741,824",
+            "most memory decoding one image may take (the picture and the decoder's buffers), told from its header "
+            "before decoding; past it, `413 too_large`"),
+    Setting("MAX_REQUEST_PIXELS", default_max_request_pixels, whole(1, 10**10), "a whole number of pixels from 1 to 10,000,000,000",
+            "most pixels one request may decode, shared in order by a batch's images; past it, `413 too_large` "
+            "(in a batch, for that image and each one after it)"),
     Setting("MAX_BATCH_IMAGES", 64, whole(1, 1000), "a whole number from 1 to 1000", "most images in one `{\"images\": [...]}` request"),
     Setting("MAX_NUMBER_GROUPS", default_max_groups, whole(1, 1_000_000), "a whole number from 1 to 1,000,000",
             "most groups of strokes the networks may read for one request to `/recognize/number.json` "
             "(a batch's numbers share them); past it, `422 too_many_marks`"),
+    Setting("MAX_NUMBER_READ_PIXELS", default_max_read_pixels, whole(1, 10**11), "a whole number of pixels from 1 to 100,000,000,000",
+            "most pixels the reads of one request's numbers may work on (a batch's numbers share them); past it, "
+            "`422 too_many_marks`"),
     Setting("MAX_QUEUE_PER_WORKER", 32, whole(0, 100_000), "a whole number from 0 to 100,000",
             "recognition answers `503` while more connections than this per worker wait to be accepted"),
     Setting("REQUEST_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, number(0.0, 300.0, lowest_included=False),
