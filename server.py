@@ -324,6 +324,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api_keys, cors_origins = app.config["API_KEYS"], app.config["CORS_ORIGINS"]
     waiting_now = app.config.get("WAITING_PER_WORKER", waiting_per_worker)  # tests may stand in for the queue
     api_document = openapi_document(app.config)
+    # what decoding one request's images may cost (model/preprocess.py), from the settings
+    decode_limits = {"max_pixels": app.config["MAX_IMAGE_PIXELS"], "max_decoded_bytes": app.config["MAX_DECODED_BYTES"],
+                     "max_request_pixels": app.config["MAX_REQUEST_PIXELS"]}
     if app.config["SENTRY_DSN"]:
         import sentry_sdk
     else:
@@ -395,10 +398,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         include_input = "input" in included_extras(request)
         upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
         if isinstance(upload, list):
-            results = classifier.recognize_batch(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
+            results = classifier.recognize_batch(upload, **decode_limits)
             g.log_detail = f" images={len(results)}"
             return jsonify({"results": [result_body(result, include_input) for result in results]})
-        prediction = classifier.recognize(upload, max_pixels=app.config["MAX_IMAGE_PIXELS"])
+        prediction = classifier.recognize(upload, **decode_limits)
         g.log_detail = f" digit={prediction.digit}"
         return jsonify(answer_body(prediction, include_input))
 

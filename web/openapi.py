@@ -122,7 +122,9 @@ def openapi_document(settings: Mapping[str, Any]) -> dict:
                 "Upload one image (PNG, JPEG, GIF, WebP, BMP, TIFF, ...: a drawing, a canvas export, a photo "
                 "of paper) and get the digit, the network's confidence and all ten probabilities. Send the "
                 f"file as a form field `image`, as JSON, or as the raw body. Limits: {max_bytes:,} bytes per "
-                f"request, {max_pixels:,} pixels per image. A JSON body `{{\"images\": [...]}}` is a batch "
+                f"request, {max_pixels:,} pixels and {settings['MAX_DECODED_BYTES']:,} bytes decoded per image, "
+                f"{settings['MAX_REQUEST_PIXELS']:,} pixels decoded per request, told from each image's header "
+                f"before decoding (413 past them). A JSON body `{{\"images\": [...]}}` is a batch "
                 f"of at most {max_batch} images, answered in order; one bad image does not fail the batch.",
                 {"200": json_response(
                     "The reading (or, for a batch, one reading or error per image, in order).",
