@@ -16,8 +16,15 @@ finds even that one unlikely, the line is searched again with each piece also of
 (a cut the split found not worth making alone), and the better search wins; where it still finds
 the digits unlikely, one digit may be read in its line: taken from the line reader's own reading.
 Specks of noise are dropped. Each digit is then normalised exactly like a single upload.
+
+What a request may cost is bounded before the work, whatever its strokes look like: writing
+taller than `max_stroke_height` is read shrunk to it; a Budget counts the groups the networks
+read and the pixels the reads, cuts and lines work on, and refuses (TooManyMarksError) before
+the read that would pass either, or at once when every mark read once would; and a page keeps
+at most `page_pixel_bytes` of its pieces' pixels.
 """
 
+import collections
 import functools
 import heapq
 from collections.abc import Callable
@@ -29,6 +36,7 @@ from PIL import Image
 from scipy import ndimage
 
 from model.errors import NoDigitError, TooManyMarksError
+from model.limits import default_max_groups, default_max_read_pixels
 from model.preprocess import (
     EIGHT_NEIGHBOURS,
     Ink,
@@ -103,11 +111,18 @@ kept_groupings, line_weight = 8, 1.0
 # them less, and its own reading of the line has as many digits and differs in exactly one, that digit is read in its
 # line if the swap pays (`Segmenter.read_in_line`; "0447" read "0147": a 4 whose mark alone reads better as a 1).
 recheck_probability, recheck_cut_width = 0.01, 0.25
+# A number is read with its tallest stroke at most this many pixels tall: a taller one is shrunk to it first. Digits are
+# measured at 80 pixels (preprocess.stroke_scale), so more only adds work: each read's window grows with the square of
+# the height (a 660-pixel black square, read whole and cut 3,600 ways, took 45 s of CPU and 5.9 GB). The drawing page's
+# numbers (its canvas is 280 high) and the bench's (one line of digits is 187 high) are read as drawn.
+max_stroke_height = 320
+# A read keeps this many pixels of paper round a group's ink: its anti-aliased rim.
+ink_rim = 3
+# The most bytes of stroke and part pixels a page keeps (rows and columns, 4 bytes a pixel; the least recently used
+# dropped, and made again from their piece when asked). The numbers that read the most groups make 21-85 MB of them and
+# read as fast with 4 MB kept as with all.
+page_pixel_bytes = 8 * 2**20
 
-# The most groups of strokes the networks may read for one request's numbers. A number of 2-6 digits reads about 220 on
-# average and at most 2,725 of 2,000 (in 10 s at worst), one of 12 digits up to 1,600; a page of hundreds of random
-# strokes or a line of touching scribbles reads over 14,000 and would hold a worker for 20-25 s, near the router's 30 s.
-default_max_groups = 5_000
 
 # reads (N, 28, 28) network inputs: (N, 10) probabilities and (N,) "looks like a digit" scores, both 0..1
 Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -186,7 +201,16 @@ class Page:
         ]
         if not self.strokes:
             raise NoDigitError("No digit found: only specks of noise.")
-        self._pixels: dict[Piece, tuple[np.ndarray, np.ndarray]] = {}
+        self.areas = areas  # how many pixels each stroke has, by label
+        # rows and columns as 16-bit integers where the sum of two still fits (4 bytes a pixel), else 32-bit
+        self.coordinate_type = np.int16 if 2 * max(height, width) <= np.iinfo(np.int16).max else np.int32
+        self._pixels: collections.OrderedDict[Piece, tuple[np.ndarray, np.ndarray]] = collections.OrderedDict()
+        self.pixel_bytes = 0  # the bytes `_pixels` holds: at most `page_pixel_bytes`, or a single piece's if more
+
+    @functools.cached_property
+    def tallest(self) -> int:
+        """The height of the tallest stroke's box."""
+        return max(self.slices[label][0].stop - self.slices[label][0].start for label in self.strokes)
 
     @functools.cached_property
     def ink_sums(self) -> np.ndarray:
@@ -197,37 +221,67 @@ class Page:
         return np.pad(self.weak.cumsum(axis=0, dtype=np.int32).cumsum(axis=1), ((1, 0), (1, 0)))
 
     def pixels(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and columns of a piece's ink in the picture (kept: the search asks many times)."""
-        if piece not in self._pixels:
-            # the stroke's pixels in its own box, less those on the far side of each cut
+        """Rows and columns of a piece's ink in the picture (kept while there is room: the search asks many times)."""
+        kept = self._pixels.get(piece)
+        if kept is not None:
+            self._pixels.move_to_end(piece)
+            return kept
+        if piece.cuts:
+            # a part: its piece's pixels before the last cut, less those on the far side of that cut
+            rows, cols = self.pixels(Piece(piece.label, piece.cuts[:-1]))
+            cut_left, cut_right, slant, pivot = piece.cuts[-1]
+            sheared = cols - slant * (rows - pivot)
+            inside = (sheared >= cut_left) & (sheared < cut_right)
+            rows, cols = rows[inside], cols[inside]
+        else:
+            # a whole stroke: its pixels in its own box
             row_slice, col_slice = self.slices[piece.label]
-            inside = self.labels[row_slice, col_slice] == piece.label
-            rows = np.arange(row_slice.start, row_slice.stop)[:, np.newaxis]
-            cols = np.arange(col_slice.start, col_slice.stop)[np.newaxis, :]
-            for cut_left, cut_right, slant, pivot in piece.cuts:
-                sheared = cols - slant * (rows - pivot)
-                inside &= (sheared >= cut_left) & (sheared < cut_right)
-            piece_rows, piece_cols = np.nonzero(inside)
-            self._pixels[piece] = (piece_rows + row_slice.start, piece_cols + col_slice.start)
-        return self._pixels[piece]
+            rows, cols = np.nonzero(self.labels[row_slice, col_slice] == piece.label)
+            rows = (rows + row_slice.start).astype(self.coordinate_type)
+            cols = (cols + col_slice.start).astype(self.coordinate_type)
+        self._pixels[piece] = (rows, cols)
+        self.pixel_bytes += rows.nbytes + cols.nbytes
+        # the least recently used go first, the piece just made stays
+        while self.pixel_bytes > page_pixel_bytes and len(self._pixels) > 1:
+            dropped_rows, dropped_cols = self._pixels.popitem(last=False)[1]
+            self.pixel_bytes -= dropped_rows.nbytes + dropped_cols.nbytes
+        return rows, cols
+
+    def box(self, piece: Piece) -> tuple[int, int, int, int]:
+        """Top, left, bottom, right (exclusive) of a piece's ink: its stroke's box, or its part's; all 0 for none."""
+        if not piece.cuts:
+            row_slice, col_slice = self.slices[piece.label]
+            return row_slice.start, col_slice.start, row_slice.stop, col_slice.stop
+        rows, cols = self.pixels(piece)
+        if rows.size == 0:
+            return 0, 0, 0, 0
+        return int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1
 
     def extent(self, pieces: list[Piece]) -> tuple[int, int, int, int]:
         """Top, left, bottom, right (exclusive) of the pieces' ink."""
-        boxes = [(rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
-                 for rows, cols in (self.pixels(piece) for piece in pieces) if rows.size]
+        boxes = [box for box in (self.box(piece) for piece in pieces) if box[2] > box[0]]
         if not boxes:
             return 0, 0, 0, 0
         top, left, bottom, right = zip(*boxes)
-        return int(min(top)), int(min(left)), int(max(bottom)), int(max(right))
+        return min(top), min(left), max(bottom), max(right)
+
+    def window(self, pieces: list[Piece], margin: int = 0) -> tuple[int, int, int, int]:
+        """Top, left, bottom, right of the window around the pieces' ink grown by `margin`: the pixels a read of them
+        works on (empty for no ink)."""
+        top, left, bottom, right = self.extent(pieces)
+        if bottom == top:
+            return 0, 0, 0, 0
+        height, width = self.labels.shape
+        return max(top - margin, 0), max(left - margin, 0), min(bottom + margin, height), min(right + margin, width)
+
+    def window_area(self, pieces: list[Piece], margin: int = 0) -> int:
+        """How many pixels the window around the pieces' ink (grown by `margin`) holds."""
+        top, left, bottom, right = self.window(pieces, margin)
+        return (bottom - top) * (right - left)
 
     def mask(self, pieces: list[Piece], margin: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
-        """The pieces' pixels in the window around their strokes (grown by `margin`), and its top-left corner."""
-        height, width = self.labels.shape
-        slices = [self.slices[piece.label] for piece in pieces]
-        top = max(min(s[0].start for s in slices) - margin, 0)
-        left = max(min(s[1].start for s in slices) - margin, 0)
-        bottom = min(max(s[0].stop for s in slices) + margin, height)
-        right = min(max(s[1].stop for s in slices) + margin, width)
+        """The pieces' pixels in the window around their ink (grown by `margin`), and its top-left corner."""
+        top, left, bottom, right = self.window(pieces, margin)
         mask = np.zeros((bottom - top, right - left), dtype=bool)
         for piece in pieces:
             rows, cols = self.pixels(piece)
@@ -266,8 +320,7 @@ class Page:
 
     def ink(self, pieces: list[Piece]) -> Ink:
         """The pieces as a single digit's Ink: their strokes and anti-aliased rims, no other ink."""
-        margin = 3
-        strokes, (top, left) = self.mask(pieces, margin)
+        strokes, (top, left) = self.mask(pieces, ink_rim)
         if not strokes.any():
             raise NoDigitError("No digit found: the cut left no ink.")
         bottom, right = top + strokes.shape[0], left + strokes.shape[1]
@@ -309,7 +362,7 @@ def _box_size(page: Page, label: int) -> tuple[int, int]:
 def _lines(page: Page) -> list[tuple[list[int], float]]:
     """The strokes grouped into lines of writing, top to bottom, each with its height; specks dropped."""
     sizes = {label: _box_size(page, label) for label in page.strokes}
-    tallest = max(height for height, _ in sizes.values())
+    tallest = page.tallest
     marks = [label for label in page.strokes if max(sizes[label]) >= speck_share * tallest]
     tall = sorted((label for label in marks if sizes[label][0] >= line_mark_share * tallest),
                   key=lambda label: page.slices[label][0].start)
@@ -382,8 +435,14 @@ def ctc_log_probability(log_probabilities: np.ndarray, digits: list[int]) -> flo
 Cut = tuple[Piece, Piece, float]  # the two parts, and how much ink the cut goes through, in stroke widths
 
 
+def _cut_slants(line: Line) -> list[float]:
+    """The slants a piece of the line is tried cut along: `cut_slants`, and the line's own and those about it."""
+    return list(dict.fromkeys(round(slant, 3) for slant in (*cut_slants, *(line.slant + turn for turn in line_cut_slants))))
+
+
 def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
-    """Ways to cut a wide piece in two along several slants: at the thinnest places of its ink profile, and evenly.
+    """Ways to cut a wide piece in two along several slants (`_cut_slants`): at the thinnest places of its ink profile,
+    and evenly.
 
     The even cuts (at `cut_shares` of the width) leave out those next to a valley, tried already.
     """
@@ -392,7 +451,7 @@ def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
     pivot = float(rows.mean())
     at_valleys: list[Cut] = []
     at_shares: list[Cut] = []
-    for slant in dict.fromkeys(round(slant, 3) for slant in (*cut_slants, *(line.slant + turn for turn in line_cut_slants))):
+    for slant in _cut_slants(line):
         sheared = cols - slant * (rows - pivot)
         start = np.floor(sheared.min())
         profile = np.bincount((sheared - start).astype(int))
@@ -419,19 +478,33 @@ def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
 
 
 class Budget:
-    """How many more groups of strokes the networks may read for a request; shared by the numbers of a batch."""
+    """How many more groups of strokes the networks may read for a request, and how many more pixels the reads and cuts
+    may work on (a group's window, a cut stroke's pixels once per slant): shared by the numbers of a batch."""
 
-    def __init__(self, groups: int = default_max_groups) -> None:
+    def __init__(self, groups: int = default_max_groups, pixels: int = default_max_read_pixels) -> None:
         self.limit = self.left = groups
+        self.pixels_limit = self.pixels_left = pixels
 
-    def spend(self, groups: int) -> None:
-        """Count `groups` more reads, or raise TooManyMarksError once they would pass the limit."""
+    def check(self, groups: int, pixels: int = 0) -> None:
+        """Raise TooManyMarksError if `groups` more reads or `pixels` more pixels would pass what is left; spend nothing."""
         if groups > self.left:
             raise TooManyMarksError(
                 f"Too many marks to read as a number: reading them would take more than {self.limit:,} reads of groups of "
                 "strokes for this request (MAX_NUMBER_GROUPS). Send a picture with fewer marks, or fewer numbers per request."
             )
+        if pixels > self.pixels_left:
+            raise TooManyMarksError(
+                f"Too much ink to read as a number: reading it would work on more than {self.pixels_limit:,} pixels for this "
+                "request (MAX_NUMBER_READ_PIXELS), as a solid block of ink or a page of dense strokes does. Send a picture "
+                "of the number alone, or fewer numbers per request."
+            )
+
+    def spend(self, groups: int, pixels: int = 0) -> None:
+        """Count `groups` more reads and `pixels` more pixels worked on, or raise TooManyMarksError (spending nothing) once
+        either would pass its limit."""
+        self.check(groups, pixels)
         self.left -= groups
+        self.pixels_left -= pixels
 
 
 class Segmenter:
@@ -444,11 +517,19 @@ class Segmenter:
         self.judge = judge
         self.read_line = read_line
         self.budget = budget  # None: no limit (the splitter's own training reads every composed number whole)
-        self.cache: dict[tuple[Piece, ...], GroupReading] = {}
+        self.cache: dict[tuple[Piece, ...], GroupReading] = {}  # as many as the budget's groups
+
+    def spend(self, groups: int, pixels: int) -> None:
+        """Count reads and the pixels they work on against the budget, if any (TooManyMarksError past it)."""
+        if self.budget is not None:
+            self.budget.spend(groups, pixels)
 
     def score_all(self, groups: list[tuple[Piece, ...]], line: Line) -> None:
-        """Read every group of the line not read yet, in one network call."""
+        """Read every group of the line not read yet, in one network call, once the budget has counted them."""
         fresh = [group for group in dict.fromkeys(groups) if group not in self.cache]
+        if not fresh:
+            return
+        self.spend(len(fresh), sum(self.page.window_area(list(group), ink_rim) for group in fresh))
         images, readable = [], []
         for group in fresh:
             try:
@@ -458,8 +539,6 @@ class Segmenter:
                 self.cache[group] = GroupReading(-np.inf, None, None, 0.0)
         if not images:
             return
-        if self.budget is not None:
-            self.budget.spend(len(images))
         batch = np.stack(images)
         probabilities, digit_scores = self.read(batch)
         whole_scores = np.ones(len(images))  # without a judge the whole score adds nothing: log(1) = 0
@@ -501,11 +580,16 @@ class Segmenter:
                     and width >= doubtful_split_width * min(line.height, bottom - top))
         if depth == 0 or (narrow and not doubtful):
             return best
-        at_valleys, at_shares = _cuts(self.page, piece, line)
+        at_valleys, at_shares = self.cuts(piece, line)
         best = self.explore(at_valleys, line, depth, best)
         if best[0] < doubtful_score:  # still reads poorly: the joint may be no valley (digits touching side by side)
             best = self.explore(at_shares, line, depth, best)
         return best
+
+    def cuts(self, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
+        """The ways to cut a piece (`_cuts`), once the budget has counted their work: its window, its pixels per slant."""
+        self.spend(0, self.page.window_area([piece]) + len(_cut_slants(line)) * self.page.pixels(piece)[0].size)
+        return _cuts(self.page, piece, line)
 
     def explore(self, options: list[Cut], line: Line, depth: int, best: tuple[float, list[Piece]]) -> tuple[float, list[Piece]]:
         """The best of `best` and the cuts whose two parts read best as they are, each part split again."""
@@ -544,7 +628,9 @@ class Segmenter:
         if self.read_line is None or not groupings:
             groups = groupings[0][1] if groupings else []
             return groups, self.best_digits(groups), None
-        log_probabilities = self.read_line(self.page.line_picture(sorted({piece.label for piece in pieces})))
+        labels = sorted({piece.label for piece in pieces})
+        self.spend(0, self.page.window_area([Piece(label) for label in labels], ink_rim))
+        log_probabilities = self.read_line(self.page.line_picture(labels))
         total, spelled, groups = self.weigh(groupings, log_probabilities)
         if np.exp(spelled) < recheck_probability:
             offered, cut_parts = self.offer_cuts(pieces, line)
@@ -599,7 +685,7 @@ class Segmenter:
             left, right = self.columns(piece, line)
             options = []
             if right - left >= recheck_cut_width * line.height:
-                options = [option for options in _cuts(self.page, piece, line) for option in options]
+                options = [option for options in self.cuts(piece, line) for option in options]
                 self.score_all([(part,) for first, second, _ in options for part in (first, second)], line)
             readable = [option for option in options
                         if self.cache[(option[0],)].image is not None and self.cache[(option[1],)].image is not None]
@@ -664,8 +750,13 @@ class Segmenter:
         return groupings
 
     def line(self, labels: list[int], height: float) -> Line:
-        """The line's slant: the shear that makes its ink's column profile sharpest (upright strokes), about its middle row."""
-        mask, (top, left) = self.page.mask([Piece(label) for label in labels])
+        """The line's slant: the shear that makes its ink's column profile sharpest (upright strokes), about its middle row.
+
+        Counted first: its window, and its pixels once per slant tried.
+        """
+        strokes = [Piece(label) for label in labels]
+        self.spend(0, self.page.window_area(strokes) + len(slants) * int(self.page.areas[labels].sum()))
+        mask, (top, left) = self.page.mask(strokes)
         rows, cols = np.nonzero(mask)
         pivot = float(rows.mean()) + top
         sharpness = []
@@ -679,11 +770,25 @@ def segment_number(
     gray: np.ndarray, read: Reader, scale: tuple[float, float] = (1.0, 1.0), judge: Judge | None = None,
     read_line: LineReader | None = None, budget: Budget | None = None,
 ) -> list[Reading]:
-    """The digits of a number in a grayscale picture, in reading order; boxes scaled by (x, y) `scale`."""
+    """The digits of a number in a grayscale picture, in reading order; boxes scaled by (x, y) `scale`.
+
+    Writing taller than `max_stroke_height` is read shrunk to it. With a budget, a picture whose marks would pass it
+    even if each were read only once, alone, is refused before any read.
+    """
     page = Page(gray)
+    if page.tallest > max_stroke_height:
+        # the page shrunk so that its tallest stroke is `max_stroke_height` tall, its boxes scaled back
+        shrunk = _shrink(gray, max(1, round(max(gray.shape) * max_stroke_height / page.tallest)))
+        scale = (scale[0] * gray.shape[1] / shrunk.shape[1], scale[1] * gray.shape[0] / shrunk.shape[0])
+        page = Page(shrunk)
+    lines = _lines(page)
+    if budget is not None:
+        # each mark is read alone at least once (`Segmenter.split`)
+        marks = [[Piece(label)] for labels, _ in lines for label in labels]
+        budget.check(len(marks), sum(page.window_area(mark, ink_rim) for mark in marks))
     segmenter = Segmenter(page, read, judge, read_line, budget)
     readings = []
-    for line_number, (labels, height) in enumerate(_lines(page)):
+    for line_number, (labels, height) in enumerate(lines):
         line = segmenter.line(labels, height)  # measured once: the cuts leave the line's pixels as they are
         groups, digits, line_probability = segmenter.group_line(segmenter.split_wide(labels, line), line)
         for group, digit in zip(groups, digits):  # all readable: `groupings` leaves out any group that vanished at 28x28
