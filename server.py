@@ -327,6 +327,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # what decoding one request's images may cost (model/preprocess.py), from the settings
     decode_limits = {"max_pixels": app.config["MAX_IMAGE_PIXELS"], "max_decoded_bytes": app.config["MAX_DECODED_BYTES"],
                      "max_request_pixels": app.config["MAX_REQUEST_PIXELS"]}
+    # ... and reading numbers: a request's group reads and the pixels they work on (model/segment.py)
+    number_limits = {**decode_limits, "max_groups": app.config["MAX_NUMBER_GROUPS"],
+                     "max_read_pixels": app.config["MAX_NUMBER_READ_PIXELS"]}
     if app.config["SENTRY_DSN"]:
         import sentry_sdk
     else:
@@ -411,10 +414,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         include_input = "input" in included_extras(request)
         upload = image_from_request(request, app.config["MAX_BATCH_IMAGES"], app.config["REQUEST_READ_TIMEOUT"])
         if isinstance(upload, list):
-            results = classifier.recognize_numbers(upload, app.config["MAX_IMAGE_PIXELS"], app.config["MAX_NUMBER_GROUPS"])
+            results = classifier.recognize_numbers(upload, **number_limits)
             g.log_detail = f" images={len(results)}"
             return jsonify({"results": [result_body(result, include_input) for result in results]})
-        digits = classifier.recognize_number(upload, app.config["MAX_IMAGE_PIXELS"], app.config["MAX_NUMBER_GROUPS"])
+        digits = classifier.recognize_numbers([upload], **number_limits)[0]
+        if isinstance(digits, RecognitionError):
+            raise digits
         body = number_body(digits, include_input)
         g.log_detail = f" number={body['number'] or '-'}"
         return jsonify(body)

@@ -22,9 +22,11 @@ from model import (
 )
 from model.batching import MicroBatcher
 from model.errors import RecognitionError
-from model.limits import default_max_decoded_bytes, default_max_pixels, default_max_request_pixels
-from model.preprocess import PixelBudget, check_decode, preprocess
-from model.segment import Budget, Reading, default_max_groups, line_picture_shape, read_number
+from model.limits import (
+    default_max_decoded_bytes, default_max_groups, default_max_pixels, default_max_read_pixels, default_max_request_pixels,
+)
+from model.preprocess import PixelBudget, preprocess
+from model.segment import Budget, Reading, line_picture_shape, read_number
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +174,12 @@ class Classifier:
         self.batcher = MicroBatcher(self.read_rows, max_batch, max_wait) if max_batch > 1 else None
         # called after every network call with (images, seconds): the web layer's metrics hook in here
         self.on_inference: Callable[[int, float], None] | None = None
-        self.read_rows(np.zeros((1, 28, 28), dtype=np.float32))  # warm-up: trace now, not on the first request
+        # warm-up: trace now, not on the first request; and with the largest batch a runtime runs at once, so that its
+        # buffers are as big at rest as a number's reads make them (a worker's resting memory is then its working one)
+        largest = getattr(runtime, "max_chunk", 1)
+        self.read_rows(np.zeros((largest, 28, 28), dtype=np.float32))
+        if wholeness is not None:
+            self.judge(np.zeros((largest, 28, 28, 2), dtype=np.float32))
         if line_reader is not None:
             self.read_line(np.zeros(line_picture_shape, dtype=np.float32))
 
@@ -287,13 +294,15 @@ class Classifier:
     def recognize_numbers(
         self, uploads: list, max_pixels: int = default_max_pixels, max_groups: int = default_max_groups,
         max_decoded_bytes: int = default_max_decoded_bytes, max_request_pixels: int = default_max_request_pixels,
+        max_read_pixels: int = default_max_read_pixels,
     ) -> list:
         """Many uploads read as numbers, in order: each one's NumberDigits, or its RecognitionError (as recognize_batch).
 
-        They share one budget of `max_groups` groups read: once it is spent, the numbers left answer TooManyMarksError;
-        and one of `max_request_pixels` decoded, as recognize_batch's images do.
+        They share one budget of `max_groups` group reads and `max_read_pixels` pixels those reads work on (once it is
+        spent, the numbers left answer TooManyMarksError), and one of `max_request_pixels` decoded, as recognize_batch's
+        images do.
         """
-        budget = Budget(max_groups)
+        budget = Budget(max_groups, max_read_pixels)
         pixel_budget = PixelBudget(max_request_pixels)
         results: list = []
         for upload in uploads:
@@ -301,22 +310,23 @@ class Classifier:
                 results.append(upload if isinstance(upload, RecognitionError) else self.recognize_number(
                     upload, max_pixels, budget, max_decoded_bytes, pixel_budget))
             except RecognitionError as error:
-                results.append(error)
+                results.append(error.with_traceback(None))  # its traceback would keep the number's page alive
         return results
 
     def recognize_number(
         self, data: bytes, max_pixels: int = default_max_pixels, budget: Budget | int = default_max_groups,
         max_decoded_bytes: int = default_max_decoded_bytes, pixel_budget: PixelBudget | int = default_max_request_pixels,
+        max_read_pixels: int = default_max_read_pixels,
     ) -> list[NumberDigit]:
         """Image file bytes of a written number -> its digits in reading order (lines top to bottom), reading at most
-        `budget` groups of strokes (a number, or a Budget shared with other numbers). Its header is checked against the
-        decode limits, and charged to `pixel_budget` (a request's pixels, or a PixelBudget shared with other numbers),
-        before it is decoded."""
-        budget = budget if isinstance(budget, Budget) else Budget(budget)
+        `budget` groups of strokes (a number of them with `max_read_pixels` pixels, or a Budget shared with other
+        numbers). Its header is checked against the decode limits, and charged to `pixel_budget` (a request's pixels,
+        or a PixelBudget shared with other numbers), before it is decoded."""
+        budget = budget if isinstance(budget, Budget) else Budget(budget, max_read_pixels)
         pixel_budget = pixel_budget if isinstance(pixel_budget, PixelBudget) else PixelBudget(pixel_budget)
-        check_decode(data, max_pixels, max_decoded_bytes, pixel_budget)
         readings = read_number(data, self.read, max_pixels, self.judge if self.wholeness is not None else None,
-                               self.read_line if self.line_reader is not None else None, budget)
+                               self.read_line if self.line_reader is not None else None, budget, max_decoded_bytes,
+                               pixel_budget)
         return [
             NumberDigit(
                 prediction_from(reading.probabilities, reading.image, self.is_digit_in_number(reading), reading.digit),

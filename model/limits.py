@@ -26,6 +26,8 @@ default_max_read_pixels = 80_000_000
 default_max_decoded_bytes = 64 * 2**20
 # The most decoding one request may do, in pixels, shared in order by a batch's images; an RLE BMP's pixel counts six
 # times (Pillow decodes it in Python: model.preprocess.DECODE_WORK_PER_PIXEL). The slowest formats per pixel (RGBA PNG,
-# APNG, TIFF and WebP, 55-60 megapixels a second here) read a batch of 64 at the other limits in 3-3.6 s; 64 canvases
-# or photos (10 MB of body) are far below it, and any one image the other limits allow fits.
-default_max_request_pixels = 150_000_000
+# APNG, TIFF and WebP, 55-60 megapixels a second here alone, about half that with both workers busy) read a batch of
+# 64 at the other limits in a few seconds: at 150 megapixels, two batches of the largest WebPs still decoded took 5.9 s
+# (8.0 s read as numbers) with both workers busy, so 100. 64 canvases or photos (10 MB of body) are far below it, and
+# any one image the other limits allow fits.
+default_max_request_pixels = 100_000_000

@@ -36,7 +36,7 @@ from PIL import Image
 from scipy import ndimage
 
 from model.errors import NoDigitError, TooManyMarksError
-from model.limits import default_max_groups, default_max_read_pixels
+from model.limits import default_max_decoded_bytes, default_max_groups, default_max_read_pixels
 from model.preprocess import (
     EIGHT_NEIGHBOURS,
     Ink,
@@ -45,15 +45,19 @@ from model.preprocess import (
     _percentile,
     _shrink,
     _stroke_width,
-    decode_image,
+    PixelBudget,
+    decode_grayscale,
     default_max_pixels,
     ink_strength,
     normalize_digit,
-    to_grayscale,
 )
 
 # Numbers are found on a copy at most this many pixels on its longer side (a long number needs more than one digit).
 number_working_size = 960
+# Finding and labelling a page's ink counts this many of a budget's pixels per pixel of the page: 25-30 ns a pixel for
+# strokes on paper, up to 170 for noise of many specks, against about 30 for a pixel a read works on. So a batch of pages
+# that are all refused still cannot hold a worker: 64 pages of 960x960 used to take 25 s to find out.
+page_work_per_pixel = 6
 # A mark smaller than this share of the tallest mark, both ways, is a speck of noise.
 speck_share = 0.15
 # A mark at least this share of the tallest one's height starts or joins a line of writing.
@@ -775,11 +779,15 @@ def segment_number(
     Writing taller than `max_stroke_height` is read shrunk to it. With a budget, a picture whose marks would pass it
     even if each were read only once, alone, is refused before any read.
     """
+    if budget is not None:
+        budget.spend(0, page_work_per_pixel * gray.size)  # finding and labelling the ink, before it is done
     page = Page(gray)
     if page.tallest > max_stroke_height:
         # the page shrunk so that its tallest stroke is `max_stroke_height` tall, its boxes scaled back
         shrunk = _shrink(gray, max(1, round(max(gray.shape) * max_stroke_height / page.tallest)))
         scale = (scale[0] * gray.shape[1] / shrunk.shape[1], scale[1] * gray.shape[0] / shrunk.shape[0])
+        if budget is not None:
+            budget.spend(0, page_work_per_pixel * shrunk.size)
         page = Page(shrunk)
     lines = _lines(page)
     if budget is not None:
@@ -806,10 +814,13 @@ def segment_number(
 def read_number(
     data: bytes, read: Reader, max_pixels: int = default_max_pixels, judge: Judge | None = None,
     read_line: LineReader | None = None, budget: Budget | None = None,
+    max_decoded_bytes: int = default_max_decoded_bytes, pixel_budget: PixelBudget | None = None,
 ) -> list[Reading]:
-    """Image file bytes -> the number's digits in reading order; raises the model package's errors."""
-    image = decode_image(data, max_pixels)
-    gray = to_grayscale(image)
+    """Image file bytes -> the number's digits in reading order; raises the model package's errors.
+
+    The upload is refused from its header past the decode limits (and charged to `pixel_budget`), and the full-size
+    picture is let go once shrunk to the working size."""
+    gray, (width, height) = decode_grayscale(data, max_pixels, max_decoded_bytes, pixel_budget)
     shrunk = _shrink(gray, number_working_size)
-    return segment_number(shrunk, read, (image.width / shrunk.shape[1], image.height / shrunk.shape[0]), judge, read_line,
-                          budget)
+    del gray
+    return segment_number(shrunk, read, (width / shrunk.shape[1], height / shrunk.shape[0]), judge, read_line, budget)
