@@ -37,14 +37,10 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # A worker whose resident memory stays this many times what it held at rest, after a request and after giving freed
 # memory back, restarts after that request: a burst of big pictures leaves nothing behind.
 WORKER_GROWTH_LIMIT = 1.25
-# glibc's malloc, to give memory back: malloc_trim returns the free pages of its heap to the system, and a fixed mmap
-# threshold (glibc raises it as big blocks are freed, up to 32 MB) keeps every big buffer in its own mapping, returned
-# whole when freed. Set in the master, before the workers fork, so every worker inherits it.
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 256 * 1024
+# glibc's malloc, to give memory back: malloc_trim returns the free pages of its heap to the system. (A fixed mmap
+# threshold, so that every big buffer is its own mapping, gave back a little more but made every array over it a fresh
+# mapping to fault in: a canvas took twice as long.)
 LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
-if hasattr(LIBC, "mallopt"):
-    LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 # The folder this master made (and removes at exit), when the operator did not name one.
 created_folder: str | None = None

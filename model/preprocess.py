@@ -513,30 +513,30 @@ def _flattened(image: Image.Image) -> np.ndarray:
     levels = np.empty((height, width), dtype=np.uint8)  # luminance, 0..255
     alpha_levels = np.empty((height, width), dtype=np.uint8)
     for top, bottom in _spans(height, width * 4):
-        rgba = _as_rgba(_strip(image, top, bottom))
+        # a picture of one strip (a canvas) is converted as it is, without a copy of its rows
+        rgba = _as_rgba(image if bottom - top == height else _strip(image, top, bottom))
         levels[top:bottom] = np.asarray(rgba.convert("L"))
         alpha_levels[top:bottom] = np.asarray(rgba.getchannel("A"))
     if alpha_levels.min() >= 250:
         return _levels_to_unit(levels)  # opaque
-    # counts of opaque pixels by luminance level, and the alpha-weighted luminance, strip by strip
-    opaque_levels = np.zeros(256, dtype=np.int64)
-    weighted, alpha_total = 0.0, 0.0
-    for top, bottom in _spans(height, width * 8):
-        level_rows, alpha_rows = levels[top:bottom].ravel(), alpha_levels[top:bottom].ravel()
-        opaque_levels += np.bincount(level_rows[alpha_rows >= 128], minlength=256)
-        alpha_float = alpha_rows.astype(np.float64)
-        weighted += float(level_rows.astype(np.float64) @ alpha_float)
-        alpha_total += float(alpha_float.sum())
-    opaque_count = int(opaque_levels.sum())
+    # the opaque pixels, strip by strip
+    opaque_count = sum(int(np.count_nonzero(alpha_levels[top:bottom] >= 128)) for top, bottom in _spans(height, width))
     if opaque_count == 0:
         return np.ones((height, width), dtype=np.float32)  # fully transparent: blank
     if 2 * opaque_count < height * width:
         # few opaque pixels are the strokes (a canvas export): fill behind them with the
         # opposite of their colour, white behind dark strokes and black behind light ones
-        stroke_luminance = weighted / (255.0 * alpha_total)
-        fill = 1.0 if stroke_luminance < 0.5 else 0.0
+        weighted, alpha_total = 0.0, 0.0
+        for top, bottom in _spans(height, width * 8):
+            alpha_float = alpha_levels[top:bottom].ravel().astype(np.float64)
+            weighted += float(levels[top:bottom].ravel().astype(np.float64) @ alpha_float)
+            alpha_total += float(alpha_float.sum())
+        fill = 1.0 if weighted / (255.0 * alpha_total) < 0.5 else 0.0
     else:
-        # mostly opaque: the opaque part is the scene; fill holes with its background
+        # mostly opaque: the opaque part is the scene; fill holes with its background, the median of its levels
+        opaque_levels = np.zeros(256, dtype=np.int64)
+        for top, bottom in _spans(height, width):
+            opaque_levels += np.bincount(levels[top:bottom][alpha_levels[top:bottom] >= 128], minlength=256)
         fill = _median_of_levels(opaque_levels)
     result = np.empty((height, width), dtype=np.float32)
     for top, bottom in _spans(height, width * 4):
