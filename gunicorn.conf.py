@@ -60,18 +60,19 @@ def on_starting(server):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = created_folder
 
 
-def resident_bytes() -> int:
-    """This process's resident memory, from /proc (Linux); 0 where unknown."""
+def resident_bytes(statm: int) -> int:
+    """The resident memory of the process whose /proc/PID/statm is open as `statm`; 0 where unknown."""
     try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return int(os.pread(statm, 128, 0).split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
 
 
 def post_worker_init(worker):
     """Note the worker's memory at rest, its networks loaded and warmed up, for post_request to compare with."""
-    worker.resting_bytes = resident_bytes()
+    # kept open: reading it again costs about a microsecond a request, opening it ten
+    worker.statm = os.open(f"/proc/{os.getpid()}/statm", os.O_RDONLY) if os.path.exists("/proc/self/statm") else None
+    worker.resting_bytes = resident_bytes(worker.statm) if worker.statm is not None else 0
 
 
 def post_request(worker, req, environ, resp):
@@ -81,11 +82,11 @@ def post_request(worker, req, environ, resp):
         worker.alive = False
         return
     limit = WORKER_GROWTH_LIMIT * getattr(worker, "resting_bytes", 0)
-    if not limit or resident_bytes() <= limit:
+    if not limit or resident_bytes(worker.statm) <= limit:
         return
     if hasattr(LIBC, "malloc_trim"):
         LIBC.malloc_trim(0)
-    held = resident_bytes()
+    held = resident_bytes(worker.statm)
     if held > limit:
         worker.log.info("worker holds %d MB after %s %s (%d MB at rest): restarting it to give the memory back",
                         held // 2**20, req.method, req.path, worker.resting_bytes // 2**20)
