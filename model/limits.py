@@ -19,11 +19,12 @@ default_max_groups = 3_000
 default_max_read_pixels = 80_000_000
 # The most memory decoding one upload's first frame may take: the decoded picture in Pillow's storage and the decoder's
 # own buffers (libwebp's canvases, a progressive JPEG's coefficients, a TIFF strip), told from the header before any
-# pixel is decoded (model.preprocess.decode_cost). At 64 MiB a worker that loaded the networks peaks at most 87 MB
-# over its resting size for any format and mode, so master + 2 busy workers stay well within a 512 MB dyno. It lets
-# through a 50-megapixel grayscale or palette PNG, a 16-megapixel RGB(A) PNG, any baseline phone JPEG (decoded at
-# 1/2-1/8 scale) and progressive ones up to about 20 megapixels; WebPs (16 bytes a pixel) up to 4 megapixels.
-default_max_decoded_bytes = 64 * 2**20
+# pixel is decoded (model.preprocess.decode_cost). At 64 MiB a worker peaked up to 87 MB over its resting size, and two
+# full batches of 16-bit PNGs at that size took master + 2 workers to 488 MB: 48 MiB keeps a margin under the 512 MB
+# dyno for inputs no battery has. It lets through a 50-megapixel grayscale or palette PNG, a 12-megapixel RGB(A) PNG, any
+# baseline phone JPEG (decoded at 1/2-1/8 scale) and progressive ones up to about 15 megapixels; WebPs (16 bytes a
+# pixel) up to 3 megapixels.
+default_max_decoded_bytes = 48 * 2**20
 # The most decoding one request may do, in pixels, shared in order by a batch's images; an RLE BMP's pixel counts six
 # times (Pillow decodes it in Python: model.preprocess.DECODE_WORK_PER_PIXEL). The slowest formats per pixel (RGBA PNG,
 # APNG, TIFF and WebP, 55-60 megapixels a second here alone, about half that with both workers busy) read a batch of

@@ -6,6 +6,7 @@ resident size (VmHWM): Pillow and its codecs allocate outside Python's allocator
 
 import io
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -28,8 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The square at the pixel limit (50 MP): 7071 x 7071.
 SIDE = int(default_max_pixels**0.5)
 # What the service's own work may add to the decoder's memory (decode_cost): strips, the reduced picture, its float
-# arrays and the digit's (14-18 MB measured). A conversion of a whole picture below to RGBA or float does not fit in it.
-PIPELINE_ALLOWANCE = 24 * MiB
+# arrays and the digit's (14-18 MB measured at 4096 pixels a side, reduced by 3; 25 MB at 3547, reduced by 2 only). A
+# conversion of a whole picture below to RGBA or float (48 MB and more) does not fit in it.
+PIPELINE_ALLOWANCE = 32 * MiB
 # A refused upload is refused from its header: nothing is decoded, so a process grows by little more than the file.
 REFUSAL_ALLOWANCE = 8 * MiB
 # The cheaper cases: every mode at 2600 x 2600 (reduced by 2 before anything else), under a limit scaled down to them.
@@ -203,6 +205,11 @@ def sideways_tiff(size: tuple[int, int]) -> bytes:
 
 # --- every format and mode at the limits: refused from the header, or decoded in bounded memory ---------------------
 
+# The sides of the largest square pictures the default decoded-bytes limit lets through: 4 bytes a pixel in Pillow's
+# storage (RGBA, float), and 16 for a WebP (its decoder's canvases beside the picture).
+FOUR_BYTE_SIDE = math.isqrt(default_max_decoded_bytes // 4)
+WEBP_SIDE = math.isqrt(default_max_decoded_bytes // (4 + preprocessing.WEBP_DECODER_BYTES_PER_PIXEL))
+
 # name, the file, and what must happen at the default limits: "too_large" (refused) or "read" (decoded)
 BIG: list[tuple[str, Callable[[], bytes], str]] = [
     # the hostile tester's files: refused from the header
@@ -216,9 +223,10 @@ BIG: list[tuple[str, Callable[[], bytes], str]] = [
     ("gif_two_frames_at_pixel_limit", lambda: animation(with_stroke("P", (SIDE, SIDE)), "GIF"), "read"),
     ("jpeg_cmyk_at_pixel_limit", lambda: encode(with_stroke("CMYK", (SIDE, SIDE)), "JPEG"), "read"),
     # at the decoded-bytes limit and read
-    ("png_rgba_at_byte_limit", lambda: encode(transparent_stroke("RGBA", (4096, 4096))), "read"),
-    ("tiff_float_at_byte_limit", lambda: tiff(float_picture((4076, 4076))), "read"),
-    ("webp_rgba_at_byte_limit", lambda: encode(transparent_stroke("RGBA", (2048, 2048)), "WEBP", lossless=True), "read"),
+    ("png_rgba_at_byte_limit", lambda: encode(transparent_stroke("RGBA", (FOUR_BYTE_SIDE, FOUR_BYTE_SIDE))), "read"),
+    # a TIFF's strip buffer beside the picture: a little less
+    ("tiff_float_at_byte_limit", lambda: tiff(float_picture((FOUR_BYTE_SIDE - 20, FOUR_BYTE_SIDE - 20))), "read"),
+    ("webp_rgba_at_byte_limit", lambda: encode(transparent_stroke("RGBA", (WEBP_SIDE, WEBP_SIDE)), "WEBP", lossless=True), "read"),
 ]
 
 # the same, for every mode the service's formats produce, at SMALL_SIDE under SMALL_LIMIT
@@ -317,8 +325,9 @@ def test_refused_from_the_header_before_any_pixel_is_decoded(monkeypatch):
     loads: list[str] = []
     original = ImageFile.ImageFile.load
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: loads.append(image.format) or original(image))
-    rgba = encode(transparent_stroke("RGBA", (4100, 4100)))  # 67 MB decoded, just past the limit
-    with pytest.raises(ImageTooLargeError, match="67,240,000 bytes of memory; the limit is 67,108,864"):
+    side = FOUR_BYTE_SIDE + 2  # just past the limit
+    rgba = encode(transparent_stroke("RGBA", (side, side)))
+    with pytest.raises(ImageTooLargeError, match=f"{4 * side * side:,} bytes of memory; the limit is {default_max_decoded_bytes:,}"):
         preprocess(rgba)
     assert loads == []
     opened: list[bytes] = []
