@@ -3,7 +3,6 @@ and SIGTERM, over raw sockets (web/worker.py)."""
 
 import json
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -218,7 +217,6 @@ def test_expect_100_continue_over_the_limit_gets_its_413_and_no_100(service):
     assert_error(answer, 413, "too_large")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_sends_a_big_upload_without_waiting_for_100_continue(service, tmp_path):
     upload = tmp_path / "digit.png"
     upload.write_bytes(encode(draw_digit(3, background=None)) + b"\0" * (1536 * 1024))  # over 1 MB: curl sends Expect
