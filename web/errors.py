@@ -36,7 +36,8 @@ ERRORS: dict[str, ErrorCode] = {
                                          "only expectation the server meets."),
     "no_digit": ErrorCode(422, "The image is readable but holds no digit (blank, too little contrast, only specks)."),
     "too_many_marks": ErrorCode(422, "Only /recognize/number.json: reading the number(s) would take more work than a "
-                                     "request may use (MAX_NUMBER_GROUPS reads of groups of strokes, or their pixels), "
+                                     "request may use (MAX_NUMBER_GROUPS reads of groups of strokes, or MAX_NUMBER_READ_PIXELS "
+                                     "pixels worked on), "
                                      "as for a page of hundreds of strokes or a solid block of ink; in a batch, the "
                                      "numbers left once the budget is spent."),
     "headers_too_large": ErrorCode(431, "The request's headers are more or longer than the server reads."),
