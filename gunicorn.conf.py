@@ -49,15 +49,20 @@ created_folder: str | None = None
 def on_starting(server):
     """Give the workers an empty metrics folder: a fresh one, or the operator's own, emptied."""
     global created_folder
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-        for name in os.listdir(folder):
-            if name.endswith(".db"):
-                os.remove(os.path.join(folder, name))
-    else:
-        created_folder = tempfile.mkdtemp(prefix="digit-recognition-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = created_folder
+    folder = setting("PROMETHEUS_MULTIPROC_DIR")
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+            for name in os.listdir(folder):
+                if name.endswith(".db"):
+                    os.remove(os.path.join(folder, name))
+        else:
+            created_folder = folder = tempfile.mkdtemp(prefix="digit-recognition-metrics-")
+    except OSError as error:
+        # the workers then keep their metrics in memory, and /metrics says why (web/metrics.py); recognition goes on
+        folder = folder or os.path.join(tempfile.gettempdir(), f"digit-recognition-metrics-{os.getpid()}")
+        server.log.warning("cannot prepare the metrics folder %s: %s", folder, error.strerror or error)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 
 def resident_bytes(statm: int) -> int:

@@ -229,3 +229,13 @@ def test_a_full_tmp_never_stops_recognition_and_metrics_say_why(tmp_path):
 
             assert "digits_http_requests_total" in wait_for(recovered).text
             assert running.process.poll() is None
+
+
+def test_a_metrics_folder_that_cannot_be_made_never_stops_recognition(tmp_path):
+    environment = {"WEB_CONCURRENCY": "1", "PROMETHEUS_MULTIPROC_DIR": "/proc/no-such-metrics-folder"}
+    with start_service(tmp_path / "output.log", environment) as running:
+        assert_reads_seven(running.url)
+        answer = metrics_answer(running.url)
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "metrics_unavailable"
+        assert "/proc/no-such-metrics-folder" in answer.json()["error"]["message"]
+    assert "cannot prepare the metrics folder" in (tmp_path / "output.log").read_text()

@@ -204,6 +204,8 @@ SETTINGS = (
             "`Authorization: Bearer <key>`", secret=True),
     Setting("CORS_ORIGINS", (), matching_list(ORIGIN), "comma-separated origins such as https://app.example.com",
             "comma-separated origins whose pages may call the API from a browser (unset: none)"),
+    Setting("PROMETHEUS_MULTIPROC_DIR", "", plain_text, "a folder's path",
+            "where the workers write their metrics (unset: a fresh temporary folder; emptied at start, gunicorn.conf.py)"),
     Setting("ENABLE_DEBUG_ROUTES", False, yes_or_no, "1, true, yes, on, 0, false, no or off", "`1` adds the `/_debug/` routes"),
     Setting("LOG_LEVEL", "INFO", log_level, "one of " + ", ".join(LOG_LEVELS), "logging level; logs go to stderr, one logfmt line per request"),
 )
