@@ -34,6 +34,7 @@ from model.data import load_mnist
 from model.errors import NoDigitError, RecognitionError
 from model.inference import Classifier, calibrate, number_text
 from model.preprocess import encode_png, preprocess
+from web.settings import setting
 
 
 def read_numbers(classifier: Classifier, numbers: list) -> dict:
@@ -112,7 +113,10 @@ def miss_kind(truth: str, marks: str) -> str:
 
 def flagged_count(classifier: Classifier, pictures: list[np.ndarray]) -> tuple[int, int]:
     """How many pictures are answered with is_digit false or 422 no_digit, and how many of them the latter."""
-    results = classifier.recognize_batch([encode_png(picture) for picture in pictures])
+    # in batches of a request's size, as a client sends them: a request's decoding budget is shared by its images
+    batch = setting("MAX_BATCH_IMAGES", {})
+    results = [result for start in range(0, len(pictures), batch)
+               for result in classifier.recognize_batch([encode_png(picture) for picture in pictures[start:start + batch]])]
     no_digit = sum(isinstance(result, NoDigitError) for result in results)
     flagged = sum(isinstance(result, NoDigitError) or not result.is_digit for result in results)
     return flagged, no_digit
