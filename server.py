@@ -25,7 +25,7 @@ from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTy
 from model.inference import Classifier, NumberDigit, Prediction, number_text
 from model.preprocess import encode_png
 from web.errors import CODE_BY_STATUS, RETRY_AFTER_SECONDS, error_body, status_of
-from web.access import bearer_token, cors_headers, key_is_valid, request_id_from, split_list
+from web.access import bearer_token, cors_headers, key_is_valid, request_id, split_list
 from web.metrics import Metrics
 from web.openapi import openapi_document
 from web.settings import SettingError, read_settings
@@ -53,11 +53,6 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers
-
-
-def settings_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Every setting of the service, read once from environment variables (12-factor) and checked (web/settings.py)."""
-    return read_settings(environ)
 
 
 def init_sentry(settings: Mapping[str, Any]) -> None:
@@ -295,7 +290,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Application factory: settings, logging, Sentry, the classifier, then routes and error handlers."""
     app = Flask(__name__, template_folder="web/templates")
     app.request_class = UploadRequest
-    app.config.from_mapping(settings_from_environment(os.environ))
+    app.config.from_mapping(read_settings(os.environ))
     if test_config is not None:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
@@ -339,7 +334,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     def start_request():
         """Start the clock, name the request (the client's X-Request-ID or a new one), count it in flight."""
         g.started = time.perf_counter()
-        g.request_id = request_id_from(request.headers.get("X-Request-ID")) or os.urandom(16).hex()
+        g.request_id = request_id(request.headers.get("X-Request-ID"))
         g.log_detail = ""
         metrics.in_flight.inc()
         g.in_flight = True

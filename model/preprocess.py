@@ -180,14 +180,6 @@ def decoded_bytes(image: Image.Image, data: bytes, header_size: tuple[int, int] 
     return _decode_cost(image, data, header_size or image.size, upright_copy=False).bytes
 
 
-def check_decode(
-    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
-    budget: PixelBudget | None = None,
-) -> None:
-    """Refuse from its header an upload past the decode limits, and charge its work to `budget`; decodes nothing."""
-    _opened(data, max_pixels, max_decoded_bytes, budget, upright_copy=False)
-
-
 def _opened(
     data: bytes, max_pixels: int, max_decoded_bytes: int, budget: PixelBudget | None, upright_copy: bool,
 ) -> tuple[Image.Image, _Cost]:

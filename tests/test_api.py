@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from model import DEFAULT_MODEL_PATH
-from server import create_app, settings_from_environment
+from server import create_app
+from web.settings import read_settings as settings_from_environment
 from tests.drawing import draw_digit, encode, photo_of_digit
 
 CANVAS_SEVEN = encode(draw_digit(7, background=None))

@@ -71,7 +71,7 @@ def test_key_helpers():
 
 
 def test_api_keys_setting_is_a_comma_separated_list():
-    from server import settings_from_environment
+    from web.settings import read_settings as settings_from_environment
 
     assert settings_from_environment({"API_KEYS": " one, two ,,"})["API_KEYS"] == ("one", "two")
     assert settings_from_environment({})["API_KEYS"] == ()

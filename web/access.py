@@ -1,6 +1,7 @@
 """Who may call the API: bearer API keys and the browser origins allowed cross-origin access (CORS)."""
 
 import hmac
+import os
 import re
 from collections.abc import Iterable, Mapping
 
@@ -51,3 +52,8 @@ def cors_headers(origin: str | None, allowed_origins: Iterable[str], preflight: 
 def request_id_from(header: str | None) -> str | None:
     """The client's X-Request-ID if it is a plain token (safe to log and echo), else None."""
     return header if header and REQUEST_ID.match(header) else None
+
+
+def request_id(header: str | None) -> str:
+    """A request's id: the client's X-Request-ID if it is plain, else a new one (the app and the worker name requests alike)."""
+    return request_id_from(header) or os.urandom(16).hex()

@@ -31,7 +31,6 @@
   and closed without a reset, before the worker exits.
 """
 
-import os
 import re
 import select
 import socket
@@ -51,7 +50,7 @@ from gunicorn.http.errors import (
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.sync import SyncWorker
 
-from web.access import request_id_from
+from web.access import request_id
 from web.errors import RETRY_AFTER_SECONDS, raw_error_response, status_of
 from web.settings import DEFAULT_READ_TIMEOUT, setting
 
@@ -463,8 +462,7 @@ def read_what_arrived(connection: socket.socket, limit: int) -> None:
 
 def new_request_id(headers: list[tuple[str, str]] | None = None) -> str:
     """The client's X-Request-ID if it sent a plain one, else a new id (as the app names requests)."""
-    sent = dict(headers or ()).get("X-REQUEST-ID")
-    return request_id_from(sent) or os.urandom(16).hex()
+    return request_id(dict(headers or ()).get("X-REQUEST-ID"))
 
 
 class GuardedSyncWorker(SyncWorker):
