@@ -17,6 +17,9 @@ class Augmentation:
     max_shift_pixels: float = 2.5  # imperfect centring
     thicken_probability: float = 0.2  # a fat marker
     thin_probability: float = 0.1  # a fine pen
+    coarse_probability: float = 0.2  # a digit scanned or drawn on a coarse grid, then enlarged: the 28x28 frame
+    min_coarse_size: int = 10  # shrunk to 10x10 ... 22x22, so that the digit spans about 7 to 16 pixels
+    max_coarse_size: int = 22
 
     def as_dict(self) -> dict:
         """The parameters for the model card."""
@@ -71,4 +74,11 @@ def augment_batch(images: tf.Tensor, settings: Augmentation, seed: tf.Tensor) ->
     choice = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed=seed + 11)
     images = tf.where(choice < settings.thicken_probability, thickened, images)
     thin = (choice >= settings.thicken_probability) & (choice < settings.thicken_probability + settings.thin_probability)
-    return tf.clip_by_value(tf.where(thin, thinned, images), 0.0, 1.0)
+    images = tf.where(thin, thinned, images)
+    # coarse grids: the whole batch shrunk by area averaging to one random size, enlarged smoothly, for a few images
+    coarse_size = tf.random.stateless_uniform(
+        [], seed=seed + 13, minval=settings.min_coarse_size, maxval=settings.max_coarse_size + 1, dtype=tf.int32)
+    coarse = tf.image.resize(tf.image.resize(images, [coarse_size, coarse_size], method="area"), [28, 28], method="bilinear")
+    coarse = coarse / tf.maximum(tf.reduce_max(coarse, axis=[1, 2, 3], keepdims=True), 1e-6)  # ink back to full strength
+    choose_coarse = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed=seed + 17) < settings.coarse_probability
+    return tf.clip_by_value(tf.where(choose_coarse, coarse, images), 0.0, 1.0)

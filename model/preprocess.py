@@ -39,6 +39,27 @@ working_size = 640
 stroke_scale = 80
 # MNIST's typical stroke is about 2.6 pixels wide in the 20-pixel box (13 % of the box).
 typical_stroke_width = 0.13 * stroke_scale
+# A picture whose border is clean paper (at least this share of its edge pixels within this many levels, 0..1, of
+# the edge's median) shows its background there: heavy strokes may cover most of the rest (a tightly cut scan of a
+# thick digit) without being taken for the paper. Photos with shading or a table along an edge fail this and keep the
+# older reading, where the picture's median is the background.
+CLEAN_BORDER_SHARE = 0.8
+CLEAN_BORDER_TOLERANCE = 0.1
+# A picture enlarged with hard pixel edges (a nearest-neighbour scan, a pixel-art canvas) changes only every few rows
+# and columns: when its runs of identical lines are this long or longer (median, each way), it is smoothed back into
+# a drawing (its grid of pixels enlarged smoothly) before the digit is looked for. Real photos and drawings have no
+# two identical rows across their ink.
+MIN_PIXEL_BLOCK = 2.5
+# ... and at least this share of those runs is within one line of that length (a lattice, not a few flat bands).
+PIXEL_BLOCK_REGULARITY = 0.8
+# A mark along an edge of the picture for at least this share of that edge is a band (a table beyond the paper,
+# the paper's edge, a shadow), not the digit, when another mark of at least this share of the picture's pixels
+# (a digit, not a speck) lies elsewhere.
+BAND_SPAN = 0.5
+BAND_RIVAL_SHARE = 0.001
+# A clean border at one exact level is a flat background (a canvas, a screenshot, a render) when that level also
+# covers at least this share of the whole picture.
+FLAT_BACKGROUND_SHARE = 0.25
 # EXIF's orientation tag: 1 is upright, 2-8 are mirrored or rotated.
 ORIENTATION_TAG = 0x0112
 # The turn that makes a picture upright, by EXIF orientation (as ImageOps.exif_transpose does).
@@ -569,7 +590,12 @@ def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
     factor = longest / max(height, width)
     if factor >= 1.0:
         return gray
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return _shrink_to(gray, (max(1, round(width * factor)), max(1, round(height * factor))))
+
+
+def _shrink_to(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale a grayscale array down (area averaging) to `size` (width, height), strip by strip as `_shrink` says."""
+    height, width = gray.shape
     if height - size[1] > 2 * (width - size[0]):
         half = np.empty((size[1], width), dtype=np.float32)  # shortened: the vertical pass, columns at a time
         for left, right in _spans(width, height * 4):
@@ -583,24 +609,104 @@ def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
     return np.asarray(Image.fromarray(half).resize(size, Image.BOX), dtype=np.float32)
 
 
-def _background(values: np.ndarray) -> np.ndarray:
-    """A smooth surface under the ink (uneven light, vignetting): a robust quadratic fit to block medians."""
+def _border(values: np.ndarray) -> np.ndarray:
+    """The picture's edge pixels, once each: its first and last rows and columns."""
+    if min(values.shape) < 3:
+        return values.ravel()
+    return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
+
+
+def clean_border_level(gray: np.ndarray) -> float | None:
+    """The level of the paper along the picture's edge, when the edge is clean paper; else None."""
+    border = np.sort(_border(gray))
+    level = border[border.size // 2]  # a level the picture has, not a mean of two
+    clean = np.count_nonzero(np.abs(border - level) <= CLEAN_BORDER_TOLERANCE) >= CLEAN_BORDER_SHARE * border.size
+    return float(level) if clean else None
+
+
+def _line_runs(changed: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of identical lines between the first and last change (`changed[i]`: line i+1 differs from
+    line i); the margins before the first change and after the last are paper, not the lattice."""
+    changes = np.flatnonzero(changed)
+    return np.diff(changes)
+
+
+def pixel_block(gray: np.ndarray) -> tuple[float, float] | None:
+    """The size (rows, columns) of the blocks of a picture enlarged with hard pixel edges, or None if it is not one.
+
+    Rows and columns are compared in strips of about STRIP_BYTES, so that a large picture costs no full-size copy.
+    """
+    height, width = gray.shape
+    if min(height, width) < 2 * MIN_PIXEL_BLOCK:
+        return None
+    row_changed = np.zeros(height - 1, dtype=bool)
+    column_changed = np.zeros(width - 1, dtype=bool)
+    for top, bottom in _spans(height, width * 4):
+        strip = gray[max(top - 1, 0) : bottom]
+        row_changed[max(top - 1, 0) : bottom - 1] |= np.any(strip[1:] != strip[:-1], axis=1)
+        column_changed |= np.any(gray[top:bottom, 1:] != gray[top:bottom, :-1], axis=0)
+    blocks: list[float | None] = []
+    for changed in (row_changed, column_changed):
+        runs = _line_runs(changed)
+        if runs.size < 2:
+            blocks.append(None)  # too few changes to tell (the rows of a bare upright stroke): the other way decides
+            continue
+        size = float(np.min(runs[runs >= np.median(runs) / 2]))  # one block; some runs span two or more
+        multiples = np.maximum(np.round(runs / size), 1.0)
+        on_lattice = np.abs(runs - multiples * size) <= multiples
+        if size < MIN_PIXEL_BLOCK or np.count_nonzero(on_lattice) < PIXEL_BLOCK_REGULARITY * runs.size:
+            return None
+        blocks.append(float(runs.sum() / multiples.sum()))  # the mean block: an enlargement by 9.4 has runs of 9 and 10
+    if blocks[0] is None and blocks[1] is None:
+        return None
+    return blocks[0] or blocks[1], blocks[1] or blocks[0]
+
+
+def smooth_pixels(gray: np.ndarray, block: tuple[float, float], longest: int) -> np.ndarray:
+    """A hard-pixelled picture as the drawing it stands for: its grid of pixels enlarged smoothly (bicubic), at most
+    `longest` pixels on its longer side."""
+    height, width = gray.shape
+    grid = _shrink_to(gray, (max(1, round(width / block[1])), max(1, round(height / block[0]))))
+    factor = min(longest / max(height, width), 1.0)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    smooth = np.asarray(Image.fromarray(grid).resize(size, Image.BICUBIC), dtype=np.float32)
+    return np.clip(smooth, grid.min(), grid.max())  # bicubic's overshoot is no ink (nor paper) the picture had
+
+
+def working_picture(gray: np.ndarray, longest: int = working_size) -> np.ndarray:
+    """The decoded grayscale picture at the size the digit is looked for in: hard pixels smoothed, then shrunk."""
+    block = pixel_block(gray)
+    if block is not None:
+        return smooth_pixels(gray, block, longest)
+    return _shrink(gray, longest)
+
+
+def _background(values: np.ndarray, from_border: bool = False) -> np.ndarray:
+    """A smooth surface under the ink (uneven light, vignetting): a robust quadratic fit to block medians.
+
+    The fit starts from the darker (background) blocks, or with `from_border` from the blocks along the edge, so
+    that strokes covering most of the picture are not taken for its background.
+    """
     height, width = values.shape
     block = max(1, max(height, width) // 24)
-    flat = np.full_like(values, np.median(values))
+    flat = np.full_like(values, _median(_border(values)) if from_border else np.median(values))
     if min(height, width) < 48:
         return flat  # a small picture (a 28x28 digit, an icon) has no lighting to model
     rows, cols = height // block, width // block
-    medians = np.median(
-        values[: rows * block, : cols * block].reshape(rows, block, cols, block), axis=(1, 3)
-    ).ravel()
+    block_medians = np.median(values[: rows * block, : cols * block].reshape(rows, block, cols, block), axis=(1, 3))
+    medians = block_medians.ravel()
     y, x = np.meshgrid(
         (np.arange(rows) + 0.5) * block / height * 2 - 1, (np.arange(cols) + 0.5) * block / width * 2 - 1,
         indexing="ij",
     )
     x, y = x.ravel(), y.ravel()
     design = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
-    keep = medians <= np.percentile(medians, 60)  # start from the darker (background) blocks
+    if from_border:
+        edge = np.zeros((rows, cols), dtype=bool)
+        edge[[0, -1], :] = edge[:, [0, -1]] = True
+        keep = edge.ravel() & (medians <= np.median(medians[edge.ravel()]) + CLEAN_BORDER_TOLERANCE)
+    else:
+        keep = medians <= np.percentile(medians, 60)  # start from the darker (background) blocks
     for _ in range(4):
         coefficients, *_ = np.linalg.lstsq(design[keep], medians[keep], rcond=None)
         residual = medians - design @ coefficients
@@ -625,19 +731,28 @@ def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # the ink level is a high order statistic, so that a few hot pixels of noise do not set it
     rank = min(max(int(0.0002 * gray.size), 3), 50) if gray.size > 6 else 1
     low, middle, high = ordered[rank - 1], ordered[gray.size // 2], ordered[gray.size - rank]
-    # the ink is the tail farther from the typical (background) level: dark ink on light paper is flipped
+    # the background is the clean paper along the edge, if there is such, else the typical (median) level
+    border_level = clean_border_level(gray)
+    if border_level is not None:
+        middle = np.float32(border_level)
+    # the ink is the tail farther from the background level: dark ink on light paper is flipped
     dark_ink = (middle - low) > (high - middle)
     values = 1.0 - gray if dark_ink else gray
-    if 2 * np.count_nonzero(gray == middle) > gray.size:
-        # a flat background (a canvas, a screenshot, MNIST itself) covers most pixels: it is the
-        # median, exactly, and the noise around it is zero
+    flat_count = np.count_nonzero(gray == middle)
+    if 2 * flat_count > gray.size or (
+            border_level is not None and flat_count >= FLAT_BACKGROUND_SHARE * gray.size
+            and np.count_nonzero(_border(gray) == middle) >= CLEAN_BORDER_SHARE * _border(gray).size):
+        # a flat background (a canvas, a screenshot, MNIST itself) covers most pixels, or the edge and a good part of
+        # the picture: it is that level, exactly, and the noise around it is zero
         background = 1.0 - middle if dark_ink else middle
         strength = np.maximum(values - background, 0.0)
         noise = 0.0
         peak = max(float((1.0 - low if dark_ink else high) - background), 0.0)
     else:
-        residual = values - _background(values)
-        noise = 1.4826 * _median(np.abs(residual - _median(residual)))
+        residual = values - _background(values, from_border=border_level is not None)
+        # the noise of the background: measured on the clean edge when there is one (heavy strokes may be most pixels)
+        paper = _border(residual) if border_level is not None else residual
+        noise = 1.4826 * _median(np.abs(paper - _median(paper)))
         strength = np.clip(residual, 0.0, None)
         peak = float(np.sort(strength, axis=None)[-rank])
     if peak < max(0.08, 8.0 * noise):
@@ -672,8 +787,14 @@ def find_ink(gray: np.ndarray) -> Ink:
         candidates = has_strong & (areas >= max(2.0, 0.0001 * strength.size))
         if not candidates.any():
             raise NoDigitError("No digit found: only specks of noise.")
+        # a band along an edge (a table beyond the paper, the paper's own edge, a shadow) is not the digit while a
+        # sizeable mark lies elsewhere: then neither it nor what touches it is chosen
+        bands = np.array([_is_band(piece, height, width) for piece in slices])
+        rivals = candidates & ~bands & (areas >= BAND_RIVAL_SHARE * strength.size)
+        excluded = bands if rivals.any() else np.zeros_like(bands)
         # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
-        chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates)
+        chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates & ~excluded,
+                                       excluded)
         first_row, first_col = min(slices[i][0].start for i in chosen), min(slices[i][1].start for i in chosen)
         end_row, end_col = max(slices[i][0].stop for i in chosen), max(slices[i][1].stop for i in chosen)
     # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else,
@@ -740,10 +861,21 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return eroded
 
 
-def _choose_digit_strokes(slices: list, areas: np.ndarray, weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Indices of the digit's strokes: the heaviest one, then every sizeable stroke close to the growing box."""
+def _is_band(piece: tuple[slice, slice], height: int, width: int) -> bool:
+    """Whether a mark's box lies along an edge of the picture for most of that edge's length."""
+    rows, cols = piece
+    along_top_or_bottom = (rows.start == 0 or rows.stop == height) and cols.stop - cols.start >= BAND_SPAN * width
+    along_left_or_right = (cols.start == 0 or cols.stop == width) and rows.stop - rows.start >= BAND_SPAN * height
+    return along_top_or_bottom or along_left_or_right
+
+
+def _choose_digit_strokes(
+    slices: list, areas: np.ndarray, weights: np.ndarray, candidates: np.ndarray, excluded: np.ndarray,
+) -> np.ndarray:
+    """Indices of the digit's strokes: the heaviest one, then every sizeable stroke close to the growing box (marks
+    `excluded` never)."""
     main = int(np.argmax(np.where(candidates, weights, -1.0)))
-    sizeable = np.flatnonzero(areas >= 0.03 * areas[main])  # a 5's floating bar, not a speck
+    sizeable = np.flatnonzero((areas >= 0.03 * areas[main]) & ~excluded)  # a 5's floating bar, not a speck
     top, left = slices[main][0].start, slices[main][1].start
     bottom, right = slices[main][0].stop, slices[main][1].stop
     chosen = [main]
@@ -893,8 +1025,7 @@ def _disk_filter(padded: np.ndarray, radius: int, reduce: np.ufunc) -> np.ndarra
 
 def image_to_array(image: Image.Image) -> np.ndarray:
     """A decoded picture -> the network's 28x28 float32 input (bright digit on black, 0..1)."""
-    gray = _shrink(to_grayscale(image), working_size)
-    return normalize_digit(find_ink(gray))
+    return normalize_digit(find_ink(working_picture(to_grayscale(image))))
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -914,5 +1045,5 @@ def preprocess(
 
     The decoded picture is let go once grayscale, the full-size grayscale once shrunk to the working size.
     """
-    gray = _shrink(decode_grayscale(data, max_pixels, max_decoded_bytes, budget)[0], working_size)
+    gray = working_picture(decode_grayscale(data, max_pixels, max_decoded_bytes, budget)[0])
     return normalize_digit(find_ink(gray))

@@ -56,6 +56,7 @@ def train(
     seed: int = 1,
     learning_rate: float = 1e-3,
     augment: bool = True,
+    styles: bool = True,
     verbose: int | str = "auto",
 ) -> dict:
     """Train, evaluate, save the model and its card; return the card."""
@@ -64,11 +65,17 @@ def train(
 
     from model.augment import Augmentation, augment_batch
     from model.network import build_network, seed_training
+    from model.styles import styled_examples, styles_card
 
     seed_training(seed)
     started = time.monotonic()
 
     x_train, y_train, x_validation, y_validation = split_validation(dataset, validation_size, seed)
+    if styles:
+        # the training digits' extra versions in the writing styles MNIST lacks (flagged 1s, crossed 7s, box-filling)
+        styled_images, styled_labels = styled_examples((x_train[..., 0] * 255.0).round().astype(np.uint8), y_train, seed)
+        x_train = np.concatenate([x_train, to_network_input(styled_images)])
+        y_train = np.concatenate([y_train, styled_labels])
     settings = Augmentation()
     batches = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -115,6 +122,7 @@ def train(
             "file": Path(dataset.source).name,
             "sha256": dataset.sha256,
             "train_images": int(len(x_train)),
+            "styled_train_images": int(len(x_train) - len(dataset.x_train) + len(x_validation)),
             "validation_images": int(len(x_validation)),
             "test_images": int(len(dataset.x_test)),
         },
@@ -126,6 +134,7 @@ def train(
             "learning_rate": learning_rate,
             "learning_rate_schedule": "cosine decay to 2%",
             "augmentation": settings.as_dict() if augment else None,
+            "styles": styles_card() if styles else None,
             "seconds": round(time.monotonic() - started, 1),
         },
         "validation_accuracy": round(float(validation_accuracy), 5),
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed for the split, shuffling, augmentation and weights (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="initial Adam learning rate (default: %(default)s)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", help="train on the images as they are")
+    parser.add_argument("--no-styles", dest="styles", action="store_false", help="no extra digits in other writing styles")
     parser.add_argument("--limit", type=int, help="use only the first N training images (quick trials)")
     arguments = parser.parse_args(argv)
 
@@ -166,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=arguments.seed,
         learning_rate=arguments.learning_rate,
         augment=arguments.augment,
+        styles=arguments.styles,
         verbose="auto" if sys.stdout.isatty() else 2,
     )
     logger.info("test accuracy %.2f%%", 100 * card["test_accuracy"])

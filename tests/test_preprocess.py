@@ -8,7 +8,7 @@ from PIL import Image
 from scipy import ndimage
 
 from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
-from model.preprocess import preprocess
+from model.preprocess import pixel_block, preprocess
 from tests.drawing import STROKES, draw_digit, encode, photo_of_digit
 
 
@@ -303,3 +303,62 @@ def test_huge_drawings_are_still_read(classifier, digit, size, background, mode)
     picture = draw_digit(digit, size=size, background=background)
     data = encode(picture if mode == "RGBA" else picture.convert(mode))
     assert classifier.classify(preprocess(data)).digit == digit
+
+
+def pixelated(image: Image.Image, grid: int, factor: float) -> Image.Image:
+    """A drawing shrunk onto a coarse grid and enlarged with hard pixel edges (nearest neighbour), as low-resolution
+    scans and pixel-art canvases are."""
+    small = image.convert("L").resize((grid, grid), Image.BOX)
+    return small.resize((round(grid * factor), round(grid * factor)), Image.NEAREST)
+
+
+@pytest.mark.parametrize("digit", [2, 4, 7])
+@pytest.mark.parametrize("factor", [8, 10, 9.4])
+def test_hard_edged_enlargements_are_read_as_the_drawing_they_stand_for(digit, factor):
+    drawing = draw_digit(digit, size=(320, 320), box=(40, 20, 240, 280), stroke_width=36)
+    smooth = preprocess(encode(drawing.convert("L").resize((16, 16), Image.BOX).resize((160, 160), Image.BICUBIC)))
+    blocky = pixelated(drawing, 16, factor)
+    assert pixel_block(np.asarray(blocky, dtype=np.float32) / 255.0) == pytest.approx((factor, factor), abs=0.15)
+    array = preprocess(encode(blocky))
+    assert_mnist_like(array)
+    # the staircase of the grid is gone: the digit is as the smooth enlargement gives it
+    assert similarity(array, smooth) > 0.9  # (a fractional enlargement may move it by a pixel)
+
+
+@pytest.mark.parametrize("picture", [
+    lambda: draw_digit(3),  # a smooth canvas drawing
+    lambda: photo_of_digit(5),  # a photo: noise, no identical rows
+    lambda: Image.fromarray(np.kron(np.eye(4, dtype=np.uint8) * 255, np.ones((7, 7), np.uint8))),  # ... but this is
+])
+def test_only_pictures_of_whole_blocks_count_as_hard_pixels(picture):
+    gray = np.asarray(picture().convert("L"), dtype=np.float32) / 255.0
+    expected = (7.0, 7.0) if gray.shape == (28, 28) else None
+    assert pixel_block(gray) == expected
+
+
+@pytest.mark.parametrize("background", ["white", "noisy"])
+def test_heavy_strokes_that_cover_most_of_a_small_picture_are_found(background):
+    # a thick 0 cut tightly from a scan: more of the picture is ink than paper, and only the edge shows the paper
+    image = draw_digit(0, size=(120, 120), box=(12, 4, 96, 112), stroke_width=40).convert("L")
+    pixels = np.asarray(image, dtype=np.float32)
+    assert (pixels < 128).mean() > 0.5
+    if background == "noisy":
+        pixels = pixels + np.random.default_rng(3).normal(0, 5, pixels.shape)
+    array = preprocess(encode(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))))
+    assert_mnist_like(array)
+    assert similarity(array, reference(0)) > 0.6  # a ring, not its inverse (a blob in a dark frame)
+    assert array[14, 14] < 0.5  # the hole in the middle is paper
+
+
+@pytest.mark.parametrize("side", ["top", "left", "bottom", "right"])
+def test_a_table_along_the_edge_of_a_photo_is_not_taken_for_the_digit(side):
+    # a photo of a sheet of paper that does not fill the frame: a dark table shows along one side
+    width, height, table = 1200, 900, 220
+    paper_size = (width, height - table) if side in ("top", "bottom") else (width - table, height)
+    paper = photo_of_digit(7, seed=4, size=paper_size, paper=(236, 236, 230)).convert("L")
+    frame = (70 + np.random.default_rng(5).normal(0, 4, (height, width))).clip(0, 255).astype(np.uint8)
+    photo = Image.fromarray(frame)
+    photo.paste(paper, {"top": (0, table), "left": (table, 0), "bottom": (0, 0), "right": (0, 0)}[side])
+    array = preprocess(encode(photo))
+    assert_mnist_like(array)
+    assert similarity(array, preprocess(encode(paper))) > 0.9
