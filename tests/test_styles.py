@@ -38,10 +38,10 @@ def test_a_flagged_one_gains_a_flag_to_the_upper_left_of_its_stroke():
     plain = upright_stroke()
     flagged = styles.flagged_one(plain, rng)
     mnist_like(flagged)
-    # ink left of the stroke's top (the plain 1 has none there), none added right of it
-    stroke_left = int(np.flatnonzero(flagged[14] >= 100)[0])
+    # ink left of the stroke's top (the plain 1 has none there), none right of the stroke above its foot (if any)
+    stroke_left, stroke_right = (int(column) for column in np.flatnonzero(flagged[20] >= 100)[[0, -1]])
     assert flagged[:14, :stroke_left].astype(int).sum() > 2 * 255
-    assert flagged[:, 18:].max() < 60
+    assert flagged[:18, stroke_right + 2 :].max() < 60
 
 
 def test_a_crossed_seven_gains_a_bar_across_its_stem():
