@@ -9,12 +9,13 @@ The sets (none of them ever trained on):
   (Italian writers) scans were made: wide 1s, squat 0s;
 - **forms 8x8**: scikit-learn's `load_digits()` (8x8 counts of 0..16 from forms by 43 writers);
 - **photos**: the USPS digits written into photos and scans (`bench.scenes`' paper scenes, plus a sheet of paper lying
-  on a dark table that fills one side of the frame, with its shadow).
+  on a dark table that fills one side of the frame; the first `--photos` digits).
 The pixel sets are each rendered four ways, as people upload such pictures: dark ink on white paper and a
 transparent canvas export, each upscaled about 10x smoothly (bicubic) and with hard pixel edges (nearest), with a
 margin of paper. Every picture is posted to `/recognize.json` (in batches of `{"images": [...]}`), by the Flask app
 in this process, or to `--url`. Per set and rendering the bench prints how many were read right, how many were
-answered `is_digit: false`, how many were refused, and the most common confusions. With `--mnist`, MNIST's 10,000
+answered `is_digit: false`, how many were refused, the class read worst (and the rest without it), and the most
+common confusions. With `--mnist`, MNIST's 10,000
 test digits go the same way (as the PNG files they are).
 """
 
@@ -38,6 +39,7 @@ from web.settings import DEFAULT_MAX_UPLOAD_BYTES
 logger = logging.getLogger("bench.writers")
 
 DEFAULT_SEED = 0
+DEFAULT_PHOTOS = 300
 # Posted per request: the service's default MAX_BATCH_IMAGES.
 BATCH_IMAGES = 64
 # Base64 bytes per request: well inside the service's default MAX_UPLOAD_BYTES.
@@ -71,15 +73,19 @@ class Tally:
     flagged: int = 0
     refused: Counter = field(default_factory=Counter)
     confusions: Counter = field(default_factory=Counter)
+    per_class: Counter = field(default_factory=Counter)  # digits of each true class
+    right_per_class: Counter = field(default_factory=Counter)
 
     def add(self, label: int, answer: dict) -> None:
         """Count one answer of the service for a digit whose true value is `label`."""
         self.total += 1
+        self.per_class[label] += 1
         if "error" in answer:
             self.refused[answer["error"]["code"]] += 1
             return
         if answer["digit"] == label:
             self.correct += 1
+            self.right_per_class[label] += 1
         else:
             self.confusions[(label, answer["digit"])] += 1
         if not answer["is_digit"]:
@@ -90,8 +96,11 @@ class Tally:
         refused = sum(self.refused.values())
         pairs = ", ".join(f"{true}->{read} x{count}" for (true, read), count in self.confusions.most_common(CONFUSIONS_SHOWN))
         codes = " ".join(f"{code}={count}" for code, count in self.refused.items())
+        weakest = min(self.per_class, key=lambda label: self.right_per_class[label] / self.per_class[label])
+        others = self.total - self.per_class[weakest]
         return (f"{self.name:<36} {self.total:>6} {percent(self.correct, self.total):>8} {percent(self.flagged, self.total):>8} "
-                f"{percent(refused, self.total):>8}  {codes or '-'}  {pairs or '-'}")
+                f"{percent(refused, self.total):>8}  weakest {weakest}: {percent(self.right_per_class[weakest], self.per_class[weakest])}, "
+                f"others {percent(self.correct - self.right_per_class[weakest], others)}  {codes or '-'}  {pairs or '-'}")
 
 
 def percent(part: int, whole: int) -> str:
@@ -274,13 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running service (default: the app in this process)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the renderings (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="only the first N digits of each set (quick trials)")
+    parser.add_argument("--photos", type=int, default=DEFAULT_PHOTOS, help="digits written into each photo scene "
+                        "(they take most of the time; default: %(default)s)")
     parser.add_argument("--only", help="only the sets and renderings whose name contains this text")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
     poster = Poster(arguments.url)
     started = time.monotonic()
-    print(f"{'set, rendering':<36} {'digits':>6} {'read':>8} {'flagged':>8} {'refused':>8}  refusals  confusions (true->read)")
+    print(f"{'set, rendering':<36} {'digits':>6} {'read':>8} {'flagged':>8} {'refused':>8}  class read worst  refusals  confusions (true->read)")
     tallies: list[Tally] = []
     for set_name, (inks, labels) in load_sets(arguments.usps, arguments.limit).items():
         renderings = RENDERINGS | (photo_renderings() if set_name == "usps" else {})
@@ -289,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             if arguments.only and arguments.only not in name:
                 continue
             rng = np.random.default_rng([arguments.seed, len(tallies)])
-            files = [render(ink, rng) for ink in inks]
-            tallies.append(measure(poster, name, files, labels))
+            count = arguments.photos if rendering_name.startswith("photo") else len(inks)
+            files = [render(ink, rng) for ink in inks[:count]]
+            tallies.append(measure(poster, name, files, labels[:count]))
             print(tallies[-1].row(), flush=True)
     if arguments.mnist:
         from model.data import load_mnist
