@@ -11,7 +11,9 @@ from PIL import Image, ImageDraw
 
 from model import segment
 from model.calibrate import expected_calibration_error, fit_temperature
-from model.inference import calibrate, number_text, vouched_digit_score, vouched_line_probability
+from model.inference import (
+    calibrate, in_line_evidence, number_text, vouched_digit_score, vouched_line_probability, written_in_line,
+)
 from model.numbers import number_set
 from model.errors import TooManyMarksError
 from model.segment import Budget, Page, Piece, Reading, segment_number
@@ -177,6 +179,38 @@ def test_the_bench_writes_a_non_digit_mark_among_the_digits_of_a_number(mnist):
         assert len(mark) == 1 and number.number[: mark[0]] + number.number[mark[0] + 1 :] == digits_alone
 
 
+def test_the_bench_writes_real_usps_digits_among_mnist_digits_at_their_height():
+    from types import SimpleNamespace
+
+    from bench.number_accuracy import mark_of, usps_as_mnist, usps_numbers
+    from model.numbers import digit_height
+
+    def ink(digit: int, size: int, height: float) -> np.ndarray:
+        """A drawn digit as bright ink on black, `height` pixels tall in a square of `size`."""
+        box = ((size - 0.6 * height) / 2, (size - height) / 2, 0.6 * height, height)
+        return 255 - np.asarray(draw_digit(digit, (size, size), box=box, stroke_width=size / 9).convert("L"))
+
+    labels = np.arange(10)
+    mnist_like = np.stack([ink(digit, 28, 20) for digit in labels])  # MNIST's 20 pixels tall in 28
+    usps_like = np.stack([ink(digit, 16, 15) for digit in labels])  # USPS digits fill their 16x16
+    numbers = usps_numbers(np.random.default_rng(4), mnist_like, labels, usps_like, labels, 12)
+    assert sorted({len(number.number) for number, _ in numbers}) == [2, 3, 4]
+    for number, places in numbers:
+        assert places and set(places) <= set(range(len(number.number)))
+        for index, (image, label) in enumerate(zip(number.digits, number.number)):
+            source = usps_like if index in places else mnist_like
+            assert np.array_equal(image, usps_as_mnist(source[int(label)]) if index in places else source[int(label)])
+            rows = np.flatnonzero((number.owners == index).any(axis=1))
+            # each digit, USPS or MNIST, written 0.8-1.25 times the composer's digit height (a pixel or two of pen)
+            assert 0.8 * digit_height - 2 <= rows[-1] - rows[0] + 1 <= 1.25 * digit_height + 2
+        # the bench finds which read mark holds each digit by its ink: here, marks boxed round each digit's ink
+        boxes = []
+        for index in range(len(number.number)):
+            rows, cols = np.nonzero(number.owners == index)
+            boxes.append(SimpleNamespace(box=(cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1)))
+        assert [mark_of(number, boxes, index) for index in range(len(number.number))] == list(range(len(number.number)))
+
+
 def test_composed_numbers_keep_the_mnist_digits_they_were_made_of_in_reading_order(mnist):
     # the bench reads them alone: the most any splitter could read right
     images, labels = mnist["x_test"][:200], mnist["y_test"][:200]
@@ -299,6 +333,111 @@ def test_a_mark_the_detector_doubts_counts_as_a_digit_in_a_number_only_where_the
     probabilities[3] = confidence
     reading = Reading(0, (0, 0, 10, 10), np.zeros((28, 28), np.float32), probabilities, 3, digit_score, whole_score, line_probability)
     assert classifier.is_digit_in_number(reading) is is_digit
+
+
+# A line of three digits' boxes (x, y, width, height): about 100 pixels tall, their band from about 100 to 200.
+LINE_BOXES = [(0, 100, 60, 100), (90, 104, 55, 96), (300, 98, 62, 102)]
+
+
+@pytest.mark.parametrize("box, in_line", [
+    ((200, 102, 58, 98), True),  # a digit's size in the digits' band
+    ((200, 110, 22, 88), True),  # a narrow 1
+    ((200, 78, 70, 135), True),  # a third taller, reaching above the others
+    ((200, 180, 12, 12), False),  # a speck on the baseline
+    ((200, 40, 40, 50), False),  # a small mark raised above the line (an exponent, a note)
+    ((200, -20, 60, 100), False),  # a digit's size, but above the line
+    ((200, 60, 150, 180), False),  # a big scribble over the line
+    ((200, 140, 220, 20), False),  # a long dash through the line
+])
+def test_a_mark_is_in_line_when_it_has_a_digits_size_in_the_band_of_its_lines_digits(box, in_line):
+    assert written_in_line(box, LINE_BOXES) is in_line
+    assert written_in_line(box, []) is False  # with no digit beside it, nothing to be in line with
+
+
+def doubted_reading(box, digit_score, line=0, whole_score=None, line_probability=None) -> Reading:
+    """A reading of a 3 that the reader is sure of, with the detector's score and the splitter networks' given."""
+    probabilities = np.full(10, 0.001 / 9)
+    probabilities[3] = 0.999
+    return Reading(line, box, np.zeros((28, 28), np.float32), probabilities, 3, digit_score, whole_score, line_probability)
+
+
+@pytest.mark.parametrize("box, line, share, is_digit", [
+    ((200, 102, 58, 98), 0, 0.7, True),  # in line, the detector doubts it: a digit of the number
+    ((200, 102, 58, 98), 0, 0.2, False),  # in line, but the detector all but rules it out
+    ((200, 180, 12, 12), 0, 0.7, False),  # as doubted, a speck is no digit
+    ((200, -20, 60, 100), 0, 0.7, False),  # nor is a mark above the line
+    ((200, 102, 58, 98), 1, 0.7, False),  # nor one alone on a line of its own
+])
+def test_a_mark_in_line_with_its_lines_digits_is_a_digit_though_the_detector_doubts_it(classifier, box, line, share, is_digit):
+    assert 0.2 < 1 / in_line_evidence < 0.7  # the shares below are either side of the floor in line
+    # the detector's score `share` of its floor: the card's threshold, as neither of the splitter's networks vouches
+    mark = doubted_reading(box, share * classifier.digit_threshold, line)
+    digits = [doubted_reading(other, 0.99) for other in LINE_BOXES]
+    assert classifier.is_digit_in_number(mark) is False  # alone, the detector's doubt leaves it out
+    assert classifier.digits_in_number([*digits[:2], mark, digits[2]]) == [True, True, is_digit, True]
+
+
+def test_the_lower_floor_in_line_also_applies_where_the_splitters_networks_vouch_for_a_mark(classifier):
+    vouched = dict(whole_score=0.99, line_probability=0.99)
+    digits = [doubted_reading(other, 0.99) for other in LINE_BOXES]
+    for share, is_digit in ((0.7, True), (0.2, False)):
+        mark = doubted_reading((200, 102, 58, 98), share * vouched_digit_score, **vouched)
+        assert classifier.is_digit_in_number(mark) is False
+        assert classifier.digits_in_number([mark, *digits])[0] is is_digit
+
+
+def test_only_marks_that_are_digits_alone_set_the_line_a_doubted_mark_is_held_to(classifier):
+    # three marks of a digit's size, all doubted: none of them vouches for another
+    marks = [doubted_reading(box, 0.7 * classifier.digit_threshold) for box in LINE_BOXES]
+    assert classifier.digits_in_number(marks) == [False, False, False]
+    assert classifier.digits_in_number(marks[:2] + [doubted_reading(LINE_BOXES[2], 0.99)]) == [True, True, True]
+
+
+def doubting_the_detector(classifier, monkeypatch, digit: int, floor: float) -> float:
+    """Make the detector doubt every group the reader reads as `digit`: its score set amid `floor` (the detector's floor
+    for a mark alone) and that floor in line. Returns that score."""
+    doubt = floor * (1 + 1 / in_line_evidence) / 2
+    read = classifier.read
+
+    def read_doubting(images):
+        probabilities, scores = read(images)
+        return probabilities, np.where(probabilities.argmax(axis=1) == digit, np.minimum(scores, doubt), scores)
+
+    monkeypatch.setattr(classifier, "read", read_doubting)
+    return doubt
+
+
+def the_readings(classifier, picture: Image.Image) -> list[Reading]:
+    """The splitter's readings of a drawn number, with the classifier's networks (and its `read`, doubting or not)."""
+    return segment.read_number(encode(picture), classifier.read, judge=classifier.judge, read_line=classifier.read_line)
+
+
+def test_a_digit_the_detector_doubts_written_in_line_is_read_in_the_number(classifier, monkeypatch):
+    picture, _ = draw_number("345")
+    # the splitter's networks vouch for this 4: its floor alone is the lower one
+    doubt = doubting_the_detector(classifier, monkeypatch, 4, min(vouched_digit_score, classifier.digit_threshold))
+    four = the_readings(classifier, picture)[1]
+    assert four.digit == 4 and four.digit_score == pytest.approx(doubt, rel=1e-6)
+    # alone the detector's doubt would leave it out; in line with the 3 and the 5 it is read
+    assert classifier.is_digit_in_number(four) is False and classifier.is_digit_in_number(four, in_line_evidence) is True
+    number, digits = read(classifier, picture)
+    assert number == "345" and all(item.prediction.is_digit for item in digits)
+
+
+def test_a_doubted_mark_out_of_line_is_still_left_out_of_the_number(classifier, monkeypatch):
+    # a small 4 low beside "35" (like an index): in their line, but less than half their height
+    small_four = [[(0.2 + 0.5 * x, 0.6 + 0.42 * y) for x, y in stroke] for stroke in STROKES[4]]
+    picture, _ = draw_number("350", marks={2: small_four})
+    assert read(classifier, picture)[0] == "354"  # undoubted, it is read as a digit
+    # the splitter's networks do not vouch for this small 4: its floor alone is the card's threshold
+    doubting_the_detector(classifier, monkeypatch, 4, classifier.digit_threshold)
+    readings = the_readings(classifier, picture)
+    assert [reading.digit for reading in readings] == [3, 5, 4] and {reading.line for reading in readings} == {0}
+    # alone the detector's doubt leaves it out, and its score would do for a mark in line: it is left out for its size
+    assert classifier.is_digit_in_number(readings[2]) is False
+    assert classifier.is_digit_in_number(readings[2], in_line_evidence) is True
+    number, digits = read(classifier, picture)
+    assert number == "35" and [item.prediction.is_digit for item in digits] == [True, True, False]
 
 
 @pytest.mark.parametrize("shape", ["star", "spiral", "heart", "zigzag"])
