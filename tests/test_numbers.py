@@ -362,14 +362,14 @@ def doubted_reading(box, digit_score, line=0, whole_score=None, line_probability
 
 
 @pytest.mark.parametrize("box, line, share, is_digit", [
-    ((200, 102, 58, 98), 0, 0.7, True),  # in line, the detector doubts it: a digit of the number
+    ((200, 102, 58, 98), 0, 0.8, True),  # in line, the detector doubts it: a digit of the number
     ((200, 102, 58, 98), 0, 0.2, False),  # in line, but the detector all but rules it out
-    ((200, 180, 12, 12), 0, 0.7, False),  # as doubted, a speck is no digit
-    ((200, -20, 60, 100), 0, 0.7, False),  # nor is a mark above the line
-    ((200, 102, 58, 98), 1, 0.7, False),  # nor one alone on a line of its own
+    ((200, 180, 12, 12), 0, 0.8, False),  # as doubted, a speck is no digit
+    ((200, -20, 60, 100), 0, 0.8, False),  # nor is a mark above the line
+    ((200, 102, 58, 98), 1, 0.8, False),  # nor one alone on a line of its own
 ])
 def test_a_mark_in_line_with_its_lines_digits_is_a_digit_though_the_detector_doubts_it(classifier, box, line, share, is_digit):
-    assert 0.2 < 1 / in_line_evidence < 0.7  # the shares below are either side of the floor in line
+    assert 0.2 < 1 / in_line_evidence < 0.8  # the shares below are either side of the floor in line
     # the detector's score `share` of its floor: the card's threshold, as neither of the splitter's networks vouches
     mark = doubted_reading(box, share * classifier.digit_threshold, line)
     digits = [doubted_reading(other, 0.99) for other in LINE_BOXES]
@@ -380,7 +380,7 @@ def test_a_mark_in_line_with_its_lines_digits_is_a_digit_though_the_detector_dou
 def test_the_lower_floor_in_line_also_applies_where_the_splitters_networks_vouch_for_a_mark(classifier):
     vouched = dict(whole_score=0.99, line_probability=0.99)
     digits = [doubted_reading(other, 0.99) for other in LINE_BOXES]
-    for share, is_digit in ((0.7, True), (0.2, False)):
+    for share, is_digit in ((0.8, True), (0.2, False)):
         mark = doubted_reading((200, 102, 58, 98), share * vouched_digit_score, **vouched)
         assert classifier.is_digit_in_number(mark) is False
         assert classifier.digits_in_number([mark, *digits])[0] is is_digit
@@ -388,7 +388,7 @@ def test_the_lower_floor_in_line_also_applies_where_the_splitters_networks_vouch
 
 def test_only_marks_that_are_digits_alone_set_the_line_a_doubted_mark_is_held_to(classifier):
     # three marks of a digit's size, all doubted: none of them vouches for another
-    marks = [doubted_reading(box, 0.7 * classifier.digit_threshold) for box in LINE_BOXES]
+    marks = [doubted_reading(box, 0.8 * classifier.digit_threshold) for box in LINE_BOXES]
     assert classifier.digits_in_number(marks) == [False, False, False]
     assert classifier.digits_in_number(marks[:2] + [doubted_reading(LINE_BOXES[2], 0.99)]) == [True, True, True]
 
