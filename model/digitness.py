@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_DETECTOR_PATH, reader_split
-from model import styles, synthetic
+from model import synthetic
 from model.data import Dataset, held_out_split, load_mnist
 from model.export import save_for_serving, write_card
 
@@ -35,27 +35,14 @@ max_flagged_digits = 0.004
 training_fonts = synthetic.TRAINING_FONTS or [synthetic.BUILTIN_FONT]
 
 
-def styled(rng: np.random.Generator, image: np.ndarray, label: int) -> np.ndarray:
-    """The digit in a style MNIST lacks: its class's own (a flag on a 1, a bar on a 7) or else filling its box."""
-    class_styles = styles.STYLES.get(label, ())
-    if class_styles and rng.random() < 0.5:
-        return class_styles[int(rng.integers(len(class_styles)))][0](image, rng)
-    return styles.box_filling(image, rng)
-
-
-def _examples(job: tuple[int, str, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """One chunk of examples of one kind: (inputs (N, 28, 28), targets (N,)); run in a worker process."""
-    seed, kind, count, images, labels = job
+def _examples(job: tuple[int, str, int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of examples of one kind: (inputs (N, 28, 28), labels (N,)); run in a worker process."""
+    seed, kind, count, images = job
     rng = np.random.default_rng(seed)
     inputs, targets = [], []
     while len(inputs) < count:
         if kind == "digit":
             picture, target = synthetic.digit_picture(rng, images[len(inputs) % len(images)]), 1
-        elif kind == "styled digit":
-            index = len(inputs) % len(images)
-            picture, target = synthetic.digit_picture(rng, styled(rng, images[index], int(labels[index]))), 1
-        elif kind == "coarse digit":
-            picture, target = synthetic.coarse_digit_picture(rng, images[len(inputs) % len(images)]), 1
         elif kind == "font digit":
             picture, target = synthetic.font_digit(rng, training_fonts[rng.integers(len(training_fonts))], int(rng.integers(10))), 1
         elif kind == "non-digit":
@@ -70,16 +57,14 @@ def _examples(job: tuple[int, str, int, np.ndarray, np.ndarray]) -> tuple[np.nda
     return np.stack(inputs), np.array(targets, dtype=np.float32)
 
 
-def build_examples(images: np.ndarray, labels: np.ndarray, counts: dict[str, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+def build_examples(images: np.ndarray, counts: dict[str, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Examples of every kind in `counts`, made in parallel in chunks, reproducible from the seed."""
     chunk = 2000
     jobs = []
     for kind_index, (kind, count) in enumerate(counts.items()):
         for start in range(0, count, chunk):
-            pool = slice(start, start + chunk) if kind == "digit" else slice(None)
-            if kind in ("styled digit", "coarse digit"):  # a random part of the digits, different for each chunk
-                pool = np.random.default_rng([seed, kind_index, start]).choice(len(images), chunk)
-            jobs.append((seed * 1_000_003 + kind_index * 10_007 + start, kind, min(chunk, count - start), images[pool], labels[pool]))
+            pool_images = images[start : start + chunk] if kind == "digit" else images
+            jobs.append((seed * 1_000_003 + kind_index * 10_007 + start, kind, min(chunk, count - start), pool_images))
     with multiprocessing.get_context("spawn").Pool() as pool:
         parts = pool.map(_examples, jobs)
     return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
@@ -105,13 +90,10 @@ def train(
     started = time.monotonic()
     # the reader's own split, whatever this network's seed: its validation digits are ones the reader never trained on
     held_out, kept = held_out_split(len(dataset.x_train), validation_size, split_seed)
-    counts = counts or {"digit": len(kept), "font digit": 6000, "styled digit": 8000, "coarse digit": 8000,
-                        "non-digit": 40000, "pair": 10000}
-    x_train, y_train = build_examples(dataset.x_train[kept], dataset.y_train[kept], counts, seed)
-    # the threshold is set on held-out digits drawn in every way the positives are, not on MNIST's look alone
-    validation_counts = {"digit": len(held_out), "styled digit": len(held_out) // 5, "coarse digit": len(held_out) // 5,
-                         "non-digit": 2 * len(held_out) // 5, "pair": len(held_out) // 5}
-    x_validation, y_validation = build_examples(dataset.x_train[held_out], dataset.y_train[held_out], validation_counts, seed + 1)
+    counts = counts or {"digit": len(kept), "font digit": 6000, "non-digit": 40000, "pair": 10000}
+    x_train, y_train = build_examples(dataset.x_train[kept], counts, seed)
+    validation_counts = {"digit": len(held_out), "non-digit": 2 * len(held_out) // 5, "pair": len(held_out) // 5}
+    x_validation, y_validation = build_examples(dataset.x_train[held_out], validation_counts, seed + 1)
     logger.info("%d training and %d validation examples in %.0f s", len(x_train), len(x_validation), time.monotonic() - started)
 
     settings = Augmentation(max_rotation_degrees=8.0, min_scale=0.9, max_scale=1.05, max_shift_pixels=1.5)

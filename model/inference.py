@@ -40,13 +40,13 @@ vouched_digit_score, vouched_whole_score, vouched_line_probability, vouched_conf
 # A mark written in line with its line's other digits (`written_in_line`: a digit's size, in their band) is one of them
 # though the detector doubts it, unless the detector all but rules it out: it needs `in_line_evidence` times less of the
 # detector's score, both floors (the card's threshold, and `vouched_digit_score` where the splitter's networks vouch)
-# divided by it. Chosen on scratch sets drawn apart from the bench's (with the detector of threshold 0.0079): of 900
+# divided by it. Chosen on scratch sets drawn apart from the bench's (with a retrained detector, threshold 0.0079, not kept): of 900
 # numbers of 2-4 MNIST validation digits, each with one digit the detector doubts alone, the floors leave 30 doubted
 # digits out of `number`, divided by 1.5 / 2 / 2.5 / 4 they leave 24 / 19 / 15 / 10 out; of 300 numbers each with a
 # non-digit among 2-3 digits (sized and placed like them, so that only the detector tells them apart) they leave out
 # 89 / 87 / 82 / 78 non-digits against 90. Counted per number, the step from 1 to 1.5 keeps doubted digits in more
 # numbers (6 in 900, 0.7 %) than it loses non-digits from (1 in 300, 0.3 %), the step from 1.5 to 2 in fewer (5 in 900,
-# 0.6 %, against 2 in 300, 0.7 %); so too with the detector before it (threshold 0.00026: 17 doubted digits left out,
+# 0.6 %, against 2 in 300, 0.7 %); so too with the committed detector (threshold 0.00026: 17 doubted digits left out,
 # against 11 / 7 / 4 divided by 1.5 / 2 / 2.5, and 73 non-digits against 73 / 71 / 66). 1.5 is the most that pays.
 in_line_evidence = 1.5
 # What in line is, against the boxes of the line's other digits (those that are digits alone): a height from
