@@ -46,11 +46,12 @@ typical_stroke_width = 0.13 * stroke_scale
 CLEAN_BORDER_SHARE = 0.8
 CLEAN_BORDER_TOLERANCE = 0.1
 # A picture enlarged with hard pixel edges (a nearest-neighbour scan, a pixel-art canvas) changes only every few rows
-# and columns: when its runs of identical lines are this long or longer (median, each way), it is smoothed back into
-# a drawing (its grid of pixels enlarged smoothly) before the digit is looked for. Real photos and drawings have no
-# two identical rows across their ink.
+# and columns: when its block (the shortest run of identical lines, runs under half the median aside) is this long or
+# longer, each way, it is smoothed back into a drawing (its grid of pixels enlarged smoothly) before the digit is
+# looked for. Real photos and drawings have no two identical rows across their ink.
 MIN_PIXEL_BLOCK = 2.5
-# ... and at least this share of those runs is within one line of that length (a lattice, not a few flat bands).
+# ... and at least this share of the runs is a whole number of blocks, give or take a line a block (a lattice, not a
+# few flat bands; an enlargement by 9.4 has runs of 9 and 10).
 PIXEL_BLOCK_REGULARITY = 0.8
 # A mark along an edge of the picture for at least this share of that edge is a band (a table beyond the paper,
 # the paper's edge, a shadow), not the digit, when another mark of at least this share of the picture's pixels
@@ -991,7 +992,12 @@ def normalize_digit(ink: Ink) -> np.ndarray:
     if boxed.max() <= 0:
         raise NoDigitError("No digit found: the marks vanish at 28x28.")
     boxed /= boxed.max()
-    # centre of mass to (14, 14) by a whole-pixel shift, as MNIST did
+    return centre_by_mass(boxed)
+
+
+def centre_by_mass(boxed: np.ndarray) -> np.ndarray:
+    """A digit fitted into its 20x20 box placed in 28x28 float32 with its centre of mass at (14, 14), by a
+    whole-pixel shift, as MNIST did."""
     total = boxed.sum(dtype=np.float64)
     centre_y = float(boxed.sum(axis=1) @ np.arange(boxed.shape[0])) / total
     centre_x = float(boxed.sum(axis=0) @ np.arange(boxed.shape[1])) / total

@@ -10,6 +10,8 @@ by mass. The pen strokes they add are as wide as the digit's own.
 import numpy as np
 from PIL import Image, ImageDraw
 
+from model.preprocess import centre_by_mass
+
 # The digit's ink: pixels at or above this level (0..255).
 INK_LEVEL = 100
 # Strokes are drawn this many times larger and shrunk back: anti-aliased edges.
@@ -71,14 +73,7 @@ def refit(digit: np.ndarray) -> np.ndarray:
     scale = BOX / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     boxed = np.clip(np.asarray(Image.fromarray(crop, "F").resize(size, Image.BILINEAR)), 0, 255)
-    total = boxed.sum()
-    centre_y = float(boxed.sum(axis=1) @ np.arange(boxed.shape[0])) / total
-    centre_x = float(boxed.sum(axis=0) @ np.arange(boxed.shape[1])) / total
-    frame = np.zeros((FRAME, FRAME), dtype=np.float32)
-    offset_y = min(max(round(FRAME / 2 - centre_y), 0), FRAME - boxed.shape[0])
-    offset_x = min(max(round(FRAME / 2 - centre_x), 0), FRAME - boxed.shape[1])
-    frame[offset_y : offset_y + boxed.shape[0], offset_x : offset_x + boxed.shape[1]] = boxed
-    return np.round(frame).astype(np.uint8)
+    return np.round(centre_by_mass(boxed)).astype(np.uint8)
 
 
 def flagged_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
