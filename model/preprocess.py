@@ -617,9 +617,9 @@ def _border(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
 
 
-def clean_border_level(gray: np.ndarray) -> float | None:
-    """The level of the paper along the picture's edge, when the edge is clean paper; else None."""
-    border = np.sort(_border(gray))
+def clean_border_level(border: np.ndarray) -> float | None:
+    """The level of the paper along a picture's edge (its `_border`), when the edge is clean paper; else None."""
+    border = np.sort(border)
     level = border[border.size // 2]  # a level the picture has, not a mean of two
     clean = np.count_nonzero(np.abs(border - level) <= CLEAN_BORDER_TOLERANCE) >= CLEAN_BORDER_SHARE * border.size
     return float(level) if clean else None
@@ -733,7 +733,8 @@ def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rank = min(max(int(0.0002 * gray.size), 3), 50) if gray.size > 6 else 1
     low, middle, high = ordered[rank - 1], ordered[gray.size // 2], ordered[gray.size - rank]
     # the background is the clean paper along the edge, if there is such, else the typical (median) level
-    border_level = clean_border_level(gray)
+    border = _border(gray)
+    border_level = clean_border_level(border)
     if border_level is not None:
         middle = np.float32(border_level)
     # the ink is the tail farther from the background level: dark ink on light paper is flipped
@@ -742,7 +743,7 @@ def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     flat_count = np.count_nonzero(gray == middle)
     if 2 * flat_count > gray.size or (
             border_level is not None and flat_count >= FLAT_BACKGROUND_SHARE * gray.size
-            and np.count_nonzero(_border(gray) == middle) >= CLEAN_BORDER_SHARE * _border(gray).size):
+            and np.count_nonzero(border == middle) >= CLEAN_BORDER_SHARE * border.size):
         # a flat background (a canvas, a screenshot, MNIST itself) covers most pixels, or the edge and a good part of
         # the picture: it is that level, exactly, and the noise around it is zero
         background = 1.0 - middle if dark_ink else middle

@@ -113,11 +113,6 @@ MAX_PAIR_OVERLAP = 1
 MAX_PAIR_VERTICAL_SHIFT = 0.15  # of the smaller mark's height, up or down from centred
 PAIR_MARGIN_FRACTION = 0.12  # paper round the pair, of its height
 
-# Coarse scans of digits: the digit's height in grid pixels, the enlargement, and how often the grid is cut to 1 bit.
-COARSE_GRID = (7, 16)
-COARSE_ENLARGEMENT = (6, 12)
-COARSE_BINARY_PROBABILITY = 0.3
-
 Points = np.ndarray  # float64 (n, 2): x to the right, y down
 
 
@@ -825,24 +820,6 @@ def digit_picture(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     width = max(1, round(crop.shape[1] * height / crop.shape[0] * rng.uniform(0.85, 1.15)))
     ink = np.asarray(Image.fromarray(crop).resize((width, height), Image.BICUBIC))
     return np.pad(255 - ink, height // 4, constant_values=255)
-
-
-def coarse_digit_picture(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-    """An MNIST digit as a coarse scan: its ink shrunk onto a grid 7-16 pixels tall (sometimes cut to 1 bit), enlarged
-    6-12 times with hard pixel edges or smoothly, dark on paper with a margin of a pixel or more of that grid."""
-    crop = ink_crop(image)
-    grid_height = int(rng.integers(COARSE_GRID[0], COARSE_GRID[1] + 1))
-    grid_width = max(1, round(crop.shape[1] * grid_height / crop.shape[0]))
-    grid = np.asarray(Image.fromarray(crop).resize((grid_width, grid_height), Image.BOX), dtype=np.float32)
-    grid = grid / max(float(grid.max()), 1.0)
-    if rng.random() < COARSE_BINARY_PROBABILITY:
-        grid = (grid >= 0.5).astype(np.float32)
-    grid = np.pad(grid, int(rng.integers(1, 4)))
-    factor = int(rng.integers(COARSE_ENLARGEMENT[0], COARSE_ENLARGEMENT[1] + 1))
-    size = (grid.shape[1] * factor, grid.shape[0] * factor)
-    coverage = Image.fromarray(grid, "F").resize(size, Image.NEAREST if rng.random() < 0.5 else Image.BICUBIC)
-    coverage = Image.fromarray(np.rint(np.clip(np.asarray(coverage), 0.0, 1.0) * 255.0).astype(np.uint8))
-    return _finish(rng, coverage, may_blur=False)
 
 
 def network_input(picture: np.ndarray) -> np.ndarray | None:

@@ -71,11 +71,13 @@ def train(
     started = time.monotonic()
 
     x_train, y_train, x_validation, y_validation = split_validation(dataset, validation_size, seed)
+    styled_count = 0
     if styles:
         # the training digits' extra versions in the writing styles MNIST lacks (flagged 1s, crossed 7s, box-filling)
         styled_images, styled_labels = styled_examples((x_train[..., 0] * 255.0).round().astype(np.uint8), y_train, seed)
         x_train = np.concatenate([x_train, to_network_input(styled_images)])
         y_train = np.concatenate([y_train, styled_labels])
+        styled_count = len(styled_labels)
     settings = Augmentation()
     batches = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
@@ -122,7 +124,7 @@ def train(
             "file": Path(dataset.source).name,
             "sha256": dataset.sha256,
             "train_images": int(len(x_train)),
-            "styled_train_images": int(len(x_train) - len(dataset.x_train) + len(x_validation)),
+            "styled_train_images": styled_count,
             "validation_images": int(len(x_validation)),
             "test_images": int(len(dataset.x_test)),
         },

@@ -1,10 +1,9 @@
-"""Writing styles made from MNIST digits for training: flagged 1s, crossed 7s, box-filling digits, coarse scans."""
+"""Writing styles made from MNIST digits for training: flagged 1s, crossed 7s, box-filling digits."""
 
 import numpy as np
-import pytest
 from scipy import ndimage
 
-from model import styles, synthetic
+from model import styles
 
 
 def mnist_like(digit: np.ndarray) -> None:
@@ -68,16 +67,3 @@ def test_styled_examples_are_reproducible_and_keep_their_labels():
     second, second_labels = styles.styled_examples(images, labels, seed=5)
     assert np.array_equal(first, second) and np.array_equal(first_labels, second_labels)
     assert set(first_labels) <= {1, 7} and len(first) > 0
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_a_coarse_scan_of_a_digit_is_found_by_the_service_s_decoding(seed):
-    digit = np.zeros((28, 28), dtype=np.uint8)
-    digit[4:24, 8:20] = seven()[4:24, 8:20]
-    rng = np.random.default_rng(seed)
-    picture = synthetic.coarse_digit_picture(rng, digit)
-    assert picture.dtype == np.uint8 and picture.min() < 100 and picture.max() > 200
-    network_input = synthetic.network_input(picture)
-    assert network_input is not None and network_input.shape == (28, 28)
-    # hard-edged ones are smoothed first: the input holds grey edges, not a staircase of blocks only
-    assert np.count_nonzero((network_input > 0.1) & (network_input < 0.9)) > 20
