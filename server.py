@@ -17,13 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import web  # noqa: F401  first: it sets up the process before NumPy loads
+
 from flask import Flask, Request, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
 from model.errors import InvalidImageError, RecognitionError, UnsupportedImageTypeError
-from model.inference import Classifier, NumberDigit, Prediction, number_text
-from model.preprocess import encode_png
+from model.classifier import Classifier, NumberDigit, Prediction, number_text
+from model.decoding import encode_png
 from web.errors import CODE_BY_STATUS, RETRY_AFTER_SECONDS, error_body, status_of
 from web.access import bearer_token, cors_headers, key_is_valid, request_id, split_list
 from web.metrics import Metrics
@@ -319,10 +321,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api_keys, cors_origins = app.config["API_KEYS"], app.config["CORS_ORIGINS"]
     waiting_now = app.config.get("WAITING_PER_WORKER", waiting_per_worker)  # tests may stand in for the queue
     api_document = openapi_document(app.config)
-    # what decoding one request's images may cost (model/preprocess.py), from the settings
+    # what decoding one request's images may cost (model/decoding.py), from the settings
     decode_limits = {"max_pixels": app.config["MAX_IMAGE_PIXELS"], "max_decoded_bytes": app.config["MAX_DECODED_BYTES"],
                      "max_request_pixels": app.config["MAX_REQUEST_PIXELS"]}
-    # ... and reading numbers: a request's group reads and the pixels they work on (model/segment.py)
+    # ... and reading numbers: a request's group reads and the pixels they work on (model/number_reader.py)
     number_limits = {**decode_limits, "max_groups": app.config["MAX_NUMBER_GROUPS"],
                      "max_read_pixels": app.config["MAX_NUMBER_READ_PIXELS"]}
     if app.config["SENTRY_DSN"]:

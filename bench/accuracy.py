@@ -22,10 +22,10 @@ from PIL import Image
 
 from bench.scenes import SCENES, Renderer, file_extension
 from model import DEFAULT_MODEL_PATH
-from model.data import load_mnist
+from training.data import load_mnist
 from model.errors import RecognitionError
-from model.inference import Classifier
-from model.preprocess import encode_png, preprocess
+from model.classifier import Classifier
+from model.decoding import encode_png, preprocess
 
 logger = logging.getLogger("bench.accuracy")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import requests
 
 from bench.service import start_service, worker_pids
-from model.data import load_mnist
-from model.inference import RUNTIMES
-from model.numbers import number_set
-from model.preprocess import encode_png
+from training.data import load_mnist
+from model.classifier import RUNTIMES
+from training.numbers import number_set
+from model.decoding import encode_png
 from tests.drawing import draw_digit, encode
 
 

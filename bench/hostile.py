@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from model.preprocess import default_max_pixels
+from model.decoding import default_max_pixels
 from tests.drawing import STROKES
 from web.settings import setting
 
@@ -76,7 +76,7 @@ FIT_SHARE = 0.97
 # service has them: both came with the decode-memory fix; without them the pixel limit alone bounds a picture).
 try:
     from model.limits import default_max_decoded_bytes as MAX_DECODED_BYTES
-    from model.preprocess import decoded_bytes
+    from model.decoding import decoded_bytes
 except ImportError:
     MAX_DECODED_BYTES, decoded_bytes = None, None
 
@@ -383,7 +383,7 @@ def wide_limit_page() -> Image.Image:
 def fitting_side(make: Callable[[int], bytes]) -> int:
     """The side of the largest square picture of this kind that the service still decodes, by its own accounting.
 
-    The service's decode-memory cost (model.preprocess.decoded_bytes) of a small one, per pixel, scaled to just
+    The service's decode-memory cost (model.decoding.decoded_bytes) of a small one, per pixel, scaled to just
     under its limit (MAX_DECODED_BYTES); at most the pixel limit. Where the service has no such limit, the pixel limit.
     """
     if decoded_bytes is None or MAX_DECODED_BYTES is None:

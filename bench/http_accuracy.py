@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from model.preprocess import encode_png
+from model.decoding import encode_png
 from bench.service import start_service
-from model.data import load_mnist
+from training.data import load_mnist
 
 logger = logging.getLogger("bench.http_accuracy")
 

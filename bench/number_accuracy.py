@@ -3,7 +3,7 @@
     python -m bench.number_accuracy --data ../shared/data/mnist.npz
 
 Four sets, none of them seen in training:
-- numbers of 2-6 digits composed from MNIST *test* digits (model.numbers: uneven sizes and gaps,
+- numbers of 2-6 digits composed from MNIST *test* digits (training.numbers: uneven sizes and gaps,
   touching neighbours, slant, noise dots, some on two lines), read by /recognize/number.json's code:
   the share read exactly right (goal >= 97 %);
 - non-digits: letters and symbols in fonts the detector never trained on (Liberation, Pillow's
@@ -30,13 +30,13 @@ import time
 import numpy as np
 from scipy.stats import binomtest
 
-from model.numbers import ComposedNumber, compose_number, number_set
-from model import synthetic
-from model.calibrate import expected_calibration_error
-from model.data import load_mnist
+from training.numbers import ComposedNumber, compose_number, number_set
+from training import synthetic
+from training.calibrate import expected_calibration_error
+from training.data import load_mnist
 from model.errors import NoDigitError, RecognitionError
-from model.inference import Classifier, calibrate, number_text
-from model.preprocess import encode_png, preprocess
+from model.classifier import Classifier, calibrate, number_text
+from model.decoding import encode_png, preprocess
 from web.settings import setting
 
 

@@ -263,7 +263,7 @@ def pen_alpha(digit: np.ndarray, height: float, stroke: float, max_width: float 
 # --- backgrounds, placement and files ------------------------------------------------------------
 
 
-def _smooth_noise(height: int, width: int, rng: np.random.Generator, cells: int = 6) -> np.ndarray:
+def smooth_noise(height: int, width: int, rng: np.random.Generator, cells: int = 6) -> np.ndarray:
     """A smooth random field about N(0, 1): a few random values per side, bicubically upscaled."""
     rows = max(2, round(cells * height / max(height, width))) + 1
     cols = max(2, round(cells * width / max(height, width))) + 1
@@ -325,7 +325,7 @@ def _jitter(color: Color, rng: np.random.Generator, spread: float) -> np.ndarray
 
 def _pressure(alpha: np.ndarray, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
     """Ink coverage modulated smoothly between `low` and `high`, like uneven pen pressure."""
-    field = _smooth_noise(alpha.shape[0], alpha.shape[1], rng, cells=5)
+    field = smooth_noise(alpha.shape[0], alpha.shape[1], rng, cells=5)
     opacity = low + (high - low) * np.clip(0.5 + 0.3 * field, 0.0, 1.0)
     return alpha * opacity
 
@@ -407,7 +407,7 @@ def sticky_note_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A phone photo of a yellow sticky note: uneven light, camera noise, thin pen digit off centre, JPEG."""
     width, height = NOTE_SIZE
     base = _jitter(NOTE_COLOR, rng, NOTE_COLOR_JITTER)
-    blotches = 1.0 + NOTE_BLOTCHES * _smooth_noise(height, width, rng, cells=4)
+    blotches = 1.0 + NOTE_BLOTCHES * smooth_noise(height, width, rng, cells=4)
     frame = base[None, None, :] * blotches[..., None]
     digit_height = rng.uniform(*NOTE_DIGIT_FRACTION) * height
     stroke = rng.uniform(*NOTE_STROKE_FRACTION) * digit_height
@@ -426,7 +426,7 @@ def small_digit_in_scan(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A 150 dpi grayscale A4 scan of white paper with a small pen digit somewhere on it, PNG."""
     width, height = SCAN_SIZE
     paper = rng.uniform(*SCAN_PAPER)
-    frame = paper + SCAN_TEXTURE * _smooth_noise(height, width, rng, cells=40)
+    frame = paper + SCAN_TEXTURE * smooth_noise(height, width, rng, cells=40)
     frame += rng.standard_normal(frame.shape, dtype=np.float32) * np.float32(rng.uniform(*SCAN_NOISE))
     digit_height = rng.uniform(*SCAN_DIGIT_HEIGHT)
     alpha = pen_alpha(digit, digit_height, rng.uniform(*SCAN_STROKE))
@@ -481,7 +481,7 @@ def colored_paper(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Dark felt-tip ink on pink, light blue or green paper, mild light falloff and noise, JPEG."""
     width, height = PAPER_SIZE
     base = _jitter(PAPER_COLORS[int(rng.integers(len(PAPER_COLORS)))], rng, PAPER_COLOR_JITTER)
-    frame = base[None, None, :] * (1.0 + PAPER_BLOTCHES * _smooth_noise(height, width, rng, cells=4))[..., None]
+    frame = base[None, None, :] * (1.0 + PAPER_BLOTCHES * smooth_noise(height, width, rng, cells=4))[..., None]
     digit_height = rng.uniform(*PAPER_DIGIT_FRACTION) * height
     stroke = rng.uniform(*PAPER_STROKE_FRACTION) * digit_height
     alpha = ndimage.gaussian_filter(pen_alpha(digit, digit_height, stroke, max_width=0.8 * width), 0.8)

@@ -61,8 +61,8 @@ from PIL import Image
 
 from bench.footprint import total_rss_megabytes
 from bench.service import RunningService, start_service, worker_pids
-from model.data import load_mnist
-from model.preprocess import encode_png
+from training.data import load_mnist
+from model.decoding import encode_png
 from tests.drawing import draw_digit, encode
 
 PATH = "/recognize.json"

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import requests
 
-from model.preprocess import encode_png
+from model.decoding import encode_png
 from bench.footprint import rss_megabytes, total_rss_megabytes
 from bench.service import RunningService, start_service, worker_pids
-from model.data import load_mnist
+from training.data import load_mnist
 from tests.drawing import draw_digit, encode
 
 USUAL_PATTERN_COMMAND = "gunicorn 'bench.usual_pattern:app' --bind 0.0.0.0:$PORT"

@@ -180,7 +180,7 @@ def paper_on_table(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     table[[slice(0, band), slice(height - band, height), slice(None), slice(None)][side],
           [slice(None), slice(None), slice(0, band), slice(width - band, width)][side]] = True
     frame[table] = rng.uniform(*TABLE_LEVEL)
-    frame += 12.0 * scenes._smooth_noise(height, width, rng, cells=5)
+    frame += 12.0 * scenes.smooth_noise(height, width, rng, cells=5)
     digit_height = rng.uniform(0.18, 0.35) * height
     alpha = scenes.pen_alpha(digit, digit_height, rng.uniform(0.05, 0.1) * digit_height, max_width=0.4 * width)
     free = ~table
@@ -305,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             tallies.append(measure(poster, name, files, labels[:count]))
             print(tallies[-1].row(), flush=True)
     if arguments.mnist:
-        from model.data import load_mnist
-        from model.preprocess import encode_png
+        from training.data import load_mnist
+        from model.decoding import encode_png
 
         dataset = load_mnist(arguments.mnist)
         limit = arguments.limit or len(dataset.x_test)

@@ -1,13 +1,7 @@
-"""The digit model: network, training, preprocessing and inference. Importing it loads no TensorFlow."""
+"""What the service runs: decoding uploads, the classifier and number reader, batching, errors, and the committed
+network files beside them. Nothing here trains or imports TensorFlow; training lives in the `training` package."""
 
-import os
 from pathlib import Path
-
-# NumPy's OpenBLAS splits even the preprocessing's tiny matrix products over every core, and its
-# threads spin: 4-5x slower than one thread, and it halves the other gunicorn workers' speed (a
-# 280x280 canvas: 43 -> 92 requests/s). Set before NumPy loads (the model package is imported
-# before anything that imports NumPy); an operator's own value wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # The committed model file; its card (.json) and TensorFlow Lite export (.tflite) lie beside it.
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "digits.keras"
@@ -27,11 +21,3 @@ def card_path_for(model_path: str | Path) -> Path:
 def tflite_path_for(model_path: str | Path) -> Path:
     """The TensorFlow Lite export beside the model file: digits.keras -> digits.tflite."""
     return Path(model_path).with_suffix(".tflite")
-
-
-def reader_split(model_path: str | Path = DEFAULT_MODEL_PATH) -> tuple[int, int]:
-    """The digit model's held-out split, from its card: (validation images, seed). The other networks hold out the same."""
-    import json
-
-    card = json.loads(card_path_for(model_path).read_text())
-    return int(card["data"]["validation_images"]), int(card["training"]["seed"])

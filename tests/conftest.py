@@ -18,7 +18,7 @@ MNIST_PATH = PROJECT_ROOT.parent / "shared" / "data" / "mnist.npz"
 @pytest.fixture(scope="session")
 def classifier():
     """The committed model, loaded once for the whole test session."""
-    from model.inference import Classifier
+    from model.classifier import Classifier
 
     return Classifier.load()
 

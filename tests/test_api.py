@@ -381,7 +381,7 @@ def input_image(answer: dict) -> np.ndarray:
 
 
 def test_include_input_adds_the_image_the_network_read(client):
-    from model.preprocess import preprocess
+    from model.decoding import preprocess
 
     plain = assert_answer(client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png"), 7)
     assert "input" not in plain

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from model.batching import MicroBatcher
-from model.inference import Classifier
+from model.classifier import Classifier
 from tests.drawing import draw_digit, encode
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from bench.number_accuracy import read_numbers, share_text, wilson_interval
-from model.numbers import number_set
+from training.numbers import number_set
 
 
 def test_the_interval_of_no_successes_in_ten_is_the_textbook_one():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model.evaluate import decode_as_uploads
+from training.evaluate import decode_as_uploads
 
 
 def test_mnist_test_accuracy_matches_the_card(classifier, mnist):

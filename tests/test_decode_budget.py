@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import model.preprocess as preprocessing
+import model.decoding as preprocessing
 from model.errors import ImageTooLargeError, InvalidImageError
-from model.inference import Prediction
+from model.classifier import Prediction
 from model.limits import default_max_decoded_bytes, default_max_pixels, default_max_request_pixels
-from model.preprocess import PixelBudget, decode_cost, preprocess, reduce_large, to_grayscale
+from model.decoding import PixelBudget, decode_cost, preprocess, reduce_large, to_grayscale
 from tests.drawing import draw_digit, encode, photo_of_digit
 
 MiB = 2**20
@@ -47,7 +47,7 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reas
 MEASURER = r"""
 import json, os, sys
 from pathlib import Path
-import model.preprocess as preprocessing
+import model.decoding as preprocessing
 from model.errors import ImageTooLargeError, RecognitionError
 
 
@@ -452,7 +452,7 @@ def test_shrinking_in_strips_equals_pillows_whole_resize(monkeypatch, shape):
     factor = preprocessing.working_size / max(shape)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     expected = np.asarray(Image.fromarray(gray).resize(size, Image.BOX))
-    assert np.array_equal(preprocessing._shrink(gray, preprocessing.working_size), expected)
+    assert np.array_equal(preprocessing.shrink(gray, preprocessing.working_size), expected)
 
 
 def test_a_big_sideways_picture_is_reduced_then_turned_upright(classifier):

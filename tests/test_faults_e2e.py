@@ -23,7 +23,7 @@ SEVEN = encode(draw_digit(7, background=None))
 API_KEY = "operators-own-key-4f1c2d9e8b7a"
 # A line gunicorn writes: "[2026-12-04 21:58:53 +0000] [8416] [INFO] Starting gunicorn 27.0.1".
 GUNICORN_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] \S")
-# A line the app writes: "2026-12-04 21:58:54,552 INFO model.inference: loaded model ...".
+# A line the app writes: "2026-12-04 21:58:54,552 INFO model.classifier: loaded model ...".
 APP_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: \S")
 # A line of a traceback under an ERROR record.
 TRACEBACK_LINE = re.compile(r"^(Traceback \(most recent call last\):|\s+\S.*|\s*\^+|During handling of the above exception.*|"

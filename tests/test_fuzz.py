@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from model.errors import RecognitionError
-from model.preprocess import image_to_array, preprocess
+from model.decoding import image_to_array, preprocess
 from server import create_app
 from web.errors import ERRORS
 from tests.drawing import draw_digit, encode

@@ -5,12 +5,12 @@ import itertools
 import numpy as np
 import pytest
 
-from model import segment
-from model.inference import number_text
-from model.line_reader import best_path_text, encode_texts, line_examples
-from model.numbers import number_set
-from model.preprocess import encode_png
-from model.segment import GroupReading, Page, Piece, Segmenter, ctc_log_probability, line_picture_shape, segment_number
+from model import number_reader
+from model.classifier import number_text
+from training.line_reader import best_path_text, encode_texts, line_examples
+from training.numbers import number_set
+from model.decoding import encode_png
+from model.number_reader import GroupReading, Page, Piece, Segmenter, ctc_log_probability, line_picture_shape, segment_number
 from tests.test_numbers import draw_number
 
 
@@ -52,7 +52,7 @@ def drawn_page(text: str) -> Page:
 def test_the_searchs_best_groupings_come_best_first_and_each_uses_every_piece_once(classifier):
     page = drawn_page("4719")
     segmenter = Segmenter(page, classifier.read)
-    (labels, height), = segment._lines(page)
+    (labels, height), = segment.writing_lines(page)
     line = segmenter.line(labels, height)
     pieces = segmenter.split_wide(labels, line)
     groupings = segmenter.groupings(pieces, line)
@@ -77,7 +77,7 @@ def sure_of(digits: list[int], sure: float = 0.99) -> np.ndarray:
 
 def test_the_line_reader_has_the_last_word_among_the_searchs_best_groupings(classifier):
     page = drawn_page("4719")
-    (labels, height), = segment._lines(page)
+    (labels, height), = segment.writing_lines(page)
     plain = Segmenter(page, classifier.read)
     line = plain.line(labels, height)
     pieces = plain.split_wide(labels, line)
@@ -96,7 +96,7 @@ def test_a_cut_pieces_parts_join_again_as_the_piece_and_each_pays_half_the_cut_a
     picture, _ = draw_number("00", gaps=[-12])
     page = Page(np.asarray(picture.convert("L"), dtype=np.float32) / 255.0)
     segmenter = Segmenter(page, classifier.read, classifier.judge)
-    (labels, height), = segment._lines(page)
+    (labels, height), = segment.writing_lines(page)
     line = segmenter.line(labels, height)
     assert len(labels) == 1  # the two 0s touch: one stroke
     stroke = Piece(labels[0])
@@ -191,7 +191,7 @@ def test_a_digit_the_line_reader_reads_otherwise_is_read_in_its_line_where_it_do
 
 def test_a_line_picture_holds_the_lines_strokes_scaled_to_fit_from_its_left():
     page = drawn_page("508")
-    (labels, _), = segment._lines(page)
+    (labels, _), = segment.writing_lines(page)
     picture = page.line_picture(labels)
     assert picture.shape == line_picture_shape and picture.dtype == np.float32
     assert 0.0 <= picture.min() and picture.max() <= 1.0
@@ -211,7 +211,7 @@ def test_the_training_lines_are_cut_as_the_splitter_cuts_them(mnist):
     assert texts == [text for number in numbers for text in number.lines][:len(texts)] and len(texts) >= 20
     assert pictures.shape == (len(texts), *line_picture_shape) and pictures.dtype == np.uint8
     first = Page(numbers[0].picture.astype(np.float32) / 255.0)
-    (first_labels, _), *_ = segment._lines(first)
+    (first_labels, _), *_ = segment.writing_lines(first)
     np.testing.assert_array_equal(pictures[0], np.round(255 * first.line_picture(first_labels)).astype(np.uint8))
 
 
@@ -220,7 +220,7 @@ def test_the_committed_line_reader_reads_most_lines_of_test_digits_alone(classif
     right = total = 0
     for number in numbers:
         page = Page(number.picture.astype(np.float32) / 255.0)
-        lines = segment._lines(page)
+        lines = segment.writing_lines(page)
         if len(lines) != len(number.lines):
             continue
         for (labels, _), text in zip(lines, number.lines):
@@ -230,11 +230,11 @@ def test_the_committed_line_reader_reads_most_lines_of_test_digits_alone(classif
 
 
 def test_both_runtimes_agree_on_the_line_reader(classifier):
-    from model.inference import Classifier
+    from model.classifier import Classifier
 
     litert_classifier = Classifier.load(runtime="litert")
     page = drawn_page("3141")
-    (labels, _), = segment._lines(page)
+    (labels, _), = segment.writing_lines(page)
     picture = page.line_picture(labels)
     np.testing.assert_allclose(classifier.read_line(picture), litert_classifier.read_line(picture), atol=1e-4)
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model.network import build_network, input_shape, num_classes
+from training.network import build_network, input_shape, num_classes
 
 
 def test_layers_are_the_cards_cnn():

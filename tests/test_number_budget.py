@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from model import segment
+from model import number_reader
 from model.errors import TooManyMarksError
-from model.inference import number_text
-from model.segment import Budget, Page, Piece, segment_number
+from model.classifier import number_text
+from model.number_reader import Budget, Page, Piece, segment_number
 from tests.drawing import encode
 from tests.test_numbers import draw_number, gray
 
@@ -126,7 +126,7 @@ def test_a_read_counts_the_window_round_its_groups_ink_and_a_cut_its_pixels_per_
     segmenter.score_all([(Piece(one),)], line)  # read already: counted once
     assert (budget.limit - budget.left, budget.pixels_limit - budget.pixels_left) == (2, spent)
     segmenter.cuts(Piece(seven), line)
-    slants = len(segment._cut_slants(line))
+    slants = len(segment.cut_slants(line))
     assert slants == 7 and budget.pixels_limit - budget.pixels_left - spent == window_area(page, [Piece(seven)], 0) + slants * rows.size
 
 
@@ -203,7 +203,7 @@ def test_a_picture_of_more_marks_than_the_budget_reads_is_refused_before_any_rea
         return fake_read(images)
 
     page = Page(strokes_in_rows())
-    marks = [[Piece(label)] for labels, _ in segment._lines(page) for label in labels]
+    marks = [[Piece(label)] for labels, _ in segment.writing_lines(page) for label in labels]
     least_pixels = sum(page.window_area(mark, segment.ink_rim) for mark in marks)  # each read alone, once
     assert len(marks) == 96
     with pytest.raises(TooManyMarksError, match="MAX_NUMBER_GROUPS"):

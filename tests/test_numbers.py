@@ -9,14 +9,14 @@ import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image, ImageDraw
 
-from model import segment
-from model.calibrate import expected_calibration_error, fit_temperature
-from model.inference import (
+from model import number_reader
+from training.calibrate import expected_calibration_error, fit_temperature
+from model.classifier import (
     calibrate, in_line_evidence, number_text, vouched_digit_score, vouched_line_probability, written_in_line,
 )
-from model.numbers import number_set
+from training.numbers import number_set
 from model.errors import TooManyMarksError
-from model.segment import Budget, Page, Piece, Reading, segment_number
+from model.number_reader import Budget, Page, Piece, Reading, segment_number
 from tests.drawing import NOT_DIGIT_STROKES, STROKES, Point, draw_digit, encode
 
 # Where each digit of a drawn number goes: unit-box strokes placed side by side in a wide picture.
@@ -155,7 +155,7 @@ def test_composed_numbers_record_which_digit_each_pixel_of_ink_belongs_to(mnist)
 
 @pytest.mark.parametrize("slant", [-0.25, -0.1, 0.1, 0.25])
 def test_slanting_a_composed_number_keeps_all_its_ink_in_the_picture(slant):
-    from model.numbers import _slanted
+    from training.numbers import _slanted
 
     # ink up to every edge, as a line of digits is: nothing may be cut off at the top corners
     ink = np.zeros((115, 300), dtype=np.float32)
@@ -183,7 +183,7 @@ def test_the_bench_writes_real_usps_digits_among_mnist_digits_at_their_height():
     from types import SimpleNamespace
 
     from bench.number_accuracy import mark_of, usps_as_mnist, usps_numbers
-    from model.numbers import digit_height
+    from training.numbers import digit_height
 
     def ink(digit: int, size: int, height: float) -> np.ndarray:
         """A drawn digit as bright ink on black, `height` pixels tall in a square of `size`."""
@@ -222,7 +222,7 @@ def test_composed_numbers_keep_the_mnist_digits_they_were_made_of_in_reading_ord
 
 
 def test_the_wholeness_examples_label_whole_digits_and_the_rest(classifier, mnist):
-    from model.wholeness import candidates
+    from training.wholeness import candidates
 
     number = next(number for number in number_set(mnist["x_test"][:100], mnist["y_test"][:100], 20, seed=3)
                   if not number.touching and len(number.number) >= 4)

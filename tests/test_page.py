@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from bench.service import PROJECT_ROOT, start_service
-from model.numbers import number_set
-from model.preprocess import encode_png
+from training.numbers import number_set
+from model.decoding import encode_png
 from tests.drawing import NOT_DIGIT_STROKES, STROKES, draw_digit, draw_number_picture, encode
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.service import PROJECT_ROOT
-from model.inference import Classifier
+from model.classifier import Classifier
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_litert_runs_a_large_batch_in_chunks_and_never_sizes_its_buffers_beyond_
 
 def test_the_litert_runtime_never_imports_tensorflow():
     program = (
-        "import sys; from model.inference import Classifier; "
+        "import sys; from model.classifier import Classifier; "
         "classifier = Classifier.load(runtime='litert'); "
         "print(classifier.predict_probabilities(__import__('numpy').zeros((2, 28, 28))).shape, 'tensorflow' in sys.modules)"
     )
@@ -52,22 +52,24 @@ def test_the_litert_runtime_never_imports_tensorflow():
     assert output.strip() == "(2, 10) False"
 
 
-def test_the_service_runs_on_requirements_txt_alone():
-    """Heroku installs requirements.txt only: no TensorFlow, Keras, h5py or requests may be imported."""
+def test_the_service_runs_on_requirements_txt_alone_and_never_loads_training_code():
+    """Heroku installs requirements.txt only: no TensorFlow, Keras, h5py or requests may be imported; and serving code
+    never imports the `training` package (the import direction is training -> model, never the reverse)."""
     program = (
         "import sys\n"
         "class Refuse:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'keras', 'h5py', 'requests'):\n"
-        "            raise ImportError(name + ' is not in requirements.txt')\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras', 'h5py', 'requests', 'training'):\n"
+        "            raise ImportError(name + ' may not be imported by the service')\n"
         "sys.meta_path.insert(0, Refuse())\n"
         "import server\n"
         "client = server.create_app().test_client()\n"
         "answer = client.post('/recognize.json', data=open('examples/three.png', 'rb').read(), content_type='image/png')\n"
-        "print(answer.status_code, answer.get_json()['digit'])\n"
+        "number = client.post('/recognize/number.json', data=open('examples/number.png', 'rb').read(), content_type='image/png')\n"
+        "print(answer.status_code, answer.get_json()['digit'], number.status_code)\n"
     )
     output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
-    assert output.strip() == "200 3"
+    assert output.strip() == "200 3 200"
 
 
 def test_model_card_records_the_export_and_the_runtime(litert_classifier):
@@ -93,3 +95,19 @@ def test_the_service_keeps_numpy_to_one_thread_per_worker():
     environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
     output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True).stdout
     assert output.strip() == "1"
+
+
+def test_serving_code_never_imports_training_code():
+    """model/, web/ and server.py name no module of `training`, even in a function body: serving never imports training."""
+    import ast
+
+    serving_files = [PROJECT_ROOT / "server.py", *sorted((PROJECT_ROOT / "model").glob("*.py")), *sorted((PROJECT_ROOT / "web").glob("*.py"))]
+    offenders = []
+    for path in serving_files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] in ("training", "bench", "tests")]
+    assert len(serving_files) > 10
+    assert offenders == []

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import ndimage
 
-from model import styles
+from training import styles
 
 
 def mnist_like(digit: np.ndarray) -> None:

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from model import synthetic
-from model.preprocess import find_ink, normalize_digit
-from model.synthetic import (
+from training import synthetic
+from model.decoding import find_ink, normalize_digit
+from training.synthetic import (
     AMBIGUOUS_CHARACTERS,
     BUILTIN_FONT,
     EVALUATION_FONTS,

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from model.data import file_sha256, load_mnist
-from model.inference import Classifier
-from model import evaluate as evaluation
-from model import train as training
+from training.data import file_sha256, load_mnist
+from model.classifier import Classifier
+from training import evaluate as evaluation
+from training import digits as digit_training
 
 
 def synthetic_mnist(path, per_class: int = 30, seed: int = 0) -> None:
@@ -49,7 +49,7 @@ def test_load_mnist_rejects_another_layout(tmp_path):
 
 def test_tiny_training_run_saves_a_model_and_card_that_reload_and_predict(tiny_data, tmp_path, capsys):
     output = tmp_path / "tiny.keras"
-    exit_code = training.main(
+    exit_code = digit_training.main(
         ["--data", str(tiny_data), "--output", str(output), "--epochs", "8", "--batch-size", "32",
          "--validation-size", "30", "--seed", "3", "--learning-rate", "0.003", "--no-augment"]
     )
@@ -58,7 +58,7 @@ def test_tiny_training_run_saves_a_model_and_card_that_reload_and_predict(tiny_d
     assert card["parameters"] == 1_199_882
     assert card["data"]["sha256"] == file_sha256(tiny_data)
     assert card["training"]["seed"] == 3 and card["training"]["epochs"] == 8
-    # 270 of MNIST's, plus the versions of some of them in other writing styles (model.styles)
+    # 270 of MNIST's, plus the versions of some of them in other writing styles (training.styles)
     assert card["data"]["train_images"] == 270 + card["data"]["styled_train_images"] and card["data"]["validation_images"] == 30
     assert 0 < card["data"]["styled_train_images"] < 270
     assert [layer["type"] for layer in card["architecture"]][:2] == ["Conv2D", "Conv2D"]
@@ -92,7 +92,7 @@ def test_confusion_matrix_counts_true_against_predicted():
 def test_augmentation_is_reproducible_and_keeps_the_digit_in_range():
     import tensorflow as tf
 
-    from model.augment import Augmentation, augment_batch
+    from training.augment import Augmentation, augment_batch
 
     images = np.zeros((8, 28, 28, 1), dtype=np.float32)
     images[:, 8:20, 12:16] = 1.0
@@ -108,10 +108,10 @@ def test_augmentation_is_reproducible_and_keeps_the_digit_in_range():
 
 
 def test_calibration_fits_a_temperature_into_the_card_and_the_classifier_uses_it(tiny_data, tmp_path):
-    from model.calibrate import calibrate_model
+    from training.calibrate import calibrate_model
 
     output = tmp_path / "tiny.keras"
-    training.main(["--data", str(tiny_data), "--output", str(output), "--epochs", "3", "--batch-size", "32",
+    digit_training.main(["--data", str(tiny_data), "--output", str(output), "--epochs", "3", "--batch-size", "32",
                    "--validation-size", "30", "--seed", "3", "--no-augment"])
     calibration = calibrate_model(str(tiny_data), output)
     card = json.loads(output.with_suffix(".json").read_text())
@@ -125,8 +125,8 @@ def test_calibration_fits_a_temperature_into_the_card_and_the_classifier_uses_it
 
 
 def test_a_tiny_detector_training_run_saves_a_detector_the_classifier_loads(tmp_path, mnist):
-    from model import digitness
-    from model.data import Dataset
+    from training import detector
+    from training.data import Dataset
 
     dataset = Dataset(mnist["x_train"][:400], mnist["y_train"][:400], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
     output = tmp_path / "digitness.keras"
@@ -150,8 +150,8 @@ def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever
     # their validation digits must be ones the reader never trained on, or their validation figures flatter them
     import importlib
 
-    from model import reader_split
-    from model.data import Dataset
+    from training.data import reader_split
+    from training.data import Dataset
 
     module = importlib.import_module(f"model.{command}")
     splits = []
@@ -171,8 +171,8 @@ def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever
 @pytest.fixture(scope="module")
 def tiny_wholeness(tmp_path_factory, mnist):
     """A tiny two-seed wholeness training run, made once for the tests below: its dataset, network file and card."""
-    from model import wholeness
-    from model.data import Dataset
+    from training import wholeness
+    from training.data import Dataset
 
     dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
     output = tmp_path_factory.mktemp("wholeness") / "wholeness.keras"
@@ -181,8 +181,8 @@ def tiny_wholeness(tmp_path_factory, mnist):
 
 
 def test_a_tiny_wholeness_training_run_saves_a_network_the_splitter_uses(tiny_wholeness, mnist):
-    from model.numbers import number_set
-    from model.preprocess import encode_png
+    from training.numbers import number_set
+    from model.decoding import encode_png
 
     _, output, card = tiny_wholeness
     assert output.exists() and output.with_suffix(".tflite").exists()
@@ -201,7 +201,7 @@ def test_the_wholeness_ensemble_scores_the_mean_of_members_each_trained_as_its_s
     # the committed network's members were trained one seed at a time: the command must give the same members
     import keras
 
-    from model import wholeness
+    from training import wholeness
 
     dataset, output, _ = tiny_wholeness
     wholeness.train(dataset, tmp_path / "alone.keras", numbers=12, epochs=1, validation_size=100, seeds=(2,), verbose=0)
@@ -217,11 +217,11 @@ def test_the_wholeness_ensemble_scores_the_mean_of_members_each_trained_as_its_s
 
 
 def test_a_tiny_line_reader_training_run_saves_a_network_the_splitter_uses(tmp_path, mnist):
-    from model import line_reader
-    from model.data import Dataset
-    from model.numbers import number_set
-    from model.preprocess import encode_png
-    from model.segment import line_picture_shape
+    from training import line_reader
+    from training.data import Dataset
+    from training.numbers import number_set
+    from model.decoding import encode_png
+    from model.number_reader import line_picture_shape
 
     dataset = Dataset(mnist["x_train"][:600], mnist["y_train"][:600], mnist["x_test"][:10], mnist["y_test"][:10], "mnist.npz", "0" * 64)
     output = tmp_path / "lines.keras"

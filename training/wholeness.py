@@ -1,11 +1,11 @@
 """Train the splitter's "is this group of strokes one whole digit?" network and write it beside the digit model.
 
-    python -m model.wholeness --data ../shared/data/mnist.npz    # two seeds, about an hour on 2 cores
+    python -m training.wholeness --data ../shared/data/mnist.npz    # two seeds, about an hour on 2 cores
 
 Reading a number, the splitter weighs many ways to group and cut its strokes. The reader alone
 judges them badly: half a 0 reads as a confident 1, two touching 0s as a confident 0. This small
 network learns the difference from the very candidates the splitter weighs: numbers are composed
-from MNIST training digits (model.numbers, which knows which digit each pixel of ink belongs to),
+from MNIST training digits (training.numbers, which knows which digit each pixel of ink belongs to),
 the splitter runs on them, and every group it reads is labelled "one whole digit" when at least
 `whole_share` of its ink is one digit's and covers that much of it, "not" when either share is
 below `part_share` (a part of a digit, a digit with a piece of its neighbour, two digits); a
@@ -14,7 +14,7 @@ twice: normalised as the reader sees it, and in its surroundings. The splitter r
 wholeness network here, so that a retraining does not learn from its predecessor. The reader's
 validation digits are held out, for the validation examples. One network is trained per seed,
 each on numbers of its own, and the file written holds them all as one network that scores a
-group with the mean of their scores (model.network.build_wholeness_ensemble).
+group with the mean of their scores (training.network.build_wholeness_ensemble).
 """
 
 import argparse
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, reader_split
-from model.data import Dataset, held_out_split, load_mnist
-from model.export import save_for_serving, write_card
-from model.numbers import ComposedNumber, map_number_chunks, number_set
-from model.segment import Page, Reader, Segmenter, _lines
+from model import DEFAULT_DETECTOR_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH
+from training.data import reader_split
+from training.data import Dataset, held_out_split, load_mnist
+from training.export import save_for_serving, write_card
+from training.numbers import ComposedNumber, map_number_chunks, number_set
+from model.number_reader import Page, Reader, Segmenter, writing_lines
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def candidates(number: ComposedNumber, read: Reader) -> tuple[np.ndarray, np.nda
     ink_owners = owners[np.isin(page.labels, page.strokes)]
     digit_ink = np.bincount(ink_owners[ink_owners >= 0], minlength=len(number.number))
     inputs, labels = [], []
-    for labels_of_line, height in _lines(page):
+    for labels_of_line, height in writing_lines(page):
         line = segmenter.line(labels_of_line, height)
         seen = set(segmenter.cache)
         segmenter.group_line(segmenter.split_wide(labels_of_line, line), line)
@@ -77,7 +78,7 @@ _classifier = None
 def _examples(job: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The candidates of `count` composed numbers; run in a worker process, which loads the reader once."""
     global _classifier
-    from model.inference import Classifier
+    from model.classifier import Classifier
 
     seed, count, images, digit_labels = job
     if _classifier is None:
@@ -112,7 +113,7 @@ def train(
     verbose: int | str = "auto",
 ) -> dict:
     """Train one network per seed, each on numbers of its own; save their mean as one network with its card; return the card."""
-    from model.network import build_wholeness_ensemble
+    from training.network import build_wholeness_ensemble
 
     started = time.monotonic()
     # the reader's own split, whatever the seeds: its validation digits are ones the reader never trained on
@@ -169,7 +170,7 @@ def _train_member(
     """One member, exactly as its seed trains it alone: the network, its validation examples and its entry in the card."""
     import tensorflow as tf
 
-    from model.network import build_wholeness_network, compile_scorer, seed_training
+    from training.network import build_wholeness_network, compile_scorer, seed_training
 
     seed_training(seed)
     started = time.monotonic()
@@ -207,7 +208,7 @@ def _judged_right(network, inputs: np.ndarray, labels: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m model.wholeness", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.wholeness", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--output", default=str(DEFAULT_WHOLENESS_PATH), help="network file to write (default: %(default)s)")
     parser.add_argument("--numbers", type=int, default=6000, help="numbers to compose for each member's training (default: %(default)s)")

@@ -1,6 +1,6 @@
 """Evaluate a trained model on MNIST's 10,000 test images: accuracy and confusion matrix.
 
-    python -m model.evaluate --data ../shared/data/mnist.npz [--through-decoder]
+    python -m training.evaluate --data ../shared/data/mnist.npz [--through-decoder]
 """
 
 import argparse
@@ -11,9 +11,9 @@ import time
 import numpy as np
 
 from model import DEFAULT_MODEL_PATH
-from model.data import load_mnist
-from model.inference import RUNTIMES, Classifier
-from model.preprocess import encode_png
+from training.data import load_mnist
+from model.classifier import RUNTIMES, Classifier
+from model.decoding import encode_png
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,14 @@ def format_confusion(counts: np.ndarray) -> str:
 
 def decode_as_uploads(images: np.ndarray) -> np.ndarray:
     """Encode each uint8 image as a PNG file and read it back through the service's decoder."""
-    from model.preprocess import preprocess
+    from model.decoding import preprocess
 
     return np.stack([preprocess(encode_png(image)) for image in images])
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="model file (default: %(default)s)")
     parser.add_argument("--runtime", default="keras", choices=RUNTIMES, help="run the network in (default: %(default)s)")

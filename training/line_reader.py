@@ -1,14 +1,14 @@
 """Train the line reader, which reads a whole line of writing at once, and write it beside the digit model.
 
-    python -m model.line_reader --data ../shared/data/mnist.npz    # about 45 minutes on 2 cores
+    python -m training.line_reader --data ../shared/data/mnist.npz    # about 45 minutes on 2 cores
 
-The splitter (model.segment) groups a line's strokes into digits by reading each group alone. Where
+The splitter (model.number_reader) groups a line's strokes into digits by reading each group alone. Where
 two groupings read about as well (a 1 touching its neighbour, a 0 that could be a 1 and a piece),
-the whole line often settles it. This network reads a line's picture (model.segment.Page.line_picture)
+the whole line often settles it. This network reads a line's picture (model.number_reader.Page.line_picture)
 and gives, for each column of 4 pixels, the probabilities of "no new digit" and of each digit: it is
 trained with CTC (connectionist temporal classification), which needs no boxes, only the line's
 digits. The splitter then weighs each of its best groupings by how likely the line reader finds the
-digits they spell. It trains on numbers composed from the MNIST training digits (model.numbers),
+digits they spell. It trains on numbers composed from the MNIST training digits (training.numbers),
 each line cut out exactly as the splitter cuts it; the reader's validation digits are held out,
 for the validation lines.
 """
@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_LINE_READER_PATH, reader_split
-from model.data import Dataset, held_out_split, load_mnist
+from model import DEFAULT_LINE_READER_PATH
+from training.data import reader_split
+from training.data import Dataset, held_out_split, load_mnist
 from model.errors import NoDigitError
-from model.export import save_for_serving, write_card
-from model.numbers import map_number_chunks, number_set
-from model.preprocess import _shrink
-from model.segment import Page, _lines, best_path, number_working_size
+from training.export import save_for_serving, write_card
+from training.numbers import map_number_chunks, number_set
+from model.decoding import shrink
+from model.number_reader import Page, writing_lines, best_path, number_working_size
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,10 @@ def line_examples(images: np.ndarray, digit_labels: np.ndarray, count: int, seed
     pictures, texts = [], []
     for number in number_set(images, digit_labels, count, seed):
         try:
-            page = Page(_shrink(number.picture.astype(np.float32) / 255.0, number_working_size))
+            page = Page(shrink(number.picture.astype(np.float32) / 255.0, number_working_size))
         except NoDigitError:
             continue
-        lines = _lines(page)
+        lines = writing_lines(page)
         if len(lines) != len(number.lines):
             continue
         for (labels, _), text in zip(lines, number.lines):
@@ -102,7 +103,7 @@ def train(
     import keras
     import tensorflow as tf
 
-    from model.network import build_line_network, seed_training
+    from training.network import build_line_network, seed_training
 
     seed_training(seed)
     started = time.monotonic()
@@ -131,7 +132,7 @@ def train(
     tflite_file = save_for_serving(network, build_line_network, output)
     card = write_card(output, {
         "name": "line_cnn",
-        "description": "Reads a whole line of a number at once: per column of its picture (32x320, model.segment.Page.line_picture), "
+        "description": "Reads a whole line of a number at once: per column of its picture (32x320, model.number_reader.Page.line_picture), "
                        "the logits of 'no new digit' (class 0) and of each digit d (class d + 1), for CTC.",
         "model_file": output.name,
         "parameters": int(network.count_params()),
@@ -152,7 +153,7 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m model.line_reader", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.line_reader", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--output", default=str(DEFAULT_LINE_READER_PATH), help="network file to write (default: %(default)s)")
     parser.add_argument("--numbers", type=int, default=60000, help="numbers to compose (default: %(default)s)")

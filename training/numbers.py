@@ -1,7 +1,7 @@
 """Pictures of whole numbers composed from MNIST digits, with which digit each pixel of ink belongs to.
 
 The bench builds its evaluation sets from the *test* digits (no digit the networks trained on);
-the splitter's "one whole digit?" network (model.wholeness) trains on numbers of training digits.
+the splitter's "one whole digit?" network (training.wholeness) trains on numbers of training digits.
 A number is 2-6 digits placed side by side on white paper the way people write: each digit its
 own size (0.8-1.25x), uneven gaps (from slightly overlapping to half a digit apart), a wobbling
 baseline, the whole number slanted (up to ±0.25), a few dots of noise; some numbers on two lines.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from model.synthetic import ink_crop
+from training.synthetic import ink_crop
 
 # Digit height in pixels, before each digit's own size change.
 digit_height = 72

@@ -580,7 +580,7 @@ def _median_of_levels(counts: np.ndarray) -> float:
     return float(np.float32(lower) / unit + np.float32(upper) / unit) / 2.0
 
 
-def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
+def shrink(gray: np.ndarray, longest: int) -> np.ndarray:
     """Scale a grayscale array down (area averaging) so its longer side is at most `longest`.
 
     Pillow's BOX resize in its two passes, done as Pillow 13 orders them (vertical first when the height shrinks by
@@ -595,7 +595,7 @@ def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
 
 
 def _shrink_to(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Scale a grayscale array down (area averaging) to `size` (width, height), strip by strip as `_shrink` says."""
+    """Scale a grayscale array down (area averaging) to `size` (width, height), strip by strip as `shrink` says."""
     height, width = gray.shape
     if height - size[1] > 2 * (width - size[0]):
         half = np.empty((size[1], width), dtype=np.float32)  # shortened: the vertical pass, columns at a time
@@ -679,7 +679,7 @@ def working_picture(gray: np.ndarray, longest: int = working_size) -> np.ndarray
     block = pixel_block(gray)
     if block is not None:
         return smooth_pixels(gray, block, longest)
-    return _shrink(gray, longest)
+    return shrink(gray, longest)
 
 
 def _background(values: np.ndarray, from_border: bool = False) -> np.ndarray:
@@ -810,9 +810,9 @@ def find_ink(gray: np.ndarray) -> Ink:
     else:
         neighbourhood = labels[top:bottom, left:right]
         strokes = neighbourhood == chosen[0] + 1 if len(chosen) == 1 else np.isin(neighbourhood, chosen + 1)
-    keep = _grow(_grow(strokes))
-    level = _percentile(strength[strokes], 90)
-    strength = _clip_unit(strength * np.float32(1.0 / max(level, 1e-6)))
+    keep = grow(grow(strokes))
+    level = percentile(strength[strokes], 90)
+    strength = clip_unit(strength * np.float32(1.0 / max(level, 1e-6)))
     strength[~keep] = 0.0
     inked = strength > 0.05
     rows = np.flatnonzero(inked.any(axis=1))
@@ -820,7 +820,7 @@ def find_ink(gray: np.ndarray) -> Ink:
     return Ink(strength=strength, box=(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1))
 
 
-def _clip_unit(values: np.ndarray) -> np.ndarray:
+def clip_unit(values: np.ndarray) -> np.ndarray:
     """Clip a float array into 0..1 in place (two ufunc calls, without np.clip's wrapper)."""
     np.maximum(values, 0.0, out=values)
     return np.minimum(values, 1.0, out=values)
@@ -832,7 +832,7 @@ def _median(values: np.ndarray) -> float:
     return float(ordered[(ordered.size - 1) // 2] + ordered[ordered.size // 2]) / 2.0
 
 
-def _percentile(values: np.ndarray, percent: float) -> float:
+def percentile(values: np.ndarray, percent: float) -> float:
     """A percentile with linear interpolation (numpy's default method), by a sort."""
     ordered = np.sort(values, axis=None)
     position = percent / 100.0 * (ordered.size - 1)
@@ -841,7 +841,7 @@ def _percentile(values: np.ndarray, percent: float) -> float:
     return float(ordered[below] + (ordered[above] - ordered[below]) * (position - below))
 
 
-def _grow(mask: np.ndarray) -> np.ndarray:
+def grow(mask: np.ndarray) -> np.ndarray:
     """A boolean mask grown by one pixel up, down, left and right (binary dilation by a cross)."""
     grown = mask.copy()
     grown[1:] |= mask[:-1]
@@ -896,7 +896,7 @@ def _choose_digit_strokes(
     return np.array(chosen)
 
 
-def _stroke_width(strength: np.ndarray) -> float:
+def stroke_width(strength: np.ndarray) -> float:
     """Typical stroke width in pixels: twice the inked area over its outline length."""
     mask = strength > 0.5
     outline = mask & ~_erode(mask)
@@ -973,11 +973,11 @@ def normalize_digit(ink: Ink) -> np.ndarray:
     # at a fixed working scale, thicken hairlines and slim very fat marker strokes towards MNIST's width
     scale = stroke_scale / max(height, width)
     scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
-    digit = _clip_unit(_resize(digit, scaled_w, scaled_h))
+    digit = clip_unit(_resize(digit, scaled_w, scaled_h))
     # faint strokes (a fine pen shrunk from a big photo) back to full strength
     inked = digit[digit > 0.1 * digit.max()]
-    digit = _clip_unit(digit / max(_percentile(inked, 90), 1e-6)) if inked.size else digit
-    stroke = _stroke_width(digit)
+    digit = clip_unit(digit / max(percentile(inked, 90), 1e-6)) if inked.size else digit
+    stroke = stroke_width(digit)
     # MNIST's own strokes span about 0.8-1.55x the typical width: only pens outside that change
     if stroke < 0.75 * typical_stroke_width:
         radius = max(1, round((0.95 * typical_stroke_width - stroke) / 2))
@@ -989,7 +989,7 @@ def normalize_digit(ink: Ink) -> np.ndarray:
     # 20x20 box, longer side exactly 20, anti-aliased grey levels like MNIST
     height, width = digit.shape
     factor = box_size / max(height, width)
-    boxed = _clip_unit(_resize(digit, max(1, round(width * factor)), max(1, round(height * factor))))
+    boxed = clip_unit(_resize(digit, max(1, round(width * factor)), max(1, round(height * factor))))
     if boxed.max() <= 0:
         raise NoDigitError("No digit found: the marks vanish at 28x28.")
     boxed /= boxed.max()

@@ -1,6 +1,6 @@
 """Calibrate the digit model's confidence by temperature scaling and record it in the model card.
 
-    python -m model.calibrate --data ../shared/data/mnist.npz
+    python -m training.calibrate --data ../shared/data/mnist.npz
 
 A confidence should mean what it says: of the answers given with 90 % confidence, about 90 % right.
 Softmax outputs of a trained network rarely do. Temperature scaling divides the network's log
@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_MODEL_PATH, card_path_for, reader_split
-from model.data import held_out_split, load_mnist
-from model.inference import Classifier, calibrate
+from model import DEFAULT_MODEL_PATH, card_path_for
+from training.data import reader_split
+from training.data import held_out_split, load_mnist
+from model.classifier import Classifier, calibrate
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def as_uploads(images: np.ndarray, seed: int, slanted: bool = False) -> np.ndarr
     """
     from PIL import Image
 
-    from model.synthetic import digit_picture, network_input
+    from training.synthetic import digit_picture, network_input
 
     rng = np.random.default_rng(seed)
     inputs = []
@@ -114,7 +115,7 @@ def calibrate_model(data: str | None, model_path: Path = DEFAULT_MODEL_PATH, see
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m model.calibrate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .keras model whose card gets the calibration (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="random seed for drawing the digits as pictures (default: %(default)s)")

@@ -1,6 +1,6 @@
 """Train the digit CNN on MNIST and write the model file with its JSON model card.
 
-    python -m model.train --data ../shared/data/mnist.npz
+    python -m training.digits --data ../shared/data/mnist.npz
 """
 
 import argparse
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_MODEL_PATH
-from model.data import Dataset, file_sha256, held_out_split, load_mnist
-from model.export import save_for_serving, write_card
+from training.data import Dataset, file_sha256, held_out_split, load_mnist
+from training.export import save_for_serving, write_card
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def train(
     import keras
     import tensorflow as tf
 
-    from model.augment import Augmentation, augment_batch
-    from model.network import build_network, seed_training
-    from model.styles import styled_examples, styles_card
+    from training.augment import Augmentation, augment_batch
+    from training.network import build_network, seed_training
+    from training.styles import styled_examples, styles_card
 
     seed_training(seed)
     started = time.monotonic()
@@ -151,7 +151,7 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.digits", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--output", default=str(DEFAULT_MODEL_PATH), help="model file to write; the card goes beside it (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="passes over the training images (default: %(default)s)")

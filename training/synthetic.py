@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.errors import NoDigitError
-from model.preprocess import find_ink, normalize_digit, working_picture
+from model.decoding import find_ink, normalize_digit, working_picture
 
 # ---------------------------------------------------------------------------------------------
 # Fonts

@@ -8,7 +8,7 @@ from PIL import Image
 from scipy import ndimage
 
 from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
-from model.preprocess import pixel_block, preprocess
+from model.decoding import pixel_block, preprocess
 from tests.drawing import STROKES, draw_digit, encode, photo_of_digit
 
 
@@ -218,17 +218,17 @@ def test_too_many_pixels():
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (28, 28), (61, 45)])
 def test_mask_helpers_match_scipy_morphology(shape):
-    from model.preprocess import _erode, _grow
+    from model.decoding import _erode, grow
 
     mask = np.random.default_rng(sum(shape)).random(shape) > 0.4
     np.testing.assert_array_equal(_erode(mask), ndimage.binary_erosion(mask))
-    np.testing.assert_array_equal(_grow(_grow(mask)), ndimage.binary_dilation(mask, iterations=2))
+    np.testing.assert_array_equal(grow(grow(mask)), ndimage.binary_dilation(mask, iterations=2))
 
 
 @pytest.mark.parametrize("radius", [1, 2, 3, 5])
 @pytest.mark.parametrize("shape", [(1, 1), (2, 9), (28, 28), (84, 61)])
 def test_disk_filter_matches_scipy_grey_morphology(shape, radius):
-    from model.preprocess import _disk_filter
+    from model.decoding import _disk_filter
 
     y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     disk = x * x + y * y <= radius * radius + radius
@@ -245,18 +245,18 @@ def test_disk_filter_matches_scipy_grey_morphology(shape, radius):
 
 @pytest.mark.parametrize("size", [1, 2, 5, 784, 10_001])
 def test_order_statistics_match_numpy(size):
-    from model.preprocess import _median, _percentile
+    from model.decoding import _median, percentile
 
     values = np.random.default_rng(size).random(size).astype(np.float32)
     values[: size // 2] = 0.25  # many ties, as on a flat background
     assert _median(values) == pytest.approx(float(np.median(values)), abs=1e-7)
     for percent in (0, 37.5, 90, 100):
-        assert _percentile(values, percent) == pytest.approx(float(np.percentile(values, percent)), abs=1e-6)
+        assert percentile(values, percent) == pytest.approx(float(np.percentile(values, percent)), abs=1e-6)
 
 
 @pytest.mark.parametrize("source, target", [((20, 16), (80, 64)), ((80, 64), (20, 16)), ((233, 97), (20, 8)), ((5, 5), (5, 5))])
 def test_matrix_resize_matches_pillow_lanczos(source, target):
-    from model.preprocess import _resize
+    from model.decoding import _resize
 
     values = np.random.default_rng(source[0]).random(source).astype(np.float32)
     expected = np.asarray(Image.fromarray(values, "F").resize(target[::-1], Image.LANCZOS), dtype=np.float32)
@@ -265,7 +265,7 @@ def test_matrix_resize_matches_pillow_lanczos(source, target):
 
 def test_the_resize_weights_cache_holds_at_most_its_bytes_and_keeps_the_sizes_used_last():
     # reading a number resizes hundreds of candidate digits: their weights are kept, but never beyond the budget
-    from model.preprocess import _WeightsCache, _lanczos_weights
+    from model.decoding import _WeightsCache, _lanczos_weights
 
     cache = _WeightsCache(max_bytes=3 * 104 * 40 * 8)  # three (40, 104) matrices, or three a little smaller
     first = cache.get(100, 40)

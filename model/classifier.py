@@ -25,8 +25,8 @@ from model.errors import RecognitionError
 from model.limits import (
     default_max_decoded_bytes, default_max_groups, default_max_pixels, default_max_read_pixels, default_max_request_pixels,
 )
-from model.preprocess import PixelBudget, preprocess
-from model.segment import Budget, Reading, line_picture_shape, read_number
+from model.decoding import PixelBudget, preprocess
+from model.number_reader import Budget, Reading, line_picture_shape, read_number
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ class Classifier:
         return self.wholeness(np.ascontiguousarray(inputs, dtype=np.float32))[:, 0]
 
     def read_line(self, picture: np.ndarray) -> np.ndarray:
-        """The line reader's log probabilities (columns, 11) for one line picture (model.segment.Page.line_picture)."""
+        """The line reader's log probabilities (columns, 11) for one line picture (model.number_reader.Page.line_picture)."""
         logits = self.line_reader(np.ascontiguousarray(picture, dtype=np.float32)[np.newaxis, ..., np.newaxis])[0]
         return log_softmax(logits, axis=-1)
 

@@ -1,11 +1,14 @@
 """Loading MNIST from Keras's npz layout, with a checksum for the model card."""
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from model import DEFAULT_MODEL_PATH, card_path_for
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,9 @@ def held_out_split(count: int, validation_size: int, seed: int) -> tuple[np.ndar
     """Indices of a training split's seeded held-out (validation) part and of the rest: the same for every network."""
     order = np.random.default_rng(seed).permutation(count)
     return order[:validation_size], order[validation_size:]
+
+
+def reader_split(model_path: str | Path = DEFAULT_MODEL_PATH) -> tuple[int, int]:
+    """The digit model's held-out split, from its card: (validation images, seed). The other networks hold out the same."""
+    card = json.loads(card_path_for(model_path).read_text())
+    return int(card["data"]["validation_images"]), int(card["training"]["seed"])

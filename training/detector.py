@@ -1,12 +1,12 @@
 """Train the "does this look like a digit at all?" detector and write it beside the digit model.
 
-    python -m model.digitness --data ../shared/data/mnist.npz
+    python -m training.detector --data ../shared/data/mnist.npz
 
 The 10-way network always names a digit, even for a letter or a smiley. This small second network
 scores each normalised 28x28 input from 0 (not a digit) to 1 (a digit). It learns from:
 - digits: MNIST training digits (the reader's own training part; its validation part is held out
   here too) and digits typed in the training fonts, so that print is not taken for "not a digit";
-- not digits: letters, symbols, shapes, scribbles and hatching (model.synthetic, training fonts
+- not digits: letters, symbols, shapes, scribbles and hatching (training.synthetic, training fonts
   and shape kinds only), and two digits stuck together.
 Every example is drawn as a picture and goes through the service's own preprocessing, so the
 detector sees exactly what the reader sees. The threshold is set on the held-out digits so that
@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model import DEFAULT_DETECTOR_PATH, reader_split
-from model import synthetic
-from model.data import Dataset, held_out_split, load_mnist
-from model.export import save_for_serving, write_card
+from model import DEFAULT_DETECTOR_PATH
+from training.data import reader_split
+from training import synthetic
+from training.data import Dataset, held_out_split, load_mnist
+from training.export import save_for_serving, write_card
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ def train(
     """Build the examples, train, pick the threshold, save the detector with its card; return the card."""
     import tensorflow as tf
 
-    from model.augment import Augmentation, augment_batch
-    from model.network import build_digitness_network, compile_scorer, seed_training
+    from training.augment import Augmentation, augment_batch
+    from training.network import build_digitness_network, compile_scorer, seed_training
 
     seed_training(seed)
     started = time.monotonic()
@@ -146,7 +147,7 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m model.digitness", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.detector", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--output", default=str(DEFAULT_DETECTOR_PATH), help="detector file to write (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=12, help="passes over the examples (default: %(default)s)")

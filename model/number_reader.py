@@ -10,7 +10,7 @@ where its ink is thinnest, upright or slanted (and its parts again), if the part
 "Read best" weighs the reader's confidence, the detector's "looks like a digit" and, when given,
 a Judge: the wholeness network's "this is exactly one whole digit" (not a part of one, nor two
 stuck together), which sees each group in its surroundings. When given, a LineReader (the line
-reader, model.line_reader) reads each line whole and has the last word among the search's best
+reader, training.line_reader) reads each line whole and has the last word among the search's best
 groupings: the one whose digits it finds likeliest, weighed with the search's own score. Where it
 finds even that one unlikely, the line is searched again with each piece also offered cut in two
 (a cut the split found not worth making alone), and the better search wins; where it still finds
@@ -37,14 +37,14 @@ from scipy import ndimage
 
 from model.errors import NoDigitError, TooManyMarksError
 from model.limits import default_max_decoded_bytes, default_max_groups, default_max_read_pixels
-from model.preprocess import (
+from model.decoding import (
     EIGHT_NEIGHBOURS,
     Ink,
-    _clip_unit,
-    _grow,
-    _percentile,
-    _shrink,
-    _stroke_width,
+    clip_unit,
+    grow,
+    percentile,
+    shrink,
+    stroke_width,
     PixelBudget,
     decode_grayscale,
     default_max_pixels,
@@ -330,9 +330,9 @@ class Page:
         bottom, right = top + strokes.shape[0], left + strokes.shape[1]
         strength = self.strength[top:bottom, left:right]
         # the rims, but not the ink of a neighbouring digit or of the other side of a cut
-        keep = _grow(_grow(strokes)) & (strokes | ~self.weak[top:bottom, left:right])
-        level = _percentile(strength[strokes], 90)
-        strength = _clip_unit(strength * np.float32(1.0 / max(level, 1e-6)))
+        keep = grow(grow(strokes)) & (strokes | ~self.weak[top:bottom, left:right])
+        level = percentile(strength[strokes], 90)
+        strength = clip_unit(strength * np.float32(1.0 / max(level, 1e-6)))
         strength[~keep] = 0.0
         inked = strength > 0.05
         rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
@@ -363,7 +363,7 @@ def _box_size(page: Page, label: int) -> tuple[int, int]:
     return rows.stop - rows.start, cols.stop - cols.start
 
 
-def _lines(page: Page) -> list[tuple[list[int], float]]:
+def writing_lines(page: Page) -> list[tuple[list[int], float]]:
     """The strokes grouped into lines of writing, top to bottom, each with its height; specks dropped."""
     sizes = {label: _box_size(page, label) for label in page.strokes}
     tallest = page.tallest
@@ -439,23 +439,23 @@ def ctc_log_probability(log_probabilities: np.ndarray, digits: list[int]) -> flo
 Cut = tuple[Piece, Piece, float]  # the two parts, and how much ink the cut goes through, in stroke widths
 
 
-def _cut_slants(line: Line) -> list[float]:
+def cut_slants(line: Line) -> list[float]:
     """The slants a piece of the line is tried cut along: `cut_slants`, and the line's own and those about it."""
     return list(dict.fromkeys(round(slant, 3) for slant in (*cut_slants, *(line.slant + turn for turn in line_cut_slants))))
 
 
 def _cuts(page: Page, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
-    """Ways to cut a wide piece in two along several slants (`_cut_slants`): at the thinnest places of its ink profile,
+    """Ways to cut a wide piece in two along several slants (`cut_slants`): at the thinnest places of its ink profile,
     and evenly.
 
     The even cuts (at `cut_shares` of the width) leave out those next to a valley, tried already.
     """
-    stroke = _stroke_width(page.mask([piece])[0].astype(np.float32))
+    stroke = stroke_width(page.mask([piece])[0].astype(np.float32))
     rows, cols = page.pixels(piece)
     pivot = float(rows.mean())
     at_valleys: list[Cut] = []
     at_shares: list[Cut] = []
-    for slant in _cut_slants(line):
+    for slant in cut_slants(line):
         sheared = cols - slant * (rows - pivot)
         start = np.floor(sheared.min())
         profile = np.bincount((sheared - start).astype(int))
@@ -592,7 +592,7 @@ class Segmenter:
 
     def cuts(self, piece: Piece, line: Line) -> tuple[list[Cut], list[Cut]]:
         """The ways to cut a piece (`_cuts`), once the budget has counted their work: its window, its pixels per slant."""
-        self.spend(0, self.page.window_area([piece]) + len(_cut_slants(line)) * self.page.pixels(piece)[0].size)
+        self.spend(0, self.page.window_area([piece]) + len(cut_slants(line)) * self.page.pixels(piece)[0].size)
         return _cuts(self.page, piece, line)
 
     def explore(self, options: list[Cut], line: Line, depth: int, best: tuple[float, list[Piece]]) -> tuple[float, list[Piece]]:
@@ -784,12 +784,12 @@ def segment_number(
     page = Page(gray)
     if page.tallest > max_stroke_height:
         # the page shrunk so that its tallest stroke is `max_stroke_height` tall, its boxes scaled back
-        shrunk = _shrink(gray, max(1, round(max(gray.shape) * max_stroke_height / page.tallest)))
+        shrunk = shrink(gray, max(1, round(max(gray.shape) * max_stroke_height / page.tallest)))
         scale = (scale[0] * gray.shape[1] / shrunk.shape[1], scale[1] * gray.shape[0] / shrunk.shape[0])
         if budget is not None:
             budget.spend(0, page_work_per_pixel * shrunk.size)
         page = Page(shrunk)
-    lines = _lines(page)
+    lines = writing_lines(page)
     if budget is not None:
         # each mark is read alone at least once (`Segmenter.split`)
         marks = [[Piece(label)] for labels, _ in lines for label in labels]
@@ -821,6 +821,6 @@ def read_number(
     The upload is refused from its header past the decode limits (and charged to `pixel_budget`), and the full-size
     picture is let go once shrunk to the working size."""
     gray, (width, height) = decode_grayscale(data, max_pixels, max_decoded_bytes, pixel_budget)
-    shrunk = _shrink(gray, number_working_size)
+    shrunk = shrink(gray, number_working_size)
     del gray
     return segment_number(shrunk, read, (width / shrunk.shape[1], height / shrunk.shape[0]), judge, read_line, budget)

@@ -10,7 +10,7 @@ by mass. The pen strokes they add are as wide as the digit's own.
 import numpy as np
 from PIL import Image, ImageDraw
 
-from model.preprocess import centre_by_mass
+from model.decoding import centre_by_mass
 
 # The digit's ink: pixels at or above this level (0..255).
 INK_LEVEL = 100

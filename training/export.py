@@ -1,6 +1,6 @@
 """Export a trained Keras model to TensorFlow Lite, for the LiteRT runtime that needs no TensorFlow.
 
-    python -m model.export [--model model/digits.keras]     # writes model/digits.tflite beside it
+    python -m training.export [--model model/digits.keras]     # writes model/digits.tflite beside it
 """
 
 import argparse
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from model import DEFAULT_MODEL_PATH, card_path_for, tflite_path_for
-from model.data import file_sha256
+from training.data import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def export_model_file(model_path: Path = DEFAULT_MODEL_PATH) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m model.export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="the .keras file (default: %(default)s)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)

@@ -2,7 +2,7 @@
 
 import keras
 
-from model.segment import line_picture_shape
+from model.number_reader import line_picture_shape
 
 # Ten digit classes, one grayscale 28x28 input image.
 num_classes = 10
@@ -69,7 +69,7 @@ def build_wholeness_network(name: str = "wholeness_cnn") -> keras.Sequential:
     """A small CNN that scores whether a group of strokes is one whole digit (1), not a part or two stuck together (0).
 
     Its two input channels: the group normalised as the reader sees it, and the group in its
-    surroundings at the line's scale (model.segment.Page.surroundings).
+    surroundings at the line's scale (model.number_reader.Page.surroundings).
     """
     return keras.Sequential(
         [
