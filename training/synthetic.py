@@ -642,12 +642,13 @@ HELD_OUT_SHAPE_KINDS: tuple[str, ...] = ("lightning", "cloud", "house", "diamond
 TRAINING_SHAPE_KINDS: tuple[str, ...] = tuple(kind for kind in SHAPE_KINDS if kind not in HELD_OUT_SHAPE_KINDS)
 
 
-def shape(rng: np.random.Generator, kind: str) -> np.ndarray:
-    """One hand-drawn shape of a kind in SHAPE_KINDS."""
+def shape(rng: np.random.Generator, kind: str, any_turn: bool = False) -> np.ndarray:
+    """One hand-drawn shape of a kind in SHAPE_KINDS; with any_turn, turned by any angle (a shape is no digit whichever
+    way up it lies, while a digit is written upright)."""
     maker = _SHAPE_MAKERS.get(kind)
     if maker is None:
         raise ValueError(f"Unknown shape kind {kind!r}; the kinds are {', '.join(SHAPE_KINDS)}")
-    return _finish(rng, _draw(rng, maker(rng)))
+    return _finish(rng, _draw(rng, maker(rng), rng.uniform(0.0, 2 * math.pi) if any_turn else 0.0))
 
 
 def _densify(strokes: list[Points]) -> tuple[Points, np.ndarray]:
@@ -689,10 +690,12 @@ def _sharp_turns(points: Points) -> np.ndarray:
     return np.flatnonzero(np.abs(np.arctan2(cross, dot)) > math.radians(SHARP_TURN_DEGREES)) + 1
 
 
-def _draw(rng: np.random.Generator, mark: _Mark) -> Image.Image:
-    """The mark wobbled, slanted, scaled into a new picture and drawn with a round pen, bright on black."""
+def _draw(rng: np.random.Generator, mark: _Mark, turn: float = 0.0) -> Image.Image:
+    """The mark turned by `turn` radians, wobbled, slanted, scaled into a new picture and drawn with a round pen, bright
+    on black."""
     points, stroke_of_point = _densify(mark.lines + mark.fills)
-    points = _wobble(rng, points) @ _random_affine(rng).T
+    cos, sin = math.cos(turn), math.sin(turn)
+    points = _wobble(rng, points @ np.array([[cos, -sin], [sin, cos]]).T) @ _random_affine(rng).T
     low, high = points.min(axis=0), points.max(axis=0)
     extent = max(float((high - low).max()), 1e-9)
 
@@ -733,9 +736,10 @@ def _draw(rng: np.random.Generator, mark: _Mark) -> Image.Image:
 
 
 def non_digit(
-    rng: np.random.Generator, fonts: Sequence[str], kinds: Sequence[str], letter_share: float = 0.5
+    rng: np.random.Generator, fonts: Sequence[str], kinds: Sequence[str], letter_share: float = 0.5, turned_share: float = 0.0
 ) -> np.ndarray:
-    """A random non-digit: with probability letter_share a character in one of `fonts`, else a shape of `kinds`."""
+    """A random non-digit: with probability letter_share a character in one of `fonts`, else a shape of `kinds`, turned
+    by any angle with probability turned_share."""
     if letter_share > 0 and not fonts:
         raise ValueError("Letters were asked for (letter_share > 0) but no font was given")
     if letter_share < 1 and not kinds:
@@ -746,7 +750,7 @@ def non_digit(
         if not characters:
             raise ValueError(f"The font {font} has none of the characters in LETTERS")
         return letter(rng, font, characters[int(rng.integers(len(characters)))])
-    return shape(rng, kinds[int(rng.integers(len(kinds)))])
+    return shape(rng, kinds[int(rng.integers(len(kinds)))], any_turn=turned_share > 0 and bool(rng.random() < turned_share))
 
 
 def _coverage(picture: np.ndarray) -> np.ndarray:
