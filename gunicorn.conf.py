@@ -1,6 +1,7 @@
 """gunicorn's settings for the service (the Procfile names this file): workers, time limits, and shared metrics.
 
-The values come from web/settings.py, which the Procfile has already checked (`python -m web.settings`).
+The values come from web/settings.py's `current_settings()`, which the Procfile has already checked
+(`python -m web.settings`).
 Before the workers start, the master gives them an empty folder in PROMETHEUS_MULTIPROC_DIR; each
 worker writes its metric values there and GET /metrics adds up all the files (web/metrics.py).
 When a worker exits, its live gauges (requests in flight) are dropped; its counters stay counted.
@@ -12,7 +13,7 @@ import os
 import shutil
 import tempfile
 
-from web.settings import setting
+from web.settings import current_settings
 
 # Heroku's router gives up on a request after 30 s: a worker busy longer than this is aborted (its client gets a JSON
 # 504, web/worker.py). The budgets keep every answer far below it; this is the last line.
@@ -22,9 +23,9 @@ timeout = 30
 graceful_timeout = 20
 # One request per connection, so that a free worker takes the next connection.
 keepalive = 0
-bind = [f"0.0.0.0:{setting('PORT')}"]
-workers = setting("WEB_CONCURRENCY")
-threads = setting("WEB_THREADS")
+bind = [f"0.0.0.0:{current_settings()['PORT']}"]
+workers = current_settings()["WEB_CONCURRENCY"]
+threads = current_settings()["WEB_THREADS"]
 # Sync workers with a read deadline per connection and a view of the accept queue (web/worker.py); gthread workers when
 # WEB_THREADS asks for threads.
 worker_class = "web.worker.GuardedSyncWorker" if threads <= 1 else "gthread"
@@ -49,7 +50,7 @@ created_folder: str | None = None
 def on_starting(server):
     """Give the workers an empty metrics folder: a fresh one, or the operator's own, emptied."""
     global created_folder
-    folder = setting("PROMETHEUS_MULTIPROC_DIR")
+    folder = current_settings()["PROMETHEUS_MULTIPROC_DIR"]
     try:
         if folder:
             os.makedirs(folder, exist_ok=True)
@@ -63,6 +64,7 @@ def on_starting(server):
         folder = folder or os.path.join(tempfile.gettempdir(), f"digit-recognition-metrics-{os.getpid()}")
         server.log.warning("cannot prepare the metrics folder %s: %s", folder, error.strerror or error)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    current_settings.cache_clear()  # the workers read their settings again, this folder among them
 
 
 def resident_bytes(statm: int) -> int:
@@ -93,8 +95,13 @@ def post_request(worker, req, environ, resp):
         LIBC.malloc_trim(0)
     held = resident_bytes(worker.statm)
     if held > limit:
-        worker.log.info("worker holds %d MB after %s %s (%d MB at rest): restarting it to give the memory back",
-                        held // 2**20, req.method, req.path, worker.resting_bytes // 2**20)
+        worker.log.info(
+            "worker holds %d MB after %s %s (%d MB at rest): restarting it to give the memory back",
+            held // 2**20,
+            req.method,
+            req.path,
+            worker.resting_bytes // 2**20,
+        )
         worker.alive = False
 
 

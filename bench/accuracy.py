@@ -22,10 +22,10 @@ from PIL import Image
 
 from bench.scenes import SCENES, Renderer, file_extension
 from model import DEFAULT_MODEL_PATH
-from training.data import load_mnist
-from model.errors import RecognitionError
 from model.classifier import Classifier
 from model.decoding import encode_png, preprocess
+from model.errors import RecognitionError
+from training.data import load_mnist
 
 logger = logging.getLogger("bench.accuracy")
 
@@ -62,7 +62,7 @@ def predict_digits(classifier: Classifier, images: np.ndarray) -> tuple[np.ndarr
     digits = np.empty(len(images), dtype=np.int64)
     confidences = np.empty(len(images), dtype=np.float32)
     for start in range(0, len(images), BATCH_SIZE):
-        probabilities = classifier.predict_probabilities(images[start : start + BATCH_SIZE])
+        probabilities = classifier.raw_probabilities(images[start : start + BATCH_SIZE])
         digits[start : start + BATCH_SIZE] = probabilities.argmax(axis=1)
         confidences[start : start + BATCH_SIZE] = probabilities.max(axis=1)
     return digits, confidences
@@ -193,7 +193,9 @@ def format_table(results: Sequence[Result]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = []
     for number, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=False)
+        ]
         lines.append("  ".join(cells))
         if number == 0:
             lines.append("  ".join("-" * width for width in widths))
@@ -218,9 +220,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="MNIST in Keras's npz layout")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="the .keras model to test")
-    parser.add_argument(
-        "--per-scene", type=int, default=DEFAULT_PER_SCENE, help="test digits rendered into each scene"
-    )
+    parser.add_argument("--per-scene", type=int, default=DEFAULT_PER_SCENE, help="test digits rendered into each scene")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="picks the test digits and renderings")
     parser.add_argument("--save-dir", type=Path, help="write each rendered file (and the 28x28 input) here")
     parser.add_argument(

@@ -222,7 +222,11 @@ def answer_from(response: requests.Response, seconds: float) -> Answer:
     except ValueError:
         is_json, payload = False, None
     code = error_code(payload)
-    label = f"{status}" + (f" {code}" if code else "") + ("" if is_json else f" {response.headers.get('Content-Type', '?').split(';')[0]}")
+    label = (
+        f"{status}"
+        + (f" {code}" if code else "")
+        + ("" if is_json else f" {response.headers.get('Content-Type', '?').split(';')[0]}")
+    )
     accepted = {(ERRORS[name].status, name) for name in ACCEPTED_ERRORS}
     acceptable = is_json and (status == 200 or (status, code) in accepted)
     if status == 200 and isinstance(payload, dict) and isinstance(payload.get("results"), list):
@@ -245,7 +249,9 @@ def post(url: str, body: bytes, content_type: str, timeout: float = CLIENT_TIMEO
     return answer_from(response, time.perf_counter() - started)
 
 
-def post_together(url: str, body: bytes, content_type: str, clients: int = CLIENTS, timeout: float = CLIENT_TIMEOUT) -> list[Answer]:
+def post_together(
+    url: str, body: bytes, content_type: str, clients: int = CLIENTS, timeout: float = CLIENT_TIMEOUT
+) -> list[Answer]:
     """The same body posted by `clients` clients at the same moment; their answers."""
     start = threading.Barrier(clients)
 
@@ -314,7 +320,9 @@ class Service:
         """Start gunicorn, warm both workers and read the idle RSS."""
         self.starts += 1
         self._stack = ExitStack()
-        self.running = self._stack.enter_context(start_service(self.folder / f"gunicorn-{self.starts}.log", ENVIRONMENT))
+        self.running = self._stack.enter_context(
+            start_service(self.folder / f"gunicorn-{self.starts}.log", ENVIRONMENT)
+        )
         self.settle()
 
     def stop(self) -> None:
@@ -365,8 +373,14 @@ def wait_until_idle(master: int, timeout: float = IDLE_TIMEOUT) -> dict[int, flo
     while True:
         time.sleep(IDLE_INTERVAL)
         now = tree_figures(master)
-        steady = set(now) == set(before) and len(now) == WORKERS + 1 and all(
-            abs(now[pid].rss - before[pid].rss) <= IDLE_MEGABYTES and now[pid].cpu - before[pid].cpu <= IDLE_CPU_SECONDS for pid in now
+        steady = (
+            set(now) == set(before)
+            and len(now) == WORKERS + 1
+            and all(
+                abs(now[pid].rss - before[pid].rss) <= IDLE_MEGABYTES
+                and now[pid].cpu - before[pid].cpu <= IDLE_CPU_SECONDS
+                for pid in now
+            )
         )
         if steady or time.monotonic() > deadline:
             return {pid: figures.rss for pid, figures in now.items()}
@@ -433,7 +447,10 @@ class CaseResult:
             failures.append("5xx")
         if any(answer.status is not None and not answer.is_json for answer in self.answers):
             failures.append("not JSON")
-        if any(answer.status is not None and answer.status < 500 and answer.is_json and not answer.acceptable for answer in self.answers):
+        if any(
+            answer.status is not None and answer.status < 500 and answer.is_json and not answer.acceptable
+            for answer in self.answers
+        ):
             failures.append("status")
         if self.died:
             failures.append("died")
@@ -455,7 +472,11 @@ def measure_case(service: Service, case: Case, route: str, body: bytes) -> CaseR
     with TreeSampler(master, service.cap_megabytes) as sampler:
         before = dict(sampler.last)
         answers = post_together(service.url + route, body, case.content_type)
-    busy = sum(1 for pid in workers if pid in before and pid in sampler.last and sampler.last[pid].cpu - before[pid].cpu >= BUSY_CPU_SECONDS)
+    busy = sum(
+        1
+        for pid in workers
+        if pid in before and pid in sampler.last and sampler.last[pid].cpu - before[pid].cpu >= BUSY_CPU_SECONDS
+    )
     time.sleep(SETTLE_SECONDS)
     after = tree_megabytes(master)
     log = service.log_since(log_offset)
@@ -470,7 +491,9 @@ def measure_case(service: Service, case: Case, route: str, body: bytes) -> CaseR
         peak_megabytes=sampler.peak_megabytes,
         peak_sum_megabytes=sum(sampler.last[pid].peak for pid in [master, *workers] if pid in sampler.last),
         after_megabytes=sum(after.values()) if after else float("nan"),
-        worker_growth=max((after[pid] / service.idle_reference(pid) - 1.0 for pid in workers if pid in after), default=float("nan")),
+        worker_growth=max(
+            (after[pid] / service.idle_reference(pid) - 1.0 for pid in workers if pid in after), default=float("nan")
+        ),
         busy_workers=busy,
         died=len(gone) - recycled,
         recycled=recycled,
@@ -531,8 +554,13 @@ def summary(results: list[CaseResult]) -> tuple[str, bool]:
         f" slowest {slowest.seconds:.1f} s ({slowest.name} {ROUTE_LABELS[slowest.route]}); workers recycled in {recycling} cases;"
         f" goals: peak and sum of peaks <= {GOAL_MEGABYTES:.0f} MB, answers <= {GOAL_SECONDS:.0f} s, JSON 200/413/422, no 5xx, no worker died,"
         f" workers within {GOAL_IDLE_GROWTH:.0%} of idle -> "
-        + ("PASS" if not failed else f"FAIL ({len(failed)} of {len(results)} cases: "
-           + ", ".join(f"{name} {count}" for name, count in counts.most_common()) + ")")
+        + (
+            "PASS"
+            if not failed
+            else f"FAIL ({len(failed)} of {len(results)} cases: "
+            + ", ".join(f"{name} {count}" for name, count in counts.most_common())
+            + ")"
+        )
     )
     return text, not failed
 
@@ -541,8 +569,11 @@ def idle_line(service: Service) -> str:
     """The service's idle RSS: total, master and each worker."""
     master = service.idle.get(service.master, 0.0)
     workers = [megabytes for pid, megabytes in sorted(service.idle.items()) if pid != service.master]
-    return (f"idle RSS: {master + sum(workers):.1f} MB (master {master:.1f} MB, workers "
-            + " + ".join(f"{megabytes:.1f}" for megabytes in workers) + f" MB); cold start {service.running.cold_start_seconds:.1f} s")
+    return (
+        f"idle RSS: {master + sum(workers):.1f} MB (master {master:.1f} MB, workers "
+        + " + ".join(f"{megabytes:.1f}" for megabytes in workers)
+        + f" MB); cold start {service.running.cold_start_seconds:.1f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -550,24 +581,40 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="regular expression matched against 'name route' (route: digit or number)")
     parser.add_argument("--repeat", type=int, default=1, help="times each case is run (default: %(default)s)")
-    parser.add_argument("--cap-mb", type=float, default=CAP_MEGABYTES, help="total RSS at which the service is killed (default: %(default)s)")
+    parser.add_argument(
+        "--cap-mb",
+        type=float,
+        default=CAP_MEGABYTES,
+        help="total RSS at which the service is killed (default: %(default)s)",
+    )
     arguments = parser.parse_args(argv)
 
-    pairs = [(case, route) for case in CASES for route in case.routes
-             if arguments.only is None or re.search(arguments.only, f"{case.name} {ROUTE_LABELS[route]}")]
+    pairs = [
+        (case, route)
+        for case in CASES
+        for route in case.routes
+        if arguments.only is None or re.search(arguments.only, f"{case.name} {ROUTE_LABELS[route]}")
+    ]
     if not pairs:
         print("no case matches", arguments.only)
         return 1
     overrides = [item.name for item in SETTINGS if item.name in os.environ and item.name not in ("PORT", *ENVIRONMENT)]
     if overrides:
-        print("warning: this environment sets the service's", ", ".join(overrides), "(the battery is meant for the defaults)")
+        print(
+            "warning: this environment sets the service's",
+            ", ".join(overrides),
+            "(the battery is meant for the defaults)",
+        )
     started = time.monotonic()
     results: list[CaseResult] = []
     with tempfile.TemporaryDirectory(prefix="cost-") as folder:
         bodies = Bodies(Path(folder))
         for case in dict.fromkeys(case for case, _ in pairs):
             bodies.path(case)
-        print(f"made {len(bodies.seconds)} bodies in {sum(bodies.seconds.values()):.1f} s; {len(pairs)} case-routes x {arguments.repeat}", flush=True)
+        print(
+            f"made {len(bodies.seconds)} bodies in {sum(bodies.seconds.values()):.1f} s; {len(pairs)} case-routes x {arguments.repeat}",
+            flush=True,
+        )
         with Service(Path(folder), arguments.cap_mb) as service:
             print(idle_line(service), flush=True)
             print(HEADER, flush=True)

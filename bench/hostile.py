@@ -7,7 +7,7 @@ second or more at the pixel limit). The families:
 - pages for /recognize/number.json: solid black, blocks, a checkerboard, hundreds to thousands
   of random strokes, graph paper, specks, a page of tiny printed digits, very wide and very tall
   lines of scribbles or digits;
-- every format and mode the service reads, at the pixel limit (`default_max_pixels`, a square of
+- every format and mode the service reads, at the pixel limit (`DEFAULT_MAX_PIXELS`, a square of
   its integer square root on a side): 16-bit, 32-bit, float, L, 1-bit, LA, PA, P with tRNS, RGB,
   RGBA, CMYK, YCbCr, LAB, JPEG, lossless WebP, GIF, TIFF pages, animated WebP, APNG, plus files
   written by hand: interlaced PNG, 16-bit RGBA PNG (the most bytes PNG can inflate to per pixel),
@@ -39,18 +39,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from model.decoding import default_max_pixels
+from model.decoding import DEFAULT_MAX_PIXELS
 from tests.drawing import STROKES
-from web.settings import setting
+from web.settings import read_settings
 
 DIGIT_ROUTE = "/recognize.json"
 NUMBER_ROUTE = "/recognize/number.json"
 BOTH_ROUTES = (DIGIT_ROUTE, NUMBER_ROUTE)
 # The service's defaults (its settings with nothing set), from where the code defines them.
-MAX_BATCH_IMAGES = setting("MAX_BATCH_IMAGES", {})
-MAX_UPLOAD_BYTES = setting("MAX_UPLOAD_BYTES", {})
+MAX_BATCH_IMAGES = read_settings({})["MAX_BATCH_IMAGES"]
+MAX_UPLOAD_BYTES = read_settings({})["MAX_CONTENT_LENGTH"]
 # A square picture at the pixel limit: 7071 x 7071 for 50,000,000.
-LIMIT_SIDE = math.isqrt(default_max_pixels)
+LIMIT_SIDE = math.isqrt(DEFAULT_MAX_PIXELS)
 # A page as the drawing page and a phone photo of a number would make it.
 PAGE_SIDE = 960
 # Very wide and very tall pages: their long and short sides.
@@ -75,8 +75,8 @@ FIT_SHARE = 0.97
 # The service's limit on the memory decoding one upload may take, and its own accounting of that memory (where the
 # service has them: both came with the decode-memory fix; without them the pixel limit alone bounds a picture).
 try:
-    from model.limits import default_max_decoded_bytes as MAX_DECODED_BYTES
     from model.decoding import decoded_bytes
+    from model.limits import DEFAULT_MAX_DECODED_BYTES as MAX_DECODED_BYTES
 except ImportError:
     MAX_DECODED_BYTES, decoded_bytes = None, None
 
@@ -163,7 +163,15 @@ def blocks(side: int = PAGE_SIDE, count: int = 4) -> bytes:
     cell = side // count
     for row in range(count):
         for column in range(count):
-            pen.rectangle([column * cell + cell // 6, row * cell + cell // 6, (column + 1) * cell - cell // 6, (row + 1) * cell - cell // 6], fill=BLACK)
+            pen.rectangle(
+                [
+                    column * cell + cell // 6,
+                    row * cell + cell // 6,
+                    (column + 1) * cell - cell // 6,
+                    (row + 1) * cell - cell // 6,
+                ],
+                fill=BLACK,
+            )
     return png(page)
 
 
@@ -180,7 +188,9 @@ def scribbles(size: tuple[int, int], count: int, length: float = 60.0, width: in
     page, pen = blank(size)
     for _ in range(count):
         x, y = rng.uniform(0, size[0]), rng.uniform(0, size[1])
-        pen.line([(x, y), (x + rng.uniform(-length, length), y + rng.uniform(-length, length))], fill=BLACK, width=width)
+        pen.line(
+            [(x, y), (x + rng.uniform(-length, length), y + rng.uniform(-length, length))], fill=BLACK, width=width
+        )
     return png(page)
 
 
@@ -289,7 +299,10 @@ def with_orientation(image: Image.Image, format: str, **options) -> bytes:
 
 def frames(image: Image.Image, format: str, count: int = 3, **options) -> bytes:
     """An animation or a multi-page file of `count` frames, the digit shifted a little in each."""
-    shifted = [image.transform(image.size, Image.AFFINE, (1, 0, -16 * index, 0, 1, 0), fillcolor=image.getpixel((0, 0))) for index in range(1, count)]
+    shifted = [
+        image.transform(image.size, Image.AFFINE, (1, 0, -16 * index, 0, 1, 0), fillcolor=image.getpixel((0, 0)))
+        for index in range(1, count)
+    ]
     return encoded(image, format, save_all=True, append_images=shifted, **options)
 
 
@@ -298,7 +311,9 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png_from_scanlines(width: int, height: int, bit_depth: int, colour_type: int, scanlines: Iterable[bytes], interlace: int = 0) -> bytes:
+def png_from_scanlines(
+    width: int, height: int, bit_depth: int, colour_type: int, scanlines: Iterable[bytes], interlace: int = 0
+) -> bytes:
     """A PNG written by hand: its header, the filtered scanlines deflated at level 9 into one IDAT, the end."""
     compressor = zlib.compressobj(9)
     data = b"".join(compressor.compress(line) for line in scanlines) + compressor.flush()
@@ -349,7 +364,9 @@ def bmp_rle(bits: int, rows: Iterable[bytes], width: int, height: int) -> bytes:
     colours = 1 << bits
     palette = b"\xff\xff\xff\0" + b"\0\0\0\0" * (colours - 1)
     offset = 14 + 40 + len(palette)
-    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, 1 if bits == 8 else 2, len(data), 2835, 2835, colours, 0)
+    info = struct.pack(
+        "<IiiHHIIiiII", 40, width, height, 1, bits, 1 if bits == 8 else 2, len(data), 2835, 2835, colours, 0
+    )
     return b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + palette + data
 
 
@@ -370,14 +387,19 @@ def bmp_rle4_runs(side: int) -> bytes:
     """RLE4 in runs of 255 pixels: Pillow expands every pixel of a run in Python."""
     white_twice, black_twice = 0x00, 0x11
     bar_left, bar_width = side * 9 // 20, side // 10
-    barred = runs(bar_left, white_twice) + runs(bar_width, black_twice) + runs(side - bar_left - bar_width, white_twice) + b"\0\0"
+    barred = (
+        runs(bar_left, white_twice)
+        + runs(bar_width, black_twice)
+        + runs(side - bar_left - bar_width, white_twice)
+        + b"\0\0"
+    )
     return bmp_rle(4, bar_rows(side, runs(side, white_twice) + b"\0\0", barred), side, side)
 
 
 def wide_limit_page() -> Image.Image:
     """A picture at the limit 1,000 pixels tall and as wide as the limit allows (PNG's limit is 2**31)."""
     height = 1000
-    return digit_page(default_max_pixels // height, height)
+    return digit_page(DEFAULT_MAX_PIXELS // height, height)
 
 
 def fitting_side(make: Callable[[int], bytes]) -> int:
@@ -430,14 +452,34 @@ PICTURES: dict[str, tuple[str, str, Callable[[int], bytes]]] = {
     "YCbCr-tiff": (TIFF, "YCbCr", lambda side: tiff(square(side).convert("YCbCr"))),
     "LAB-tiff": (TIFF, "LAB", lambda side: tiff(square(side).convert("RGB").convert("LAB"))),
     "RGB-jpeg": (JPEG, "RGB JPEG", lambda side: encoded(square(side).convert("RGB"), "JPEG", quality=10)),
-    "L-jpeg-progressive": (JPEG, "L progressive JPEG", lambda side: encoded(square(side), "JPEG", quality=10, progressive=True)),
+    "L-jpeg-progressive": (
+        JPEG,
+        "L progressive JPEG",
+        lambda side: encoded(square(side), "JPEG", quality=10, progressive=True),
+    ),
     "interlaced-png": (PNG, "L, Adam7-interlaced", interlaced_png),
     "RGBA16-png": (PNG, "RGBA, 16 bits a channel (8 bytes a pixel inflated)", rgba_16_bit_png),
-    "exif-rotated-png": (PNG, "RGB, EXIF orientation 6", lambda side: with_orientation(square(side).convert("RGB"), "PNG", compress_level=9)),
-    "exif-rotated-tiff": (TIFF, "F, EXIF orientation 6", lambda side: with_orientation(gray_float(side), "TIFF", compression="tiff_deflate")),
+    "exif-rotated-png": (
+        PNG,
+        "RGB, EXIF orientation 6",
+        lambda side: with_orientation(square(side).convert("RGB"), "PNG", compress_level=9),
+    ),
+    "exif-rotated-tiff": (
+        TIFF,
+        "F, EXIF orientation 6",
+        lambda side: with_orientation(gray_float(side), "TIFF", compression="tiff_deflate"),
+    ),
     "gif-frames": (GIF, "GIF of 3 frames", lambda side: frames(square(side), "GIF")),
-    "tiff-pages": (TIFF, "F TIFF of 3 pages", lambda side: frames(gray_float(side), "TIFF", compression="tiff_deflate")),
-    "webp-animated": (WEBP, "animated lossless WebP, 2 frames", lambda side: frames(transparent(side, "RGBA"), "WEBP", 2, lossless=True, method=0, quality=0)),
+    "tiff-pages": (
+        TIFF,
+        "F TIFF of 3 pages",
+        lambda side: frames(gray_float(side), "TIFF", compression="tiff_deflate"),
+    ),
+    "webp-animated": (
+        WEBP,
+        "animated lossless WebP, 2 frames",
+        lambda side: frames(transparent(side, "RGBA"), "WEBP", 2, lossless=True, method=0, quality=0),
+    ),
     "apng": (PNG, "APNG RGBA, 2 frames", lambda side: frames(transparent(side, "RGBA"), "PNG", 2, compress_level=9)),
     "gif-screen": (GIF, "GIF screen around an 8x8 frame", gif_with_huge_screen),
     "bmp-rle8": (BMP, "RLE8 BMP, rows ended early (padded in Python)", bmp_rle8_padding),
@@ -445,48 +487,153 @@ PICTURES: dict[str, tuple[str, str, Callable[[int], bytes]]] = {
     "graph-paper-png": (PNG, "grid lines every 40 pixels", lambda side: png(graph_paper(side, 40, 3))),
 }
 # The kinds at the pixel limit also read as numbers (the costliest ones).
-LIMIT_ON_NUMBERS = ("RGBA-png", "RGBA-webp", "I16-png", "F-tiff", "RGBA16-png", "exif-rotated-png", "gif-screen", "bmp-rle8",
-                    "graph-paper-png")
+LIMIT_ON_NUMBERS = (
+    "RGBA-png",
+    "RGBA-webp",
+    "I16-png",
+    "F-tiff",
+    "RGBA16-png",
+    "exif-rotated-png",
+    "gif-screen",
+    "bmp-rle8",
+    "graph-paper-png",
+)
 # The kinds that take more than a byte a pixel to decode, also made at the largest size the service still decodes ...
-FITTED = ("LA-png", "PA-tiff", "RGB-png", "RGBA-png", "RGBA-webp", "I16-png", "I-tiff", "F-tiff", "CMYK-tiff", "L-jpeg-progressive",
-          "RGBA16-png", "exif-rotated-png", "tiff-pages", "webp-animated", "apng", "bmp-rle8", "bmp-rle4")
+FITTED = (
+    "LA-png",
+    "PA-tiff",
+    "RGB-png",
+    "RGBA-png",
+    "RGBA-webp",
+    "I16-png",
+    "I-tiff",
+    "F-tiff",
+    "CMYK-tiff",
+    "L-jpeg-progressive",
+    "RGBA16-png",
+    "exif-rotated-png",
+    "tiff-pages",
+    "webp-animated",
+    "apng",
+    "bmp-rle8",
+    "bmp-rle4",
+)
 # ... and of those, the ones also read as numbers.
 FITTED_ON_NUMBERS = ("RGBA-webp", "I16-png", "F-tiff", "RGBA16-png", "exif-rotated-png", "bmp-rle8")
 
 CASES: tuple[Case, ...] = (
     # pages read as numbers
     Case("black-960", (NUMBER_ROUTE,), PNG, "960x960 all black", lambda: black_block(PAGE_SIDE, PAGE_SIDE)),
-    Case("black-block-960", (NUMBER_ROUTE,), PNG, "960x960 black square on a 1100x1100 white page", lambda: black_block(1100, PAGE_SIDE)),
+    Case(
+        "black-block-960",
+        (NUMBER_ROUTE,),
+        PNG,
+        "960x960 black square on a 1100x1100 white page",
+        lambda: black_block(1100, PAGE_SIDE),
+    ),
     Case("blocks-4x4", (NUMBER_ROUTE,), PNG, "16 black squares the size of digits on 960x960", blocks),
     Case("checkerboard", (NUMBER_ROUTE,), PNG, "960x960 checkerboard of 60-pixel squares", checkerboard),
-    Case("scribbles-300", (NUMBER_ROUTE,), PNG, "300 random strokes on 960x960", lambda: scribbles((PAGE_SIDE, PAGE_SIDE), 300)),
-    Case("scribbles-1000", (NUMBER_ROUTE,), PNG, "1,000 random strokes on 960x960", lambda: scribbles((PAGE_SIDE, PAGE_SIDE), 1000)),
-    Case("scribbles-3000", (NUMBER_ROUTE,), PNG, "3,000 random strokes on 960x960", lambda: scribbles((PAGE_SIDE, PAGE_SIDE), 3000, 30, 3)),
-    Case("graph-paper-960", (NUMBER_ROUTE,), PNG, "960x960 grid lines every 24 pixels", lambda: png(graph_paper(PAGE_SIDE, 24))),
+    Case(
+        "scribbles-300",
+        (NUMBER_ROUTE,),
+        PNG,
+        "300 random strokes on 960x960",
+        lambda: scribbles((PAGE_SIDE, PAGE_SIDE), 300),
+    ),
+    Case(
+        "scribbles-1000",
+        (NUMBER_ROUTE,),
+        PNG,
+        "1,000 random strokes on 960x960",
+        lambda: scribbles((PAGE_SIDE, PAGE_SIDE), 1000),
+    ),
+    Case(
+        "scribbles-3000",
+        (NUMBER_ROUTE,),
+        PNG,
+        "3,000 random strokes on 960x960",
+        lambda: scribbles((PAGE_SIDE, PAGE_SIDE), 3000, 30, 3),
+    ),
+    Case(
+        "graph-paper-960",
+        (NUMBER_ROUTE,),
+        PNG,
+        "960x960 grid lines every 24 pixels",
+        lambda: png(graph_paper(PAGE_SIDE, 24)),
+    ),
     Case("specks-960", (NUMBER_ROUTE,), PNG, "20,000 3x3 specks on 960x960, 1-bit", specks),
-    Case("tiny-digits-960", (NUMBER_ROUTE,), PNG, "960x960 full of printed digits 10 pixels tall", lambda: printed_digits((PAGE_SIDE, PAGE_SIDE), 10)),
-    Case("wide-scribbles", (NUMBER_ROUTE,), PNG, f"{LONG_SIDE}x{SHORT_SIDE}, 2,000 strokes", lambda: scribbles((LONG_SIDE, SHORT_SIDE), 2000, 80, 8)),
-    Case("wide-digits", (NUMBER_ROUTE,), PNG, f"{LONG_SIDE}x{SHORT_SIDE}, a line of ~170 printed digits", lambda: printed_digits((LONG_SIDE, SHORT_SIDE), 200)),
-    Case("tall-scribbles", (NUMBER_ROUTE,), PNG, f"{SHORT_SIDE}x{LONG_SIDE}, 2,000 strokes", lambda: scribbles((SHORT_SIDE, LONG_SIDE), 2000, 80, 8)),
-    Case("tall-digits", (NUMBER_ROUTE,), PNG, f"{SHORT_SIDE}x{LONG_SIDE}, lines of printed digits 40 pixels tall", lambda: printed_digits((SHORT_SIDE, LONG_SIDE), 40)),
+    Case(
+        "tiny-digits-960",
+        (NUMBER_ROUTE,),
+        PNG,
+        "960x960 full of printed digits 10 pixels tall",
+        lambda: printed_digits((PAGE_SIDE, PAGE_SIDE), 10),
+    ),
+    Case(
+        "wide-scribbles",
+        (NUMBER_ROUTE,),
+        PNG,
+        f"{LONG_SIDE}x{SHORT_SIDE}, 2,000 strokes",
+        lambda: scribbles((LONG_SIDE, SHORT_SIDE), 2000, 80, 8),
+    ),
+    Case(
+        "wide-digits",
+        (NUMBER_ROUTE,),
+        PNG,
+        f"{LONG_SIDE}x{SHORT_SIDE}, a line of ~170 printed digits",
+        lambda: printed_digits((LONG_SIDE, SHORT_SIDE), 200),
+    ),
+    Case(
+        "tall-scribbles",
+        (NUMBER_ROUTE,),
+        PNG,
+        f"{SHORT_SIDE}x{LONG_SIDE}, 2,000 strokes",
+        lambda: scribbles((SHORT_SIDE, LONG_SIDE), 2000, 80, 8),
+    ),
+    Case(
+        "tall-digits",
+        (NUMBER_ROUTE,),
+        PNG,
+        f"{SHORT_SIDE}x{LONG_SIDE}, lines of printed digits 40 pixels tall",
+        lambda: printed_digits((SHORT_SIDE, LONG_SIDE), 40),
+    ),
     # every format and mode at the pixel limit, then the costliest ones at the largest size the service decodes
-    *(Case(f"limit-{kind}", BOTH_ROUTES if kind in LIMIT_ON_NUMBERS else (DIGIT_ROUTE,), content_type, f"{LIMIT} {what}",
-           functools.partial(make, LIMIT_SIDE)) for kind, (content_type, what, make) in PICTURES.items()),
-    Case("limit-wide-png", BOTH_ROUTES, PNG, f"{default_max_pixels // 1000}x1000 L", lambda: png(wide_limit_page())),
-    *(Case(f"fit-{kind}", BOTH_ROUTES if kind in FITTED_ON_NUMBERS else (DIGIT_ROUTE,), PICTURES[kind][0],
-           f"the largest {PICTURES[kind][1]} the service decodes", fitting(PICTURES[kind][2])) for kind in FITTED),
+    *(
+        Case(
+            f"limit-{kind}",
+            BOTH_ROUTES if kind in LIMIT_ON_NUMBERS else (DIGIT_ROUTE,),
+            content_type,
+            f"{LIMIT} {what}",
+            functools.partial(make, LIMIT_SIDE),
+        )
+        for kind, (content_type, what, make) in PICTURES.items()
+    ),
+    Case("limit-wide-png", BOTH_ROUTES, PNG, f"{DEFAULT_MAX_PIXELS // 1000}x1000 L", lambda: png(wide_limit_page())),
+    *(
+        Case(
+            f"fit-{kind}",
+            BOTH_ROUTES if kind in FITTED_ON_NUMBERS else (DIGIT_ROUTE,),
+            PICTURES[kind][0],
+            f"the largest {PICTURES[kind][1]} the service decodes",
+            fitting(PICTURES[kind][2]),
+        )
+        for kind in FITTED
+    ),
     # full batches of the worst items small enough to fit the upload limit
-    *(Case(f"batch{MAX_BATCH_IMAGES}-{item}", routes, JSON, f"{MAX_BATCH_IMAGES} x {item}", batch_of=item) for item, routes in (
-        ("limit-RGBA-webp", BOTH_ROUTES),
-        ("limit-gif-screen", BOTH_ROUTES),
-        ("limit-bmp-rle8", (DIGIT_ROUTE,)),
-        ("limit-1-tiff-g4", (DIGIT_ROUTE,)),
-        ("fit-RGBA-webp", BOTH_ROUTES),
-        ("fit-I16-png", (DIGIT_ROUTE,)),
-        ("fit-bmp-rle8", (DIGIT_ROUTE,)),
-        ("black-block-960", (NUMBER_ROUTE,)),
-        ("scribbles-300", (NUMBER_ROUTE,)),
-    )),
+    *(
+        Case(f"batch{MAX_BATCH_IMAGES}-{item}", routes, JSON, f"{MAX_BATCH_IMAGES} x {item}", batch_of=item)
+        for item, routes in (
+            ("limit-RGBA-webp", BOTH_ROUTES),
+            ("limit-gif-screen", BOTH_ROUTES),
+            ("limit-bmp-rle8", (DIGIT_ROUTE,)),
+            ("limit-1-tiff-g4", (DIGIT_ROUTE,)),
+            ("fit-RGBA-webp", BOTH_ROUTES),
+            ("fit-I16-png", (DIGIT_ROUTE,)),
+            ("fit-bmp-rle8", (DIGIT_ROUTE,)),
+            ("black-block-960", (NUMBER_ROUTE,)),
+            ("scribbles-300", (NUMBER_ROUTE,)),
+        )
+    ),
 )
 CASES_BY_NAME = {case.name: case for case in CASES}
 
@@ -508,8 +655,10 @@ def main(argv: list[str] | None = None) -> int:
             path = bodies.path(case)
             picture = "batch" if case.batch_of else "x".join(map(str, Image.open(path).size))
             routes = " ".join("number" if route == NUMBER_ROUTE else "digit" for route in case.routes)
-            print(f"{case.name:<28}  {path.stat().st_size:>10,}  {bodies.seconds.get(case.name, 0.0):>6.2f}s  {picture:>11}  {routes}: {case.about}",
-                  flush=True)
+            print(
+                f"{case.name:<28}  {path.stat().st_size:>10,}  {bodies.seconds.get(case.name, 0.0):>6.2f}s  {picture:>11}  {routes}: {case.about}",
+                flush=True,
+            )
     return 0
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from model.decoding import encode_png
 from bench.service import start_service
+from model.decoding import encode_png
 from training.data import load_mnist
 
 logger = logging.getLogger("bench.http_accuracy")
@@ -33,7 +33,11 @@ def post_all(url: str, images: np.ndarray, clients: int) -> tuple[list[int | Non
     def post(index: int) -> tuple[int | None, int, float]:
         session = local.__dict__.setdefault("session", requests.Session())
         started = time.perf_counter()
-        response = session.post(url + "/recognize.json", files={"image": (f"{index}.png", encode_png(images[index]), "image/png")}, timeout=30)
+        response = session.post(
+            url + "/recognize.json",
+            files={"image": (f"{index}.png", encode_png(images[index]), "image/png")},
+            timeout=30,
+        )
         elapsed = time.perf_counter() - started
         digit = response.json().get("digit") if response.status_code == 200 else None
         return digit, response.status_code, elapsed
@@ -66,14 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         digits, statuses, latencies = post_all(url, images, arguments.clients)
         elapsed = time.monotonic() - started
 
-    correct = sum(digit == label for digit, label in zip(digits, labels))
+    correct = sum(digit == label for digit, label in zip(digits, labels, strict=False))
     milliseconds = np.array(latencies) * 1000
     print(f"service:   {url if arguments.url else 'Procfile command on a free port'}")
-    print(f"posted:    {len(images)} MNIST test images as PNG files (multipart field 'image'), {arguments.clients} clients")
+    print(
+        f"posted:    {len(images)} MNIST test images as PNG files (multipart field 'image'), {arguments.clients} clients"
+    )
     print(f"statuses:  {dict(sorted(Counter(statuses).items()))}")
     print(f"accuracy:  {100 * correct / len(images):.2f}% ({correct}/{len(images)})")
-    print(f"latency:   p50 {np.percentile(milliseconds, 50):.1f} ms, p99 {np.percentile(milliseconds, 99):.1f} ms; "
-          f"{len(images) / elapsed:.0f} requests/s")
+    print(
+        f"latency:   p50 {np.percentile(milliseconds, 50):.1f} ms, p99 {np.percentile(milliseconds, 99):.1f} ms; "
+        f"{len(images) / elapsed:.0f} requests/s"
+    )
     return 0 if all(status == 200 for status in statuses) else 1
 
 

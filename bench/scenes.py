@@ -186,9 +186,7 @@ def _thin(mask: np.ndarray) -> np.ndarray:
                 p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2],
             ]  # fmt: skip
             count = sum(n.astype(np.int16) for n in around)
-            transitions = sum(
-                ((around[i] == 0) & (around[(i + 1) % 8] == 1)).astype(np.int16) for i in range(8)
-            )
+            transitions = sum(((around[i] == 0) & (around[(i + 1) % 8] == 1)).astype(np.int16) for i in range(8))
             north, east, south, west = around[0], around[2], around[4], around[6]
             if step == 0:
                 side = (north * east * south == 0) & (east * south * west == 0)
@@ -232,7 +230,7 @@ def _skeleton(digit: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
             beside_a = padded[1 : 1 + skeleton.shape[0], 1 + dx : 1 + dx + skeleton.shape[1]][ys, xs]
             beside_b = padded[2 : 2 + skeleton.shape[0], 1 : 1 + skeleton.shape[1]][ys, xs]
             linked &= (beside_a < 0) & (beside_b < 0)
-        segments.extend(zip(np.flatnonzero(linked).tolist(), neighbour[linked].tolist()))
+        segments.extend(zip(np.flatnonzero(linked).tolist(), neighbour[linked].tolist(), strict=False))
     return points, segments
 
 

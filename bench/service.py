@@ -63,7 +63,11 @@ def start_service(
     with open(log, "wb") as output:
         process = subprocess.Popen(
             # bash runs the line as Heroku does; the Procfile's own `exec` makes gunicorn this process (one pid to signal)
-            ["bash", "-c", command or procfile_command()], cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            ["bash", "-c", command or procfile_command()],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         while True:

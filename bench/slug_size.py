@@ -42,7 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         python = venv / "bin" / "python"
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(PROJECT_ROOT / arguments.requirements)],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(PROJECT_ROOT / arguments.requirements),
+            ],
             check=True,
         )
         subprocess.run([str(python), "-c", SMOKE_TEST], check=True, cwd=PROJECT_ROOT, capture_output=True)
@@ -51,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         app.mkdir()
         subprocess.run(f"git archive HEAD | tar -xf - -C '{app}'", shell=True, check=True, cwd=PROJECT_ROOT)
         slug = folder / "slug.tar.gz"
-        subprocess.run(["tar", "-czf", str(slug), "-C", str(site_packages.parent), "site-packages", "-C", str(folder), "app"], check=True)
+        subprocess.run(
+            ["tar", "-czf", str(slug), "-C", str(site_packages.parent), "site-packages", "-C", str(folder), "app"],
+            check=True,
+        )
         print(f"requirements: {arguments.requirements} (the service started from it and read examples/three.png as 3)")
         print(f"installed packages: {folder_megabytes(site_packages):,.0f} MB on disk")
         print(f"committed app files: {folder_megabytes(app):,.1f} MB")

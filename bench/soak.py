@@ -61,9 +61,9 @@ from PIL import Image
 
 from bench.footprint import total_rss_megabytes
 from bench.service import RunningService, start_service, worker_pids
-from training.data import load_mnist
 from model.decoding import encode_png
 from tests.drawing import draw_digit, encode
+from training.data import load_mnist
 
 PATH = "/recognize.json"
 MAX_UPLOAD_BYTES = 1024 * 1024  # the service's limit for this run
@@ -297,7 +297,9 @@ def probe(url: str, kind: Kind) -> str:
     else:
         body, content_type = kind.body, kind.content_type
     headers = {"Content-Type": content_type} if content_type else {}
-    response = requests.request(kind.method, url + kind.path, data=body if kind.method != "GET" else None, headers=headers, timeout=60)
+    response = requests.request(
+        kind.method, url + kind.path, data=body if kind.method != "GET" else None, headers=headers, timeout=60
+    )
     return classify(response.status_code, response.content)
 
 
@@ -324,36 +326,95 @@ def build_mix(url: str, dataset) -> list[Kind]:
     for index, label in right:
         first_of_class.setdefault(label, index)
     if len(first_of_class) < 10:
-        raise RuntimeError(f"the service misreads every probed MNIST test image of some class: {sorted(first_of_class)}")
+        raise RuntimeError(
+            f"the service misreads every probed MNIST test image of some class: {sorted(first_of_class)}"
+        )
     others = [(index, label) for index, label in right if first_of_class[label] != index]
     kinds = [
-        Kind(f"upload MNIST {label} (#{index})", 11, f"200 digit={label}", encode_png(255 - dataset.x_test[index]), filename=f"{index}.png")
+        Kind(
+            f"upload MNIST {label} (#{index})",
+            11,
+            f"200 digit={label}",
+            encode_png(255 - dataset.x_test[index]),
+            filename=f"{index}.png",
+        )
         for label, index in sorted(first_of_class.items())
     ]
     for index, label in others[0:2]:
         image = base64.b64encode(encode_png(dataset.x_test[index])).decode()
-        kinds.append(Kind(f"JSON base64 {label} (#{index})", 5, f"200 digit={label}", json.dumps({"image": image}).encode(), content_type="application/json"))
+        kinds.append(
+            Kind(
+                f"JSON base64 {label} (#{index})",
+                5,
+                f"200 digit={label}",
+                json.dumps({"image": image}).encode(),
+                content_type="application/json",
+            )
+        )
     for index, label in others[2:4]:
         body = json.dumps({"image": data_url(encode_png(dataset.x_test[index]))}).encode()
-        kinds.append(Kind(f"JSON data URL {label} (#{index})", 5, f"200 digit={label}", body, content_type="application/json"))
+        kinds.append(
+            Kind(f"JSON data URL {label} (#{index})", 5, f"200 digit={label}", body, content_type="application/json")
+        )
     batch = others[4:12]
     body = json.dumps({"images": [data_url(encode_png(dataset.x_test[index])) for index, _ in batch]}).encode()
     labels = ",".join(str(label) for _, label in batch)
-    kinds.append(Kind(f"JSON batch of {len(batch)}", 10, f"200 results={labels}", body, content_type="application/json"))
-    canvases = [Kind(f"canvas 280x280 {digit}", 5, f"200 digit={digit}", encode(draw_digit(digit, background=None)), filename="canvas.png") for digit in range(10)]
+    kinds.append(
+        Kind(f"JSON batch of {len(batch)}", 10, f"200 results={labels}", body, content_type="application/json")
+    )
+    canvases = [
+        Kind(
+            f"canvas 280x280 {digit}",
+            5,
+            f"200 digit={digit}",
+            encode(draw_digit(digit, background=None)),
+            filename="canvas.png",
+        )
+        for digit in range(10)
+    ]
     kinds += [canvas for canvas in canvases if probe(url, canvas) == canvas.expect][:2]
 
     png = encode_png(255 - dataset.x_test[first_of_class[7]])
     blank = data_url(encode(Image.new("RGBA", CANVAS_SIZE, (0, 0, 0, 0))))
     rng = np.random.default_rng(SEED)
     kinds += [
-        Kind("text bytes as image/png", 7, "400 invalid_image", b"this is not a picture of a digit\n" * 8, content_type="image/png"),
+        Kind(
+            "text bytes as image/png",
+            7,
+            "400 invalid_image",
+            b"this is not a picture of a digit\n" * 8,
+            content_type="image/png",
+        ),
         Kind("truncated PNG", 7, "400 invalid_image", png[: len(png) // 2], filename="cut.png"),
-        Kind("JSON not an object", 6, "400 invalid_json", json.dumps([data_url(png)]).encode(), content_type="application/json"),
-        Kind("JSON image not base64", 6, "400 invalid_image", b'{"image": "this is not base64!"}', content_type="application/json"),
-        Kind("blank canvas data URL", 6, "422 no_digit", json.dumps({"image": blank}).encode(), content_type="application/json"),
+        Kind(
+            "JSON not an object",
+            6,
+            "400 invalid_json",
+            json.dumps([data_url(png)]).encode(),
+            content_type="application/json",
+        ),
+        Kind(
+            "JSON image not base64",
+            6,
+            "400 invalid_image",
+            b'{"image": "this is not base64!"}',
+            content_type="application/json",
+        ),
+        Kind(
+            "blank canvas data URL",
+            6,
+            "422 no_digit",
+            json.dumps({"image": blank}).encode(),
+            content_type="application/json",
+        ),
         Kind("text/plain body", 6, "415 unsupported_media_type", b"7", content_type="text/plain"),
-        Kind("upload of 1.5 MB", 6, "413 too_large", rng.integers(0, 256, OVERSIZED_BYTES, dtype=np.uint8).tobytes(), filename="photo.png"),
+        Kind(
+            "upload of 1.5 MB",
+            6,
+            "413 too_large",
+            rng.integers(0, 256, OVERSIZED_BYTES, dtype=np.uint8).tobytes(),
+            filename="photo.png",
+        ),
         Kind("GET unknown path", 6, "404 not_found", b"", method="GET", path="/no-such-page"),
     ]
     total = sum(kind.weight for kind in kinds)
@@ -368,7 +429,13 @@ def lua_table(kinds: list[Kind], folder: Path) -> str:
     for number, kind in enumerate(kinds, start=1):
         body = folder / f"kind{number:02d}.bin"
         body.write_bytes(kind.body)
-        fields = {"method": kind.method, "path": kind.path, "content_type": kind.content_type, "file": str(body), "part_type": kind.part_type}
+        fields = {
+            "method": kind.method,
+            "path": kind.path,
+            "content_type": kind.content_type,
+            "file": str(body),
+            "part_type": kind.part_type,
+        }
         if kind.filename:
             fields["filename"] = kind.filename
         for value in fields.values():
@@ -385,8 +452,22 @@ def lua_table(kinds: list[Kind], folder: Path) -> str:
 def run_wrk(url: str, script: Path, clients: int, seconds: int, kinds: list[Kind]) -> Round:
     """One round: wrk sends the mix for `seconds`, then waits DRAIN_SECONDS for the answers in flight."""
     output = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{seconds + DRAIN_SECONDS}s", "--timeout", WRK_TIMEOUT, "-s", str(script), url, "--", str(seconds)],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{clients}",
+            f"-d{seconds + DRAIN_SECONDS}s",
+            "--timeout",
+            WRK_TIMEOUT,
+            "-s",
+            str(script),
+            url,
+            "--",
+            str(seconds),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     summary = json.loads(output.split("SOAK ", 1)[1])
     sent = Counter({int(index): count for index, count in summary["sent"].items()})
@@ -394,8 +475,15 @@ def run_wrk(url: str, script: Path, clients: int, seconds: int, kinds: list[Kind
     for index, count in sent.items():
         expected[kinds[index - 1].expect] += count
     return Round(
-        seconds, summary["requests"], summary["p50_ms"], summary["p99_ms"], summary["max_ms"],
-        {kind: summary[kind] for kind in ("connect", "read", "write", "timeout")}, sent, Counter(summary["answers"]), expected,
+        seconds,
+        summary["requests"],
+        summary["p50_ms"],
+        summary["p99_ms"],
+        summary["max_ms"],
+        {kind: summary[kind] for kind in ("connect", "read", "write", "timeout")},
+        sent,
+        Counter(summary["answers"]),
+        expected,
     )
 
 
@@ -429,13 +517,17 @@ def soak(service: RunningService, kinds: list[Kind], script: Path, arguments) ->
         seconds = arguments.duration // rounds + (1 if number < arguments.duration % rounds else 0)
         measured = run_wrk(url, script, arguments.clients, seconds, kinds)
         ok = healthy(service.url)
-        result.rounds.append(replace(measured, rss=total_rss_megabytes(master), workers=tuple(worker_pids(master)), healthy=ok))
+        result.rounds.append(
+            replace(measured, rss=total_rss_megabytes(master), workers=tuple(worker_pids(master)), healthy=ok)
+        )
     return result
 
 
 def report(result: Soak, arguments) -> bool:
     """The table per round, the totals and the goals; True when every goal is met."""
-    print(f"{'round':<6} {'seconds':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'5xx':>4} {'unexpected':>10} {'lost':>5} {'RSS MB':>7} {'/healthz':>8}")
+    print(
+        f"{'round':<6} {'seconds':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'5xx':>4} {'unexpected':>10} {'lost':>5} {'RSS MB':>7} {'/healthz':>8}"
+    )
     print(f"{'start':<6} {'(after a ' + str(WARMUP_SECONDS) + ' s warm-up)':>72} {result.start_rss:>7.1f}")
     for number, measured in enumerate(result.rounds, start=1):
         print(
@@ -455,42 +547,96 @@ def report(result: Soak, arguments) -> bool:
     unexpected_details = sum(measured.unexpected_details for measured in rounds)
     lost = sum(measured.lost for measured in rounds)
     unanswered = sum(max(0, measured.unanswered) for measured in rounds)
-    socket_errors = {kind: sum(measured.socket_errors[kind] for measured in rounds) for kind in ("connect", "read", "write", "timeout")}
+    socket_errors = {
+        kind: sum(measured.socket_errors[kind] for measured in rounds)
+        for kind in ("connect", "read", "write", "timeout")
+    }
     end_rss = rounds[-1].rss
     growth = max(measured.rss for measured in rounds) - result.start_rss
     allowed = max(RSS_GROWTH_SHARE * result.start_rss, RSS_GROWTH_MEGABYTES)
-    restarts = sum(1 for before, after in zip([result.start_workers] + [m.workers for m in rounds], [m.workers for m in rounds]) if before != after)
+    restarts = sum(
+        1
+        for before, after in zip(
+            [result.start_workers] + [m.workers for m in rounds], [m.workers for m in rounds], strict=False
+        )
+        if before != after
+    )
     health_failures = sum(1 for measured in rounds if not measured.healthy)
     valid = sum(kind.weight for kind in result.kinds if kind.status < 400) / 2
 
     print()
-    print(f"{'duration':<24} {seconds} s in {len(rounds)} round{'s' if len(rounds) > 1 else ''} of up to {arguments.round} s "
-          f"(after each, {DRAIN_SECONDS} s for the answers in flight), "
-          f"{arguments.clients} clients, {arguments.workers} workers")
-    print(f"{'traffic mix':<24} {len(result.kinds)} kinds of request, {valid:.0f} % valid, {100 - valid:.0f} % invalid (module docstring)")
+    print(
+        f"{'duration':<24} {seconds} s in {len(rounds)} round{'s' if len(rounds) > 1 else ''} of up to {arguments.round} s "
+        f"(after each, {DRAIN_SECONDS} s for the answers in flight), "
+        f"{arguments.clients} clients, {arguments.workers} workers"
+    )
+    print(
+        f"{'traffic mix':<24} {len(result.kinds)} kinds of request, {valid:.0f} % valid, {100 - valid:.0f} % invalid (module docstring)"
+    )
     print(f"{'requests':<24} {answered:,} answered of {sent:,} sent")
     print(f"{'requests/s':<24} {answered / seconds:,.1f}")
-    print(f"{'by status (expected)':<24} " + "   ".join(f"{status}: {statuses[status]:,} ({expected_statuses[status]:,})" for status in sorted(statuses | expected_statuses)))
+    print(
+        f"{'by status (expected)':<24} "
+        + "   ".join(
+            f"{status}: {statuses[status]:,} ({expected_statuses[status]:,})"
+            for status in sorted(statuses | expected_statuses)
+        )
+    )
     print(f"{'5xx':<24} {server_errors}")
     print(f"{'unexpected statuses':<24} {unexpected_statuses}")
-    print(f"{'unexpected codes/digits':<24} {unexpected_details}" + (
-        "  (surplus: " + ", ".join(f"{key} x{count - expected.get(key, 0)}" for key, count in sorted(answers.items()) if count > expected.get(key, 0)) + ")"
-        if unexpected_details else ""))
-    print(f"{'lost responses':<24} {lost} ({unanswered} sent and not answered within {DRAIN_SECONDS} s of the round's end; wrk socket errors: "
-          + ", ".join(f"{kind} {count}" for kind, count in socket_errors.items()) + ")")
-    print(f"{'p50 latency':<24} {statistics.median(measured.p50_ms for measured in rounds):.1f} ms (median of the rounds)")
-    print(f"{'p99 latency':<24} {max(measured.p99_ms for measured in rounds):.1f} ms (worst round); max {max(measured.max_ms for measured in rounds):.1f} ms")
-    print(f"{'RSS (master + workers)':<24} start {result.start_rss:.1f} MB, end {end_rss:.1f} MB ({end_rss - result.start_rss:+.1f} MB), max growth {growth:+.1f} MB")
-    print(f"{'worker restarts':<24} {restarts} (rounds after which the worker pids changed); /healthz failures {health_failures}")
-    print(f"{'server log':<24} {len(result.log_errors)} error, crash or restart lines" + "".join(f"\n{'':<24} {line[:150]}" for line in result.log_errors[:5]))
+    print(
+        f"{'unexpected codes/digits':<24} {unexpected_details}"
+        + (
+            "  (surplus: "
+            + ", ".join(
+                f"{key} x{count - expected.get(key, 0)}"
+                for key, count in sorted(answers.items())
+                if count > expected.get(key, 0)
+            )
+            + ")"
+            if unexpected_details
+            else ""
+        )
+    )
+    print(
+        f"{'lost responses':<24} {lost} ({unanswered} sent and not answered within {DRAIN_SECONDS} s of the round's end; wrk socket errors: "
+        + ", ".join(f"{kind} {count}" for kind, count in socket_errors.items())
+        + ")"
+    )
+    print(
+        f"{'p50 latency':<24} {statistics.median(measured.p50_ms for measured in rounds):.1f} ms (median of the rounds)"
+    )
+    print(
+        f"{'p99 latency':<24} {max(measured.p99_ms for measured in rounds):.1f} ms (worst round); max {max(measured.max_ms for measured in rounds):.1f} ms"
+    )
+    print(
+        f"{'RSS (master + workers)':<24} start {result.start_rss:.1f} MB, end {end_rss:.1f} MB ({end_rss - result.start_rss:+.1f} MB), max growth {growth:+.1f} MB"
+    )
+    print(
+        f"{'worker restarts':<24} {restarts} (rounds after which the worker pids changed); /healthz failures {health_failures}"
+    )
+    print(
+        f"{'server log':<24} {len(result.log_errors)} error, crash or restart lines"
+        + "".join(f"\n{'':<24} {line[:150]}" for line in result.log_errors[:5])
+    )
 
-    basis = f"{RSS_GROWTH_SHARE:.0%} of the start" if RSS_GROWTH_SHARE * result.start_rss >= RSS_GROWTH_MEGABYTES else f"{RSS_GROWTH_MEGABYTES:.0f} MB, more than {RSS_GROWTH_SHARE:.0%}"
+    basis = (
+        f"{RSS_GROWTH_SHARE:.0%} of the start"
+        if RSS_GROWTH_SHARE * result.start_rss >= RSS_GROWTH_MEGABYTES
+        else f"{RSS_GROWTH_MEGABYTES:.0f} MB, more than {RSS_GROWTH_SHARE:.0%}"
+    )
     goals = [
         ("0 5xx", server_errors == 0),
-        ("0 lost responses (no socket error, every request sent answered)", lost == 0 and sum(socket_errors.values()) == 0),
+        (
+            "0 lost responses (no socket error, every request sent answered)",
+            lost == 0 and sum(socket_errors.values()) == 0,
+        ),
         ("0 unexpected statuses", unexpected_statuses == 0),
         ("0 unexpected error codes or digits", unexpected_details == 0),
-        (f"RSS flat: end within {allowed:.1f} MB ({basis}) of the start, {end_rss - result.start_rss:+.1f} MB", abs(end_rss - result.start_rss) <= allowed),
+        (
+            f"RSS flat: end within {allowed:.1f} MB ({basis}) of the start, {end_rss - result.start_rss:+.1f} MB",
+            abs(end_rss - result.start_rss) <= allowed,
+        ),
     ]
     print()
     for goal, met in goals:
@@ -504,8 +650,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--duration", type=int, default=600, help="seconds of load in all (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, WEB_CONCURRENCY (default: %(default)s)")
-    parser.add_argument("--round", type=int, default=ROUND_SECONDS, help="seconds per round, memory read after each (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn workers, WEB_CONCURRENCY (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--round",
+        type=int,
+        default=ROUND_SECONDS,
+        help="seconds per round, memory read after each (default: %(default)s)",
+    )
     arguments = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk", file=sys.stderr)

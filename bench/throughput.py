@@ -30,11 +30,11 @@ from pathlib import Path
 
 import requests
 
-from model.decoding import encode_png
 from bench.footprint import rss_megabytes, total_rss_megabytes
 from bench.service import RunningService, start_service, worker_pids
-from training.data import load_mnist
+from model.decoding import encode_png
 from tests.drawing import draw_digit, encode
+from training.data import load_mnist
 
 USUAL_PATTERN_COMMAND = "gunicorn 'bench.usual_pattern:app' --bind 0.0.0.0:$PORT"
 OURS = "this service (Procfile)"
@@ -89,16 +89,28 @@ def run_wrk(url: str, script: Path, payload: Path, clients: int, seconds: float)
     """Load `url` with wrk for `seconds` at `clients` connections (one wrk thread, 30 s timeout)."""
     output = subprocess.run(
         ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(script), url],
-        capture_output=True, text=True, check=True, env={**os.environ, "WRK_IMAGE": str(payload)},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "WRK_IMAGE": str(payload)},
     ).stdout
     summary = json.loads(output.split("SUMMARY ", 1)[1])
     errors = sum(summary[kind] for kind in ("connect", "read", "write", "status", "timeout"))
-    return Load(clients, summary["requests"], summary["requests"] / summary["seconds"], summary["p50_ms"], summary["p99_ms"], errors)
+    return Load(
+        clients,
+        summary["requests"],
+        summary["requests"] / summary["seconds"],
+        summary["p50_ms"],
+        summary["p99_ms"],
+        errors,
+    )
 
 
 def check_answer(service: RunningService, payload: bytes, digit: int) -> None:
     """One request by hand first: the service must read the benchmark's digit right."""
-    response = requests.post(service.url + "/recognize.json", files={"image": ("digit.png", payload, "image/png")}, timeout=60)
+    response = requests.post(
+        service.url + "/recognize.json", files={"image": ("digit.png", payload, "image/png")}, timeout=60
+    )
     if response.status_code != 200 or response.json().get("digit") != digit:
         raise RuntimeError(f"unexpected answer {response.status_code}: {response.text[:200]}")
 
@@ -124,7 +136,9 @@ def memory(service: RunningService) -> tuple[float, str]:
     return total_rss_megabytes(master), f"master {rss_megabytes(master):.0f} MB + workers {workers} MB"
 
 
-def compare(services: dict[str, RunningService], payload: Path, digit: int, script: Path, arguments) -> dict[str, Measured]:
+def compare(
+    services: dict[str, RunningService], payload: Path, digit: int, script: Path, arguments
+) -> dict[str, Measured]:
     """Load the services in turn at each concurrency, so that both see the machine in the same state."""
     for service in services.values():
         check_answer(service, payload.read_bytes(), digit)
@@ -134,22 +148,31 @@ def compare(services: dict[str, RunningService], payload: Path, digit: int, scri
         for name, service in services.items():
             loads[name].append(run_wrk(service.url + "/recognize.json", script, payload, clients, arguments.duration))
     return {
-        name: Measured(name, loads[name], service.cold_start_seconds, *memory(service)) for name, service in services.items()
+        name: Measured(name, loads[name], service.cold_start_seconds, *memory(service))
+        for name, service in services.items()
     }
 
 
-def measure_more(measured: Measured, service: RunningService, payload: Path, canvas: Path, scripts: dict, arguments, folder: Path) -> None:
+def measure_more(
+    measured: Measured, service: RunningService, payload: Path, canvas: Path, scripts: dict, arguments, folder: Path
+) -> None:
     """This service only: memory over 20,000 requests, batch requests and canvas uploads."""
     url = service.url + "/recognize.json"
     if not arguments.no_soak:
-        measured.soak = soak(url, scripts["upload"], payload, service, arguments.duration, sum(load.requests for load in measured.loads))
+        measured.soak = soak(
+            url, scripts["upload"], payload, service, arguments.duration, sum(load.requests for load in measured.loads)
+        )
     batch_file = folder / "batch.json"
-    batch_file.write_text(json.dumps({"images": ["data:image/png;base64," + base64.b64encode(payload.read_bytes()).decode()] * 64}))
+    batch_file.write_text(
+        json.dumps({"images": ["data:image/png;base64," + base64.b64encode(payload.read_bytes()).decode()] * 64})
+    )
     measured.batch = run_wrk(url, scripts["json"], batch_file, 1, arguments.duration)
     measured.canvas = [run_wrk(url, scripts["upload"], canvas, clients, arguments.duration) for clients in (1, 8)]
 
 
-def soak(url: str, script: Path, payload: Path, service: RunningService, seconds: int, done: int) -> list[tuple[int, float, int]]:
+def soak(
+    url: str, script: Path, payload: Path, service: RunningService, seconds: int, done: int
+) -> list[tuple[int, float, int]]:
     """Keep loading at 8 clients: RSS once 10,000 requests have been served, then after 10,000 more."""
     readings = []
     target = 10_000
@@ -166,7 +189,9 @@ def soak(url: str, script: Path, payload: Path, service: RunningService, seconds
 
 def report(ours: Measured, usual: Measured | None) -> None:
     """The table, the memory readings, batch throughput and the goals of the issue."""
-    print(f"{'service':<24} {'clients':>7} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7} {'cold start':>10}")
+    print(
+        f"{'service':<24} {'clients':>7} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'RSS MB':>7} {'cold start':>10}"
+    )
     for measured in [ours, usual] if usual else [ours]:
         for load in measured.loads:
             print(
@@ -188,7 +213,9 @@ def report(ours: Measured, usual: Measured | None) -> None:
             f"{ours.name}: 280x280 canvas PNG, {load.clients} client{'s' if load.clients > 1 else ''}: "
             f"{load.requests_per_second:,.1f} requests/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms, {load.errors} errors"
         )
-    goals = [("no errors under any load", sum(load.errors for load in ours.loads) == 0 and all(s[2] == 0 for s in ours.soak))]
+    goals = [
+        ("no errors under any load", sum(load.errors for load in ours.loads) == 0 and all(s[2] == 0 for s in ours.soak))
+    ]
     goals.append(("cold start <= 5 s", ours.cold_start_seconds <= 5.0))
     if ours.soak:
         goals.append(("RSS <= 512 MB after 10,000 requests", ours.soak[0][1] <= 512))
@@ -205,7 +232,12 @@ def report(ours: Measured, usual: Measured | None) -> None:
         if 8 in by_clients and 1 in by_clients:
             eight = next(load for load in ours.loads if load.clients == 8)
             one = next(load for load in ours.loads if load.clients == 1)
-            goals.append(("throughput at 8 clients >= 40x the usual pattern's", eight.requests_per_second >= 40 * by_clients[8].requests_per_second))
+            goals.append(
+                (
+                    "throughput at 8 clients >= 40x the usual pattern's",
+                    eight.requests_per_second >= 40 * by_clients[8].requests_per_second,
+                )
+            )
             goals.append(("p50 at 1 client <= 1/25 of the usual pattern's", one.p50_ms * 25 <= by_clients[1].p50_ms))
     print()
     for goal, met in goals:
@@ -216,8 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for both, WEB_CONCURRENCY (default: %(default)s)")
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per concurrency (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="gunicorn workers for both, WEB_CONCURRENCY (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--duration", type=int, default=10, help="seconds of load per concurrency (default: %(default)s)"
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32], help="concurrencies (default: 1 8 32)")
     parser.add_argument("--skip-usual", action="store_true", help="measure this service only")
     parser.add_argument("--no-soak", action="store_true", help="skip the 20,000-request memory check")
@@ -246,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             services = {OURS: stack.enter_context(start_service(folder / "ours.log", environment))}
             if not arguments.skip_usual:
-                services[USUAL] = stack.enter_context(start_service(folder / "usual.log", environment, command=USUAL_PATTERN_COMMAND))
+                services[USUAL] = stack.enter_context(
+                    start_service(folder / "usual.log", environment, command=USUAL_PATTERN_COMMAND)
+                )
             measured = compare(services, payload, digit, scripts["upload"], arguments)
             ours, usual = measured[OURS], measured.get(USUAL)
             measure_more(ours, services[OURS], payload, canvas, scripts, arguments, folder)

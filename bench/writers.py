@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from bench import scenes
-from model.limits import default_max_request_pixels
+from model.limits import DEFAULT_MAX_REQUEST_PIXELS
 from web.settings import DEFAULT_MAX_UPLOAD_BYTES
 
 logger = logging.getLogger("bench.writers")
@@ -94,13 +94,17 @@ class Tally:
     def row(self) -> str:
         """The printed line."""
         refused = sum(self.refused.values())
-        pairs = ", ".join(f"{true}->{read} x{count}" for (true, read), count in self.confusions.most_common(CONFUSIONS_SHOWN))
+        pairs = ", ".join(
+            f"{true}->{read} x{count}" for (true, read), count in self.confusions.most_common(CONFUSIONS_SHOWN)
+        )
         codes = " ".join(f"{code}={count}" for code, count in self.refused.items())
         weakest = min(self.per_class, key=lambda label: self.right_per_class[label] / self.per_class[label])
         others = self.total - self.per_class[weakest]
-        return (f"{self.name:<36} {self.total:>6} {percent(self.correct, self.total):>8} {percent(self.flagged, self.total):>8} "
-                f"{percent(refused, self.total):>8}  weakest {weakest}: {percent(self.right_per_class[weakest], self.per_class[weakest])}, "
-                f"others {percent(self.correct - self.right_per_class[weakest], others)}  {codes or '-'}  {pairs or '-'}")
+        return (
+            f"{self.name:<36} {self.total:>6} {percent(self.correct, self.total):>8} {percent(self.flagged, self.total):>8} "
+            f"{percent(refused, self.total):>8}  weakest {weakest}: {percent(self.right_per_class[weakest], self.per_class[weakest])}, "
+            f"others {percent(self.correct - self.right_per_class[weakest], others)}  {codes or '-'}  {pairs or '-'}"
+        )
 
 
 def percent(part: int, whole: int) -> str:
@@ -163,7 +167,9 @@ def as_mnist_digit(ink: np.ndarray) -> np.ndarray:
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     scale = 20.0 / max(crop.shape)
     width, height = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
-    fitted = np.clip(np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize((width, height), Image.BICUBIC)), 0, 1)
+    fitted = np.clip(
+        np.asarray(Image.fromarray(crop.astype(np.float32), "F").resize((width, height), Image.BICUBIC)), 0, 1
+    )
     digit = np.zeros((28, 28), dtype=np.uint8)
     top, left = (28 - height) // 2, (28 - width) // 2
     digit[top : top + height, left : left + width] = np.round(fitted * 255.0).astype(np.uint8)
@@ -177,8 +183,10 @@ def paper_on_table(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     side, share = int(rng.integers(4)), rng.uniform(*TABLE_SHARE)
     table = np.zeros((height, width), dtype=bool)
     band = round(share * (height if side < 2 else width))
-    table[[slice(0, band), slice(height - band, height), slice(None), slice(None)][side],
-          [slice(None), slice(None), slice(0, band), slice(width - band, width)][side]] = True
+    table[
+        [slice(0, band), slice(height - band, height), slice(None), slice(None)][side],
+        [slice(None), slice(None), slice(0, band), slice(width - band, width)][side],
+    ] = True
     frame[table] = rng.uniform(*TABLE_LEVEL)
     frame += 12.0 * scenes.smooth_noise(height, width, rng, cells=5)
     digit_height = rng.uniform(0.18, 0.35) * height
@@ -191,14 +199,19 @@ def paper_on_table(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     region += (rng.uniform(20, 60) - region) * alpha[: region.shape[0], : region.shape[1]]
     frame += rng.standard_normal(frame.shape, dtype=np.float32) * np.float32(rng.uniform(2, 6))
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(np.round(frame), 0, 255).astype(np.uint8), "L").convert("RGB").save(buffer, "JPEG", quality=85)
+    Image.fromarray(np.clip(np.round(frame), 0, 255).astype(np.uint8), "L").convert("RGB").save(
+        buffer, "JPEG", quality=85
+    )
     return buffer.getvalue()
 
 
 def photo_renderings() -> dict[str, Callable[[np.ndarray, np.random.Generator], bytes]]:
     """Photo scenes for a real digit given as ink 0..1."""
     chosen = {name: scenes.SCENES[name] for name in PHOTO_SCENES} | {"paper_on_table": paper_on_table}
-    return {f"photo, {name}": (lambda ink, rng, scene=scene: scene(as_mnist_digit(ink), rng)) for name, scene in chosen.items()}
+    return {
+        f"photo, {name}": (lambda ink, rng, scene=scene: scene(as_mnist_digit(ink), rng))
+        for name, scene in chosen.items()
+    }
 
 
 def load_sets(usps_path: str, limit: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -255,8 +268,11 @@ def batches(files: list[bytes]) -> Iterator[list[bytes]]:
     for data in files:
         width, height = Image.open(io.BytesIO(data)).size
         base64_size = 4 * (len(data) + 2) // 3
-        if batch and (len(batch) == BATCH_IMAGES or pixels + width * height > default_max_request_pixels
-                      or size + base64_size > BATCH_BYTES):
+        if batch and (
+            len(batch) == BATCH_IMAGES
+            or pixels + width * height > DEFAULT_MAX_REQUEST_PIXELS
+            or size + base64_size > BATCH_BYTES
+        ):
             yield batch
             batch, pixels, size = [], 0, 0
         batch.append(data)
@@ -270,7 +286,7 @@ def measure(poster: Poster, name: str, files: list[bytes], labels: np.ndarray) -
     """Post every file and tally the answers against the labels."""
     tally = Tally(name)
     answers = [answer for batch in batches(files) for answer in poster.answers(batch)]
-    for label, answer in zip(labels, answers):
+    for label, answer in zip(labels, answers, strict=False):
         tally.add(int(label), answer)
     return tally
 
@@ -283,15 +299,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running service (default: the app in this process)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the renderings (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="only the first N digits of each set (quick trials)")
-    parser.add_argument("--photos", type=int, default=DEFAULT_PHOTOS, help="digits written into each photo scene "
-                        "(they take most of the time; default: %(default)s)")
+    parser.add_argument(
+        "--photos",
+        type=int,
+        default=DEFAULT_PHOTOS,
+        help="digits written into each photo scene (they take most of the time; default: %(default)s)",
+    )
     parser.add_argument("--only", help="only the sets and renderings whose name contains this text")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
     poster = Poster(arguments.url)
     started = time.monotonic()
-    print(f"{'set, rendering':<36} {'digits':>6} {'read':>8} {'flagged':>8} {'refused':>8}  class read worst  refusals  confusions (true->read)")
+    print(
+        f"{'set, rendering':<36} {'digits':>6} {'read':>8} {'flagged':>8} {'refused':>8}  class read worst  refusals  confusions (true->read)"
+    )
     tallies: list[Tally] = []
     for set_name, (inks, labels) in load_sets(arguments.usps, arguments.limit).items():
         renderings = RENDERINGS | (photo_renderings() if set_name == "usps" else {})
@@ -305,13 +327,19 @@ def main(argv: list[str] | None = None) -> int:
             tallies.append(measure(poster, name, files, labels[:count]))
             print(tallies[-1].row(), flush=True)
     if arguments.mnist:
-        from training.data import load_mnist
         from model.decoding import encode_png
+        from training.data import load_mnist
 
         dataset = load_mnist(arguments.mnist)
         limit = arguments.limit or len(dataset.x_test)
-        tallies.append(measure(poster, "mnist test, as PNG", [encode_png(image) for image in dataset.x_test[:limit]],
-                               dataset.y_test[:limit]))
+        tallies.append(
+            measure(
+                poster,
+                "mnist test, as PNG",
+                [encode_png(image) for image in dataset.x_test[:limit]],
+                dataset.y_test[:limit],
+            )
+        )
         print(tallies[-1].row(), flush=True)
     print(f"({time.monotonic() - started:.0f} s)")
     return 0

@@ -16,6 +16,18 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+# A batch's most images and how long a forming batch waits for late ones, where the caller names none; the service
+# names its own (web/settings.py: MICRO_BATCH_SIZE, off by default, and MICRO_BATCH_WAIT_MS, 2 ms). Micro-batching helps
+# little on 2 cores: LiteRT takes 0.5 ms for one image and 0.36 ms per image in a batch of 8, and at 8 clients 2 workers
+# of 4 / 2 threads batching up to 16 served 444 / 425 requests/s against 497 for sync workers (docs/PERFORMANCE.md).
+DEFAULT_MAX_BATCH = 32
+DEFAULT_MAX_WAIT_SECONDS = 0.002
+# While a batch waits for late images, it looks for them this often (seconds): a quarter of the default wait. No trial
+# of another value is recorded.
+POLL_SECONDS = 0.0005
+# The latest batches whose sizes are kept for the metrics. No trial of another value is recorded.
+RECENT_BATCHES = 1000
+
 
 class _Job:
     """One image waiting for its row of probabilities."""
@@ -41,11 +53,16 @@ class Ticket:
 class MicroBatcher:
     """Gathers images from concurrent threads into batches for one `predict(batch) -> probabilities` function."""
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_wait: float = 0.002) -> None:
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
+    ) -> None:
         self.predict = predict
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait)
-        self.batch_sizes: collections.deque[int] = collections.deque(maxlen=1000)  # the latest batches' sizes
+        self.batch_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_BATCHES)  # the latest batches' sizes
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._preparing = 0  # requests of this process between "arrived" and "image ready"
         self._lock = threading.Lock()
@@ -105,7 +122,7 @@ class MicroBatcher:
             if self._preparing == 0 or remaining <= 0:
                 break  # nobody else is on the way, or we waited long enough
             try:
-                jobs.append(self._jobs.get(timeout=min(remaining, 0.0005)))
+                jobs.append(self._jobs.get(timeout=min(remaining, POLL_SECONDS)))
             except queue.Empty:
                 continue
         return jobs
@@ -116,7 +133,7 @@ class MicroBatcher:
             jobs = self._gather()
             try:
                 rows = self.predict(np.stack([job.image for job in jobs]))
-                for job, row in zip(jobs, rows):
+                for job, row in zip(jobs, rows, strict=False):
                     job.probabilities = row
             except BaseException as error:  # the callers re-raise it in their own threads
                 for job in jobs:

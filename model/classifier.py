@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,15 +18,18 @@ import numpy as np
 from scipy.special import log_softmax
 
 from model import (
-    DEFAULT_DETECTOR_PATH, DEFAULT_LINE_READER_PATH, DEFAULT_MODEL_PATH, DEFAULT_WHOLENESS_PATH, card_path_for, tflite_path_for,
+    DEFAULT_DETECTOR_PATH,
+    DEFAULT_LINE_READER_PATH,
+    DEFAULT_MODEL_PATH,
+    DEFAULT_WHOLENESS_PATH,
+    card_path_for,
+    tflite_path_for,
 )
 from model.batching import MicroBatcher
-from model.errors import RecognitionError
-from model.limits import (
-    default_max_decoded_bytes, default_max_groups, default_max_pixels, default_max_read_pixels, default_max_request_pixels,
-)
 from model.decoding import PixelBudget, preprocess
-from model.number_reader import Budget, Reading, line_picture_shape, read_number
+from model.errors import RecognitionError
+from model.limits import DEFAULT_LIMITS, DecodeLimits, NumberLimits
+from model.number_reader import LINE_PICTURE_SHAPE, Budget, Reading, read_number
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +37,21 @@ RUNTIMES = ("keras", "litert")
 
 # Inside a number, a mark the detector doubts still counts as a digit when the reader is sure of it and either the
 # wholeness network judges it one whole digit in its surroundings or the line reader finds its line's digits likely:
-# then the detector's score need only reach `vouched_digit_score`. The bench's marked numbers measure what it
-# costs: non-digits written among digits left out of `number` less often.
-vouched_digit_score, vouched_whole_score, vouched_line_probability, vouched_confidence = 1e-5, 0.75, 0.5, 0.9
+# then the detector's score need only reach `VOUCHED_DIGIT_SCORE`. The bench's marked numbers measure what it
+# costs: non-digits written among digits left out of `number` less often. Chosen on the 1,000 validation numbers
+# (bench/TRIALS.md, "The threshold inside numbers"): with the wholeness pair, 96.5 % read against 96.1 % with the plain
+# threshold, and 112 of 600 non-digits among digits left out against 140; the values sit on a plateau (a floor of 10^-6
+# or 10^-5, a wholeness score from 0.5 to 0.75 and a reader's 0.8 to 0.95 all read 96.5 %; a floor of 3*10^-5 or a
+# wholeness score of 0.9, 96.3 %).
+VOUCHED_DIGIT_SCORE = 1e-5
+VOUCHED_WHOLE_SCORE = 0.75
+# The line reader vouches from this probability of its line's digits: 0 / 1 / 3 more of the validation / fresh / usual
+# numbers read than without it (969 / 956 / 972; docs/ACCURACY.md, "Numbers").
+VOUCHED_LINE_PROBABILITY = 0.5
+VOUCHED_CONFIDENCE = 0.9
 # A mark written in line with its line's other digits (`written_in_line`: a digit's size, in their band) is one of them
-# though the detector doubts it, unless the detector all but rules it out: it needs `in_line_evidence` times less of the
-# detector's score, both floors (the card's threshold, and `vouched_digit_score` where the splitter's networks vouch)
+# though the detector doubts it, unless the detector all but rules it out: it needs `IN_LINE_EVIDENCE` times less of the
+# detector's score, both floors (the card's threshold, and `VOUCHED_DIGIT_SCORE` where the splitter's networks vouch)
 # divided by it. Chosen on scratch sets drawn apart from the bench's (with a retrained detector, threshold 0.0079, not kept): of 900
 # numbers of 2-4 MNIST validation digits, each with one digit the detector doubts alone, the floors leave 30 doubted
 # digits out of `number`, divided by 1.5 / 2 / 2.5 / 4 they leave 24 / 19 / 15 / 10 out; of 300 numbers each with a
@@ -48,17 +60,17 @@ vouched_digit_score, vouched_whole_score, vouched_line_probability, vouched_conf
 # numbers (6 in 900, 0.7 %) than it loses non-digits from (1 in 300, 0.3 %), the step from 1.5 to 2 in fewer (5 in 900,
 # 0.6 %, against 2 in 300, 0.7 %); so too with the committed detector (threshold 0.00026: 17 doubted digits left out,
 # against 11 / 7 / 4 divided by 1.5 / 2 / 2.5, and 73 non-digits against 73 / 71 / 66). 1.5 is the most that pays.
-in_line_evidence = 1.5
+IN_LINE_EVIDENCE = 1.5
 # What in line is, against the boxes of the line's other digits (those that are digits alone): a height from
-# `in_line_min_height` to `in_line_max_height` times their median height, sharing `in_line_min_overlap` of the shorter of
-# its upright extent and their band (median top to median bottom), and no wider than `in_line_max_width` times their
+# `IN_LINE_MIN_HEIGHT` to `IN_LINE_MAX_HEIGHT` times their median height, sharing `IN_LINE_MIN_OVERLAP` of the shorter of
+# its upright extent and their band (median top to median bottom), and no wider than `IN_LINE_MAX_WIDTH` times their
 # height. Measured on 5,567 digits read in the scratch numbers (each digit sized 0.8-1.25x by the composer, so that one
 # is 0.64-1.56 times another): heights 0.65-1.54 times their line's for 99.8 %, overlap 0.75 or more, widths up to 1.69
 # for 99 % (a wider mark is mostly two digits read as one, or a dash); 1.5 % of them are out of line by these bounds.
-in_line_min_height = 0.6
-in_line_max_height = 1.6
-in_line_min_overlap = 0.7
-in_line_max_width = 1.6
+IN_LINE_MIN_HEIGHT = 0.6
+IN_LINE_MAX_HEIGHT = 1.6
+IN_LINE_MIN_OVERLAP = 0.7
+IN_LINE_MAX_WIDTH = 1.6
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,10 @@ class Prediction:
     def as_dict(self) -> dict:
         """The JSON shape of the API's answer."""
         return {
-            "digit": self.digit, "confidence": self.confidence, "is_digit": self.is_digit, "probabilities": self.probabilities,
+            "digit": self.digit,
+            "confidence": self.confidence,
+            "is_digit": self.is_digit,
+            "probabilities": self.probabilities,
         }
 
 
@@ -89,7 +104,10 @@ def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def prediction_from(
-    probabilities: np.ndarray, model_input: np.ndarray | None = None, is_digit: bool = True, digit: int | None = None,
+    probabilities: np.ndarray,
+    model_input: np.ndarray | None = None,
+    is_digit: bool = True,
+    digit: int | None = None,
 ) -> Prediction:
     """Turn one row of (calibrated) probabilities into a Prediction (re-normalised in float64): of their best digit, or
     of `digit` when given (a digit read in its line), with the probability of that digit as its confidence."""
@@ -138,7 +156,9 @@ class LiteRTRuntime:
         with self._lock:
             if len(batch) <= self.max_chunk:
                 return self._invoke(batch)
-            return np.concatenate([self._invoke(batch[start:start + self.max_chunk]) for start in range(0, len(batch), self.max_chunk)])
+            return np.concatenate(
+                [self._invoke(batch[start : start + self.max_chunk]) for start in range(0, len(batch), self.max_chunk)]
+            )
 
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
         """One run of the interpreter, its tensors sized for this batch."""
@@ -172,8 +192,11 @@ def written_in_line(box: tuple[int, int, int, int], neighbours: list[tuple[int, 
     band_top = float(np.median([other[1] for other in neighbours]))
     band_bottom = float(np.median([other[1] + other[3] for other in neighbours]))
     shared = min(top + height, band_bottom) - max(top, band_top)
-    return (in_line_min_height <= height / line_height <= in_line_max_height and width <= in_line_max_width * line_height
-            and shared >= in_line_min_overlap * max(1.0, min(height, band_bottom - band_top)))
+    return (
+        IN_LINE_MIN_HEIGHT <= height / line_height <= IN_LINE_MAX_HEIGHT
+        and width <= IN_LINE_MAX_WIDTH * line_height
+        and shared >= IN_LINE_MIN_OVERLAP * max(1.0, min(height, band_bottom - band_top))
+    )
 
 
 def number_text(digits: list[NumberDigit]) -> str:
@@ -182,18 +205,29 @@ def number_text(digits: list[NumberDigit]) -> str:
 
 
 class Classifier:
-    """A loaded network plus its model card; `recognize` goes from image bytes to a Prediction.
+    """A loaded network plus its model card; `read_digit` goes from image bytes to a Prediction, `read_number` to a
+    number's digits.
 
     Confidences are temperature-scaled with the card's calibration. A second, small network (the
     "digitness" detector), when given, scores how much each picture looks like a digit at all; a
     third (the "wholeness" network) and a fourth (the line reader), when given, guide the number splitter.
-    With `max_batch` above 1, concurrent `recognize` calls share network calls (micro-batching).
+    With `max_batch` above 1, concurrent `read_digit` calls share network calls (micro-batching).
     """
 
     def __init__(
-        self, runtime, card: dict, model_sha256: str, runtime_name: str = "keras", max_batch: int = 1,
-        max_wait: float = 0.002, detector=None, detector_card: dict | None = None, wholeness=None,
-        wholeness_card: dict | None = None, line_reader=None, line_reader_card: dict | None = None,
+        self,
+        runtime,
+        card: dict,
+        model_sha256: str,
+        runtime_name: str = "keras",
+        max_batch: int = 1,
+        max_wait: float = 0.002,
+        detector=None,
+        detector_card: dict | None = None,
+        wholeness=None,
+        wholeness_card: dict | None = None,
+        line_reader=None,
+        line_reader_card: dict | None = None,
     ) -> None:
         self.runtime = runtime
         self.runtime_name = runtime_name
@@ -207,22 +241,27 @@ class Classifier:
         self.wholeness_card = wholeness_card or {}
         self.line_reader = line_reader
         self.line_reader_card = line_reader_card or {}
-        self.batcher = MicroBatcher(self.read_rows, max_batch, max_wait) if max_batch > 1 else None
+        self.batcher = MicroBatcher(self._read_rows, max_batch, max_wait) if max_batch > 1 else None
         # called after every network call with (images, seconds): the web layer's metrics hook in here
         self.on_inference: Callable[[int, float], None] | None = None
         # warm-up: trace now, not on the first request; and with the largest batch a runtime runs at once, so that its
         # buffers are as big at rest as a number's reads make them (a worker's resting memory is then its working one)
         largest = getattr(runtime, "max_chunk", 1)
-        self.read_rows(np.zeros((largest, 28, 28), dtype=np.float32))
+        self._read_rows(np.zeros((largest, 28, 28), dtype=np.float32))
         if wholeness is not None:
-            self.judge(np.zeros((largest, 28, 28, 2), dtype=np.float32))
+            self._judge(np.zeros((largest, 28, 28, 2), dtype=np.float32))
         if line_reader is not None:
-            self.read_line(np.zeros(line_picture_shape, dtype=np.float32))
+            self._read_line(np.zeros(LINE_PICTURE_SHAPE, dtype=np.float32))
 
     @classmethod
     def load(
-        cls, path: str | Path = DEFAULT_MODEL_PATH, runtime: str = "keras", max_batch: int = 1, max_wait: float = 0.002,
-        detector_path: str | Path | None = DEFAULT_DETECTOR_PATH, wholeness_path: str | Path | None = DEFAULT_WHOLENESS_PATH,
+        cls,
+        path: str | Path = DEFAULT_MODEL_PATH,
+        runtime: str = "keras",
+        max_batch: int = 1,
+        max_wait: float = 0.002,
+        detector_path: str | Path | None = DEFAULT_DETECTOR_PATH,
+        wholeness_path: str | Path | None = DEFAULT_WHOLENESS_PATH,
         line_reader_path: str | Path | None = DEFAULT_LINE_READER_PATH,
     ) -> "Classifier":
         """Load the model for `runtime` ("keras": the .keras file; "litert": the .tflite beside it), its card, the
@@ -246,14 +285,122 @@ class Classifier:
             line_reader, line_reader_card, _ = _load_network(Path(line_reader_path), runtime)
         elif line_reader_path is not None:
             logger.warning("no line reader at %s: numbers are split without it", line_reader_path)
-        return cls(engine, card, model_sha256, runtime, max_batch, max_wait, detector, detector_card, wholeness, wholeness_card,
-                   line_reader, line_reader_card)
+        return cls(
+            engine,
+            card,
+            model_sha256,
+            runtime,
+            max_batch,
+            max_wait,
+            detector,
+            detector_card,
+            wholeness,
+            wholeness_card,
+            line_reader,
+            line_reader_card,
+        )
 
-    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """The network's own softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1 (no detector)."""
+    def read_digit(self, upload: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Prediction:
+        """One image file -> the digit in it (through the micro-batcher, when there is one); raises the model package's
+        errors for bad input (ImageTooLargeError past any of `limits`, told from the header before decoding)."""
+        budget = PixelBudget(limits.max_request_pixels)
+        if self.batcher is None:
+            image = preprocess(upload, limits.max_pixels, limits.max_decoded_bytes, budget)
+            return self._prediction(self._read_rows(image[np.newaxis])[0], image)
+        with self.batcher.preparing() as ticket:
+            image = preprocess(upload, limits.max_pixels, limits.max_decoded_bytes, budget)
+            return self._prediction(self.batcher.probabilities(image, ticket), image)
+
+    def read_digits(
+        self,
+        uploads: Sequence[bytes | RecognitionError],
+        limits: DecodeLimits = DEFAULT_LIMITS,
+    ) -> list[Prediction | RecognitionError]:
+        """Many image files at once, in order: a Prediction per readable image, its RecognitionError otherwise.
+
+        Items that are already a RecognitionError (e.g. bad base64) pass through; all readable
+        images go through the network in one call. The images share one budget of `limits.max_request_pixels` decoded,
+        each charged from its header before it is decoded: once an image does not fit, it and every later one
+        answer ImageTooLargeError, and the ones before keep their answers.
+        """
+        budget = PixelBudget(limits.max_request_pixels)
+        results: list = list(uploads)  # each upload, replaced by its answer
+        readable: list[int] = []
+        images: list[np.ndarray] = []
+        for index, upload in enumerate(uploads):
+            if isinstance(upload, RecognitionError):
+                continue
+            try:
+                images.append(preprocess(upload, limits.max_pixels, limits.max_decoded_bytes, budget))
+                readable.append(index)
+            except RecognitionError as error:
+                results[index] = error
+        if images:
+            for index, image, row in zip(readable, images, self._read_rows(np.stack(images)), strict=False):
+                results[index] = self._prediction(row, image)
+        return results
+
+    def read_number(
+        self,
+        upload: bytes,
+        limits: NumberLimits = DEFAULT_LIMITS,
+        budget: Budget | None = None,
+    ) -> list[NumberDigit]:
+        """An image file of a written number -> its digits in reading order (lines top to bottom); raises the model
+        package's errors. Its header is checked against the decode limits before it is decoded, and its group reads are
+        counted against `budget` (one shared with other numbers), else against a fresh one of `limits`' size."""
+        budget = budget if budget is not None else Budget(limits.max_groups, limits.max_read_pixels)
+        return self._read_number(upload, limits, budget, PixelBudget(limits.max_request_pixels))
+
+    def read_numbers(
+        self,
+        uploads: Sequence[bytes | RecognitionError],
+        limits: NumberLimits = DEFAULT_LIMITS,
+    ) -> list[list[NumberDigit] | RecognitionError]:
+        """Many image files read as numbers, in order: each one's NumberDigits, or its RecognitionError (as
+        read_digits).
+
+        They share one budget of `limits.max_groups` group reads and `limits.max_read_pixels` pixels those reads work
+        on (once it is spent, the numbers left answer TooManyMarksError), and one of `limits.max_request_pixels`
+        decoded, as read_digits' images do.
+        """
+        budget = Budget(limits.max_groups, limits.max_read_pixels)
+        pixel_budget = PixelBudget(limits.max_request_pixels)
+        results: list[list[NumberDigit] | RecognitionError] = []
+        for upload in uploads:
+            try:
+                results.append(
+                    upload
+                    if isinstance(upload, RecognitionError)
+                    else self._read_number(upload, limits, budget, pixel_budget)
+                )
+            except RecognitionError as error:
+                results.append(error.with_traceback(None))  # its traceback would keep the number's page alive
+        return results
+
+    def read_scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities (N, 10) and the detector's digit scores (N,) for images already preprocessed,
+        (N, 28, 28) in 0..1: the number reader's Reader (model/number_reader.py), for tools that drive its splitter."""
+        rows = self._read_rows(images)
+        return calibrate(rows[:, :10], self.temperature), rows[:, 10]
+
+    def raw_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The network's own softmax outputs (N, 10) for images (N, 28, 28) or (N, 28, 28, 1) in 0..1, uncalibrated and
+        without the detector: what calibration fits its temperature to, and what the runtimes must agree on."""
         return self.runtime(_as_batch(images))
 
-    def read_rows(self, images: np.ndarray) -> np.ndarray:
+    def describe(self) -> dict:
+        """The model card plus the served file's sha256, the runtime and the other networks' cards (GET /model.json)."""
+        return {
+            **self.card,
+            "runtime": self.runtime_name,
+            "sha256": self.model_sha256,
+            "digitness": self.detector_card or None,
+            "wholeness": self.wholeness_card or None,
+            "line_reader": self.line_reader_card or None,
+        }
+
+    def _read_rows(self, images: np.ndarray) -> np.ndarray:
         """One call of both networks for images (N, 28, 28): rows of the 10 softmax outputs and the digit score."""
         batch = _as_batch(images)
         started = time.perf_counter()
@@ -263,106 +410,41 @@ class Classifier:
             self.on_inference(len(batch), time.perf_counter() - started)
         return np.concatenate([probabilities, np.reshape(digit_scores, (-1, 1))], axis=1)
 
-    def read(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated probabilities (N, 10) and digit scores (N,) for preprocessed images."""
-        rows = self.read_rows(images)
-        return calibrate(rows[:, :10], self.temperature), rows[:, 10]
-
-    def judge(self, inputs: np.ndarray) -> np.ndarray:
+    def _judge(self, inputs: np.ndarray) -> np.ndarray:
         """The wholeness network's scores (N,) for (N, 28, 28, 2) inputs: is each group of strokes one whole digit?"""
         return self.wholeness(np.ascontiguousarray(inputs, dtype=np.float32))[:, 0]
 
-    def read_line(self, picture: np.ndarray) -> np.ndarray:
-        """The line reader's log probabilities (columns, 11) for one line picture (model.number_reader.Page.line_picture)."""
+    def _read_line(self, picture: np.ndarray) -> np.ndarray:
+        """The line reader's log probabilities (columns, 11) for one line picture (number_reader.Page.line_picture)."""
         logits = self.line_reader(np.ascontiguousarray(picture, dtype=np.float32)[np.newaxis, ..., np.newaxis])[0]
         return log_softmax(logits, axis=-1)
 
     def _prediction(self, row: np.ndarray, image: np.ndarray | None) -> Prediction:
-        """A Prediction from one row of read_rows."""
+        """A Prediction from one row of _read_rows."""
         probabilities = calibrate(row[:10], self.temperature)
         return prediction_from(probabilities, image, bool(row[10] >= self.digit_threshold))
 
-    def classify(self, image: np.ndarray) -> Prediction:
-        """The Prediction for one preprocessed 28x28 image."""
-        return self._prediction(self.read_rows(image[np.newaxis])[0], image)
-
-    def recognize(
-        self, data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
-        max_request_pixels: int = default_max_request_pixels,
-    ) -> Prediction:
-        """Image file bytes -> Prediction; raises the model package's errors for bad input (ImageTooLargeError past
-        any of the decode limits, checked from the header before decoding)."""
-        budget = PixelBudget(max_request_pixels)
-        if self.batcher is None:
-            return self.classify(preprocess(data, max_pixels, max_decoded_bytes, budget))
-        with self.batcher.preparing() as ticket:
-            image = preprocess(data, max_pixels, max_decoded_bytes, budget)
-            return self._prediction(self.batcher.probabilities(image, ticket), image)
-
-    def recognize_batch(
-        self, uploads: list, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
-        max_request_pixels: int = default_max_request_pixels,
-    ) -> list:
-        """Many uploads at once, in order: a Prediction per readable image, its RecognitionError otherwise.
-
-        Items that are already a RecognitionError (e.g. bad base64) pass through; all readable
-        images go through the network in one call. The images share one budget of `max_request_pixels` decoded,
-        each charged from its header before it is decoded: once an image does not fit, it and every later one
-        answer ImageTooLargeError, and the ones before keep their answers.
-        """
-        budget = PixelBudget(max_request_pixels)
-        results: list = list(uploads)
-        readable: list[int] = []
-        images: list[np.ndarray] = []
-        for index, upload in enumerate(uploads):
-            if isinstance(upload, RecognitionError):
-                continue
-            try:
-                images.append(preprocess(upload, max_pixels, max_decoded_bytes, budget))
-                readable.append(index)
-            except RecognitionError as error:
-                results[index] = error
-        if images:
-            for index, image, row in zip(readable, images, self.read_rows(np.stack(images))):
-                results[index] = self._prediction(row, image)
-        return results
-
-    def recognize_numbers(
-        self, uploads: list, max_pixels: int = default_max_pixels, max_groups: int = default_max_groups,
-        max_decoded_bytes: int = default_max_decoded_bytes, max_request_pixels: int = default_max_request_pixels,
-        max_read_pixels: int = default_max_read_pixels,
-    ) -> list:
-        """Many uploads read as numbers, in order: each one's NumberDigits, or its RecognitionError (as recognize_batch).
-
-        They share one budget of `max_groups` group reads and `max_read_pixels` pixels those reads work on (once it is
-        spent, the numbers left answer TooManyMarksError), and one of `max_request_pixels` decoded, as recognize_batch's
-        images do.
-        """
-        budget = Budget(max_groups, max_read_pixels)
-        pixel_budget = PixelBudget(max_request_pixels)
-        results: list = []
-        for upload in uploads:
-            try:
-                results.append(upload if isinstance(upload, RecognitionError) else self.recognize_number(
-                    upload, max_pixels, budget, max_decoded_bytes, pixel_budget))
-            except RecognitionError as error:
-                results.append(error.with_traceback(None))  # its traceback would keep the number's page alive
-        return results
-
-    def recognize_number(
-        self, data: bytes, max_pixels: int = default_max_pixels, budget: Budget | int = default_max_groups,
-        max_decoded_bytes: int = default_max_decoded_bytes, pixel_budget: PixelBudget | int = default_max_request_pixels,
-        max_read_pixels: int = default_max_read_pixels,
+    def _read_number(
+        self,
+        upload: bytes,
+        limits: DecodeLimits,
+        budget: Budget,
+        pixel_budget: PixelBudget,
     ) -> list[NumberDigit]:
-        """Image file bytes of a written number -> its digits in reading order (lines top to bottom), reading at most
-        `budget` groups of strokes (a number of them with `max_read_pixels` pixels, or a Budget shared with other
-        numbers). Its header is checked against the decode limits, and charged to `pixel_budget` (a request's pixels,
-        or a PixelBudget shared with other numbers), before it is decoded."""
-        budget = budget if isinstance(budget, Budget) else Budget(budget, max_read_pixels)
-        pixel_budget = pixel_budget if isinstance(pixel_budget, PixelBudget) else PixelBudget(pixel_budget)
-        readings = read_number(data, self.read, max_pixels, self.judge if self.wholeness is not None else None,
-                               self.read_line if self.line_reader is not None else None, budget, max_decoded_bytes,
-                               pixel_budget)
+        """One number's digits, its group reads counted against `budget` and its decoding charged to `pixel_budget`
+        (both shared with the other numbers of a request)."""
+        judge = self._judge if self.wholeness is not None else None
+        read_line = self._read_line if self.line_reader is not None else None
+        readings = read_number(
+            upload,
+            self.read_scores,
+            limits.max_pixels,
+            judge,
+            read_line,
+            budget,
+            limits.max_decoded_bytes,
+            pixel_budget,
+        )
         return [
             NumberDigit(
                 prediction_from(reading.probabilities, reading.image, is_digit, reading.digit),
@@ -370,37 +452,36 @@ class Classifier:
                 reading.box,
                 reading.read_in_line,
             )
-            for reading, is_digit in zip(readings, self.digits_in_number(readings))
+            for reading, is_digit in zip(readings, self._digits_in_number(readings), strict=False)
         ]
 
-    def digits_in_number(self, readings: list[Reading]) -> list[bool]:
-        """Whether each mark of a number is a digit: as `is_digit_in_number` judges it alone, or, written in line with
-        the marks of its line that are digits alone (`written_in_line`), with `in_line_evidence` times less of the
+    def _digits_in_number(self, readings: list[Reading]) -> list[bool]:
+        """Whether each mark of a number is a digit: as `_is_digit_in_number` judges it alone, or, written in line with
+        the marks of its line that are digits alone (`written_in_line`), with `IN_LINE_EVIDENCE` times less of the
         detector's score."""
-        alone = [self.is_digit_in_number(reading) for reading in readings]
+        alone = [self._is_digit_in_number(reading) for reading in readings]
         digits = []
-        for reading, is_digit in zip(readings, alone):
-            neighbours = [other.box for other, other_is_digit in zip(readings, alone)
-                          if other_is_digit and other is not reading and other.line == reading.line]
-            digits.append(is_digit or (self.is_digit_in_number(reading, in_line_evidence)
-                                       and written_in_line(reading.box, neighbours)))
+        for reading, is_digit in zip(readings, alone, strict=False):
+            neighbours = [
+                other.box
+                for other, other_is_digit in zip(readings, alone, strict=False)
+                if other_is_digit and other is not reading and other.line == reading.line
+            ]
+            digits.append(
+                is_digit
+                or (self._is_digit_in_number(reading, IN_LINE_EVIDENCE) and written_in_line(reading.box, neighbours))
+            )
         return digits
 
-    def is_digit_in_number(self, reading: Reading, evidence: float = 1.0) -> bool:
+    def _is_digit_in_number(self, reading: Reading, evidence: float = 1.0) -> bool:
         """Whether a mark of a number is a digit: as a single upload, or vouched for by the splitter's networks; with
         `evidence` above 1, what else says it is one (its place in its line) lowers both floors that many times."""
-        vouched = float(reading.probabilities.max()) >= vouched_confidence and (
-            (reading.whole_score is not None and reading.whole_score >= vouched_whole_score)
-            or (reading.line_probability is not None and reading.line_probability >= vouched_line_probability))
-        floor = min(vouched_digit_score, self.digit_threshold) if vouched else self.digit_threshold
+        vouched = float(reading.probabilities.max()) >= VOUCHED_CONFIDENCE and (
+            (reading.whole_score is not None and reading.whole_score >= VOUCHED_WHOLE_SCORE)
+            or (reading.line_probability is not None and reading.line_probability >= VOUCHED_LINE_PROBABILITY)
+        )
+        floor = min(VOUCHED_DIGIT_SCORE, self.digit_threshold) if vouched else self.digit_threshold
         return reading.digit_score >= floor / evidence
-
-    def describe(self) -> dict:
-        """The model card plus the served file's sha256, the runtime and the other networks' cards, for GET /model.json."""
-        return {
-            **self.card, "runtime": self.runtime_name, "sha256": self.model_sha256, "digitness": self.detector_card or None,
-            "wholeness": self.wholeness_card or None, "line_reader": self.line_reader_card or None,
-        }
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:

@@ -26,19 +26,21 @@ from PIL import Image, PngImagePlugin
 from scipy import ndimage
 
 from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
-from model.limits import default_max_decoded_bytes, default_max_pixels, default_max_request_pixels
+from model.limits import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 
 logger = logging.getLogger(__name__)
 
-# MNIST's geometry: the digit fits a 20x20 box whose centre of mass sits at (14, 14) of 28x28.
-frame_size = 28
-box_size = 20
-# The digit is found on a copy at most this many pixels on its longer side.
-working_size = 640
-# Stroke widths are measured and adjusted with the digit's longer side at this many pixels.
-stroke_scale = 80
-# MNIST's typical stroke is about 2.6 pixels wide in the 20-pixel box (13 % of the box).
-typical_stroke_width = 0.13 * stroke_scale
+# MNIST's geometry: the digit fits a 20x20 box whose centre of mass sits at (14, 14) of 28x28 (how MNIST was made; the
+# networks read nothing else).
+FRAME_SIZE = 28
+BOX_SIZE = 20
+# The digit is found on a copy at most this many pixels on its longer side. No trial of another value is recorded.
+WORKING_SIZE = 640
+# Stroke widths are measured and adjusted with the digit's longer side at this many pixels. No trial of another value is
+# recorded.
+STROKE_SCALE = 80
+# MNIST's typical stroke is about 2.6 pixels wide in the 20-pixel box (13 % of the box), measured on MNIST's digits.
+TYPICAL_STROKE_WIDTH = 0.13 * STROKE_SCALE
 # A picture whose border is clean paper (at least this share of its edge pixels within this many levels, 0..1, of
 # the edge's median) shows its background there: heavy strokes may cover most of the rest (a tightly cut scan of a
 # thick digit) without being taken for the paper. Photos with shading or a table along an edge fail this and keep the
@@ -65,8 +67,12 @@ FLAT_BACKGROUND_SHARE = 0.25
 ORIENTATION_TAG = 0x0112
 # The turn that makes a picture upright, by EXIF orientation (as ImageOps.exif_transpose does).
 UPRIGHT_TURNS = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
 # The formats the service reads (JPEG includes phones' MPO). Pillow knows 40 more; each is more
@@ -121,7 +127,7 @@ class PixelBudget:
     """The decoding work (in pixels) a request may still do: its images share it, in order, each charged from its
     header before it is decoded; once an image does not fit, it and every later one are refused."""
 
-    def __init__(self, pixels: int = default_max_request_pixels) -> None:
+    def __init__(self, pixels: int = DEFAULT_MAX_REQUEST_PIXELS) -> None:
         self.limit = pixels
         self.left = pixels
         self.spent = False
@@ -144,7 +150,9 @@ def bytes_per_pixel(mode: str) -> int:
 
 
 def decode_image(
-    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     budget: PixelBudget | None = None,
 ) -> Image.Image:
     """Open image bytes with Pillow: first frame, EXIF orientation applied, fully loaded, at full size.
@@ -166,7 +174,9 @@ def decode_image(
 
 
 def decode_picture(
-    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     budget: PixelBudget | None = None,
 ) -> tuple[Image.Image, tuple[int, int]]:
     """The upload's first frame upright, reduced at 8 bits when big (`reduce_large`), and its full upright size.
@@ -183,7 +193,9 @@ def decode_picture(
 
 
 def decode_grayscale(
-    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     budget: PixelBudget | None = None,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """The upload's first frame as grayscale 0..1 float32 (reduced at 8 bits when big), and its full upright size."""
@@ -191,7 +203,7 @@ def decode_grayscale(
     return to_grayscale(picture), full_size
 
 
-def decode_cost(data: bytes, max_pixels: int = default_max_pixels) -> tuple[int, int]:
+def decode_cost(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """The memory in bytes and the work in pixels that decoding an upload's first frame takes, told from its header."""
     _, cost = _opened(data, max_pixels, sys.maxsize, None, upright_copy=False)
     return cost.bytes, cost.work
@@ -203,7 +215,11 @@ def decoded_bytes(image: Image.Image, data: bytes, header_size: tuple[int, int] 
 
 
 def _opened(
-    data: bytes, max_pixels: int, max_decoded_bytes: int, budget: PixelBudget | None, upright_copy: bool,
+    data: bytes,
+    max_pixels: int,
+    max_decoded_bytes: int,
+    budget: PixelBudget | None,
+    upright_copy: bool,
 ) -> tuple[Image.Image, _Cost]:
     """The upload opened (header read, JPEG draft set, nothing decoded) once it is within every limit."""
     if not data:
@@ -235,13 +251,19 @@ def _opened(
         image.seek(0)  # animated GIF/WebP/PNG, multi-page TIFF: the first frame only is decoded
         # JPEG can decode at 1/2, 1/4 or 1/8 scale, which saves time and memory on big photos
         if image.format in ("JPEG", "MPO"):
-            image.draft(image.mode if image.mode in ("L", "RGB") else None, (working_size, working_size))
+            image.draft(image.mode if image.mode in ("L", "RGB") else None, (WORKING_SIZE, WORKING_SIZE))
         cost = _decode_cost(image, data, (width, height), upright_copy)
     except Exception:
         raise InvalidImageError("The image is corrupted and cannot be decoded.") from None
     if cost.bytes > max_decoded_bytes:
-        logger.debug("refused a %s %s image of %sx%s: decoding takes %s bytes",
-                     image.format, image.mode, width, height, cost.bytes)
+        logger.debug(
+            "refused a %s %s image of %sx%s: decoding takes %s bytes",
+            image.format,
+            image.mode,
+            width,
+            height,
+            cost.bytes,
+        )
         raise ImageTooLargeError(
             f"Decoding the image ({image.format}, {width}x{height} pixels, mode {image.mode}) would take "
             f"{cost.bytes:,} bytes of memory; the limit is {max_decoded_bytes:,} (MAX_DECODED_BYTES)."
@@ -455,7 +477,7 @@ def reduce_large(image: Image.Image) -> Image.Image:
     extra memory is one strip. The result equals converting the whole picture, then reducing it. Smaller pictures
     pass as they are.
     """
-    factor = max(image.size) // (2 * working_size)
+    factor = max(image.size) // (2 * WORKING_SIZE)
     if factor < 2:
         return image
     if image.mode in DIRECTLY_REDUCIBLE_MODES:
@@ -674,7 +696,7 @@ def smooth_pixels(gray: np.ndarray, block: tuple[float, float], longest: int) ->
     return np.clip(smooth, grid.min(), grid.max())  # bicubic's overshoot is no ink (nor paper) the picture had
 
 
-def working_picture(gray: np.ndarray, longest: int = working_size) -> np.ndarray:
+def working_picture(gray: np.ndarray, longest: int = WORKING_SIZE) -> np.ndarray:
     """The decoded grayscale picture at the size the digit is looked for in: hard pixels smoothed, then shrunk."""
     block = pixel_block(gray)
     if block is not None:
@@ -697,7 +719,8 @@ def _background(values: np.ndarray, from_border: bool = False) -> np.ndarray:
     block_medians = np.median(values[: rows * block, : cols * block].reshape(rows, block, cols, block), axis=(1, 3))
     medians = block_medians.ravel()
     y, x = np.meshgrid(
-        (np.arange(rows) + 0.5) * block / height * 2 - 1, (np.arange(cols) + 0.5) * block / width * 2 - 1,
+        (np.arange(rows) + 0.5) * block / height * 2 - 1,
+        (np.arange(cols) + 0.5) * block / width * 2 - 1,
         indexing="ij",
     )
     x, y = x.ravel(), y.ravel()
@@ -742,8 +765,10 @@ def ink_strength(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     values = 1.0 - gray if dark_ink else gray
     flat_count = np.count_nonzero(gray == middle)
     if 2 * flat_count > gray.size or (
-            border_level is not None and flat_count >= FLAT_BACKGROUND_SHARE * gray.size
-            and np.count_nonzero(border == middle) >= CLEAN_BORDER_SHARE * border.size):
+        border_level is not None
+        and flat_count >= FLAT_BACKGROUND_SHARE * gray.size
+        and np.count_nonzero(border == middle) >= CLEAN_BORDER_SHARE * border.size
+    ):
         # a flat background (a canvas, a screenshot, MNIST itself) covers most pixels, or the edge and a good part of
         # the picture: it is that level, exactly, and the noise around it is zero
         background = 1.0 - middle if dark_ink else middle
@@ -795,8 +820,9 @@ def find_ink(gray: np.ndarray) -> Ink:
         rivals = candidates & ~bands & (areas >= BAND_RIVAL_SHARE * strength.size)
         excluded = bands if rivals.any() else np.zeros_like(bands)
         # the digit is the heaviest stroke, preferring strokes that are not cut by the picture's edge
-        chosen = _choose_digit_strokes(slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates & ~excluded,
-                                       excluded)
+        chosen = _choose_digit_strokes(
+            slices, areas, masses * np.where(touches_border, 0.25, 1.0), candidates & ~excluded, excluded
+        )
         first_row, first_col = min(slices[i][0].start for i in chosen), min(slices[i][1].start for i in chosen)
         end_row, end_col = max(slices[i][0].stop for i in chosen), max(slices[i][1].stop for i in chosen)
     # keep the chosen strokes and a rim around them (their anti-aliased edges), nothing else,
@@ -872,7 +898,11 @@ def _is_band(piece: tuple[slice, slice], height: int, width: int) -> bool:
 
 
 def _choose_digit_strokes(
-    slices: list, areas: np.ndarray, weights: np.ndarray, candidates: np.ndarray, excluded: np.ndarray,
+    slices: list,
+    areas: np.ndarray,
+    weights: np.ndarray,
+    candidates: np.ndarray,
+    excluded: np.ndarray,
 ) -> np.ndarray:
     """Indices of the digit's strokes: the heaviest one, then every sizeable stroke close to the growing box (marks
     `excluded` never)."""
@@ -941,8 +971,12 @@ class _WeightsCache:
         return weights
 
 
-# 8 MB: the weights of the last 300 sizes or so a number needed (about 20 kB each); one large upload's are up to 400 kB
-_resize_weights = _WeightsCache(8 * 2**20)
+# The most bytes of Lanczos weights a process keeps: the weights of the last 300 sizes or so a number needed (about
+# 20 kB each); one large upload's are up to 400 kB. Kept up to 8 MB instead of the last 64 sizes (with masks made from
+# their pieces), a number read in a median 327 ms against 380 (p95 1.5 s against 1.9), and the two workers held about
+# 9 MB more; a 16 MB budget held 338 MB against 304 (docs/PERFORMANCE.md).
+RESIZE_WEIGHT_BYTES = 8 * 2**20
+_resize_weights = _WeightsCache(RESIZE_WEIGHT_BYTES)
 
 
 def _lanczos_weights(source: int, target: int) -> np.ndarray:
@@ -971,7 +1005,7 @@ def normalize_digit(ink: Ink) -> np.ndarray:
     digit = ink.strength[top:bottom, left:right]
     height, width = digit.shape
     # at a fixed working scale, thicken hairlines and slim very fat marker strokes towards MNIST's width
-    scale = stroke_scale / max(height, width)
+    scale = STROKE_SCALE / max(height, width)
     scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
     digit = clip_unit(_resize(digit, scaled_w, scaled_h))
     # faint strokes (a fine pen shrunk from a big photo) back to full strength
@@ -979,16 +1013,16 @@ def normalize_digit(ink: Ink) -> np.ndarray:
     digit = clip_unit(digit / max(percentile(inked, 90), 1e-6)) if inked.size else digit
     stroke = stroke_width(digit)
     # MNIST's own strokes span about 0.8-1.55x the typical width: only pens outside that change
-    if stroke < 0.75 * typical_stroke_width:
-        radius = max(1, round((0.95 * typical_stroke_width - stroke) / 2))
+    if stroke < 0.75 * TYPICAL_STROKE_WIDTH:
+        radius = max(1, round((0.95 * TYPICAL_STROKE_WIDTH - stroke) / 2))
         # grey dilation into a margin of `radius`; the zeros around the digit (ink is >= 0) change nothing
         digit = _disk_filter(np.pad(digit, 2 * radius), radius, np.maximum)
-    elif stroke > 1.6 * typical_stroke_width:
-        radius = max(1, round((stroke - 1.3 * typical_stroke_width) / 2))
+    elif stroke > 1.6 * TYPICAL_STROKE_WIDTH:
+        radius = max(1, round((stroke - 1.3 * TYPICAL_STROKE_WIDTH) / 2))
         digit = _disk_filter(np.pad(digit, radius, mode="symmetric"), radius, np.minimum)  # grey erosion
     # 20x20 box, longer side exactly 20, anti-aliased grey levels like MNIST
     height, width = digit.shape
-    factor = box_size / max(height, width)
+    factor = BOX_SIZE / max(height, width)
     boxed = clip_unit(_resize(digit, max(1, round(width * factor)), max(1, round(height * factor))))
     if boxed.max() <= 0:
         raise NoDigitError("No digit found: the marks vanish at 28x28.")
@@ -1002,9 +1036,9 @@ def centre_by_mass(boxed: np.ndarray) -> np.ndarray:
     total = boxed.sum(dtype=np.float64)
     centre_y = float(boxed.sum(axis=1) @ np.arange(boxed.shape[0])) / total
     centre_x = float(boxed.sum(axis=0) @ np.arange(boxed.shape[1])) / total
-    frame = np.zeros((frame_size, frame_size), dtype=np.float32)
-    offset_y = min(max(round(frame_size / 2 - centre_y), 0), frame_size - boxed.shape[0])
-    offset_x = min(max(round(frame_size / 2 - centre_x), 0), frame_size - boxed.shape[1])
+    frame = np.zeros((FRAME_SIZE, FRAME_SIZE), dtype=np.float32)
+    offset_y = min(max(round(FRAME_SIZE / 2 - centre_y), 0), FRAME_SIZE - boxed.shape[0])
+    offset_x = min(max(round(FRAME_SIZE / 2 - centre_x), 0), FRAME_SIZE - boxed.shape[1])
     frame[offset_y : offset_y + boxed.shape[0], offset_x : offset_x + boxed.shape[1]] = boxed
     return frame
 
@@ -1030,6 +1064,7 @@ def _disk_filter(padded: np.ndarray, radius: int, reduce: np.ufunc) -> np.ndarra
         result = run.copy() if result is None else reduce(result, run, out=result)
     return result
 
+
 def image_to_array(image: Image.Image) -> np.ndarray:
     """A decoded picture -> the network's 28x28 float32 input (bright digit on black, 0..1)."""
     return normalize_digit(find_ink(working_picture(to_grayscale(image))))
@@ -1045,7 +1080,9 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def preprocess(
-    data: bytes, max_pixels: int = default_max_pixels, max_decoded_bytes: int = default_max_decoded_bytes,
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     budget: PixelBudget | None = None,
 ) -> np.ndarray:
     """Image file bytes -> the network's 28x28 float32 input; raises the model package's errors.

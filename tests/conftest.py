@@ -1,26 +1,44 @@
-"""Shared fixtures: the committed classifier (loaded once), the app and its test client, a stand-in Sentry."""
+"""Shared fixtures: the committed classifier (loaded once, in each runtime), the app and its test client, a stand-in
+Sentry; and the markers' one rule: whatever needs TensorFlow, starts gunicorn or a browser, or trains, is slow."""
 
 import gzip
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from server import create_app
+from tests.helpers import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MNIST_PATH = PROJECT_ROOT.parent / "shared" / "data" / "mnist.npz"
+# markers that make a test slow (pyproject.toml describes them): `python -m pytest -m "not slow"` leaves them out
+SLOW_MARKERS = ("e2e", "browser", "training", "needs_tensorflow")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """A test with one of SLOW_MARKERS is slow too: the quick run never needs TensorFlow, gunicorn or Chromium."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
 def classifier():
-    """The committed model, loaded once for the whole test session."""
+    """The committed model in the production runtime (LiteRT, no TensorFlow), loaded once for the whole session."""
     from model.classifier import Classifier
 
-    return Classifier.load()
+    return Classifier.load(runtime="litert")
+
+
+@pytest.fixture(scope="session")
+def keras_classifier():
+    """The committed model in the Keras runtime (imports TensorFlow: only for tests marked needs_tensorflow)."""
+    from model.classifier import Classifier
+
+    return Classifier.load(runtime="keras")
 
 
 @pytest.fixture
@@ -74,7 +92,7 @@ class SentryReceiver:
     def take_envelope(self, body: bytes) -> None:
         """An envelope is a header line, then item header / payload line pairs; keep the events."""
         lines = body.split(b"\n")
-        for header, payload in zip(lines[1::2], lines[2::2]):
+        for header, payload in zip(lines[1::2], lines[2::2], strict=False):
             if json.loads(header).get("type") == "event":
                 self.events.append(json.loads(payload))
 

@@ -9,7 +9,9 @@ from PIL import Image, ImageDraw, ImageFilter
 Point = tuple[float, float]
 
 
-def _arc(centre_x: float, centre_y: float, radius_x: float, radius_y: float, start: float, end: float, steps: int = 24) -> list[Point]:
+def _arc(
+    centre_x: float, centre_y: float, radius_x: float, radius_y: float, start: float, end: float, steps: int = 24
+) -> list[Point]:
     """Points along an elliptical arc; angles in degrees, 0 = right, 90 = down."""
     return [
         (centre_x + radius_x * math.cos(math.radians(angle)), centre_y + radius_y * math.sin(math.radians(angle)))
@@ -71,7 +73,9 @@ def encode(image: Image.Image, image_format: str = "PNG", **options) -> bytes:
     return buffer.getvalue()
 
 
-def photo_of_digit(digit: int, seed: int = 0, size: tuple[int, int] = (1600, 1200), paper=(250, 228, 95)) -> Image.Image:
+def photo_of_digit(
+    digit: int, seed: int = 0, size: tuple[int, int] = (1600, 1200), paper=(250, 228, 95)
+) -> Image.Image:
     """A phone photo: the digit in pen on coloured paper, uneven light, camera noise and slight blur."""
     rng = np.random.default_rng(seed)
     width, height = size
@@ -100,15 +104,28 @@ NOT_DIGIT_STROKES: dict[str, list[list[Point]]] = {
     "cross": [[(0.0, 0.0), (1.0, 1.0)], [(1.0, 0.0), (0.0, 1.0)]],
     "triangle": [[(0.5, 0.0), (1.0, 0.9), (0.0, 0.9), (0.5, 0.0)]],
     "square": [[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.0, 0.0)]],
-    "spiral": [[(0.5 + r * math.cos(a) / 2, 0.5 + r * math.sin(a) / 2) for a, r in
-                ((math.radians(angle), angle / 1000) for angle in range(0, 1000, 15))]],
+    "spiral": [
+        [
+            (0.5 + r * math.cos(a) / 2, 0.5 + r * math.sin(a) / 2)
+            for a, r in ((math.radians(angle), angle / 1000) for angle in range(0, 1000, 15))
+        ]
+    ],
     "zigzag": [[(step / 6, 0.3 if step % 2 == 0 else 0.7) for step in range(7)]],
-    "heart": [[(0.5 + 0.03 * 16 * math.sin(t) ** 3, 0.45 - 0.03 * (13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)))
-               for t in np.linspace(0, 2 * math.pi, 40)]],
+    "heart": [
+        [
+            (
+                0.5 + 0.03 * 16 * math.sin(t) ** 3,
+                0.45 - 0.03 * (13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)),
+            )
+            for t in np.linspace(0, 2 * math.pi, 40)
+        ]
+    ],
 }
 
 
-def draw_number_picture(digits: str, size: tuple[int, int] = (1400, 400), digit_width: float = 0.16) -> tuple[Image.Image, list[tuple]]:
+def draw_number_picture(
+    digits: str, size: tuple[int, int] = (1400, 400), digit_width: float = 0.16
+) -> tuple[Image.Image, list[tuple]]:
     """A number's digits side by side on white paper, and each digit's box (left, top, width, height) in pixels."""
     width, height = size
     box_width, gap = width * digit_width, width * digit_width * 0.5
@@ -120,3 +137,55 @@ def draw_number_picture(digits: str, size: tuple[int, int] = (1400, 400), digit_
         picture.paste(mark, (0, 0), mark)
         boxes.append(box)
     return picture, boxes
+
+
+# Where each digit of a drawn number goes: unit-box strokes placed side by side in a wide picture.
+DIGIT_WIDTH, DIGIT_HEIGHT, GAP = 60, 100, 30
+
+
+def number_strokes(
+    text: str, gaps: list[float] | None = None, marks: dict[int, list[list[Point]]] | None = None
+) -> tuple[list, list]:
+    """Strokes of a number written left to right (a unit box as tall as the digits) and each character's box.
+
+    `gaps` are the spaces between characters in pixels (default GAP); `marks` replaces the
+    strokes of the character at an index (a drawing that is no digit).
+    """
+    gaps = gaps if gaps is not None else [GAP] * (len(text) - 1)
+    total_width = len(text) * DIGIT_WIDTH + sum(gaps)
+    strokes, boxes, left = [], [], 0.0
+    for index, character in enumerate(text):
+        shape = (marks or {}).get(index) or STROKES[int(character)]
+        strokes += [[((left + x * DIGIT_WIDTH) / total_width, y) for x, y in stroke] for stroke in shape]
+        boxes.append((left, DIGIT_WIDTH))
+        left += DIGIT_WIDTH + (gaps[index] if index < len(gaps) else 0)
+    return strokes, boxes
+
+
+def draw_number(
+    text: str, scale: float = 1.0, gaps: list[float] | None = None, marks=None, dots: int = 0
+) -> tuple[Image.Image, list]:
+    """A number drawn in pen on white, 60 px margins; returns the picture and each character's (left, top, width, height)."""
+    strokes, boxes = number_strokes(text, gaps, marks)
+    total_width = boxes[-1][0] + DIGIT_WIDTH
+    margin = 60
+    size = (round((total_width + 2 * margin) * scale), round((DIGIT_HEIGHT + 2 * margin) * scale))
+    box = (margin * scale, margin * scale, total_width * scale, DIGIT_HEIGHT * scale)
+    picture = draw_digit(0, size, box=box, stroke_width=11 * scale, strokes=strokes)
+    if dots:
+        pen = Image.new("L", size, 0)
+        draw = ImageDraw.Draw(pen)
+        rng = np.random.default_rng(dots)
+        for _ in range(dots):
+            x, y = rng.uniform(5, size[0] - 5), rng.uniform(5, 30 * scale)
+            draw.ellipse((x - 2 * scale, y - 2 * scale, x + 2 * scale, y + 2 * scale), fill=255)
+        picture.paste((0, 0, 0), mask=pen)
+    character_boxes = [
+        ((margin + left) * scale, margin * scale, width * scale, DIGIT_HEIGHT * scale) for left, width in boxes
+    ]
+    return picture, character_boxes
+
+
+def gray(picture: Image.Image) -> np.ndarray:
+    """A drawn picture as the splitter's grayscale input, 0..1."""
+    return np.asarray(picture.convert("L"), dtype=np.float32) / 255.0

@@ -9,42 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model import DEFAULT_MODEL_PATH
+from model import DEFAULT_MODEL_PATH, tflite_path_for
 from server import create_app
-from web.settings import read_settings as settings_from_environment
 from tests.drawing import draw_digit, encode, photo_of_digit
-
-CANVAS_SEVEN = encode(draw_digit(7, background=None))
-
-
-def data_url(data: bytes, media_type: str = "image/png") -> str:
-    """A data URL like the one canvas.toDataURL() returns."""
-    return f"data:{media_type};base64," + base64.b64encode(data).decode()
-
-
-def assert_answer(response, digit: int) -> dict:
-    """A 200 JSON answer naming `digit`, with a consistent probability distribution."""
-    assert response.status_code == 200, response.get_json()
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body) == ["digit", "confidence", "is_digit", "probabilities"]
-    assert body["is_digit"] is True
-    assert body["digit"] == digit
-    assert len(body["probabilities"]) == 10
-    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
-    assert body["confidence"] == body["probabilities"][digit] == max(body["probabilities"])
-    return body
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """An error answer in the one JSON shape: {"error": {"code", "message"}}."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body) == ["error"] and body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and len(body["error"]["message"]) > 10
-    return body
-
+from tests.helpers import CANVAS_SEVEN, assert_answer, assert_error, data_url
+from web.settings import read_settings as settings_from_environment
 
 # --- the three input styles -------------------------------------------------------------------
 
@@ -65,7 +34,9 @@ def test_json_data_url_from_a_canvas(client):
 
 
 def test_json_url_safe_base64_without_padding(client):
-    response = client.post("/recognize.json", json={"image": base64.urlsafe_b64encode(CANVAS_SEVEN).decode().rstrip("=")})
+    response = client.post(
+        "/recognize.json", json={"image": base64.urlsafe_b64encode(CANVAS_SEVEN).decode().rstrip("=")}
+    )
     assert_answer(response, 7)
 
 
@@ -119,7 +90,9 @@ def test_missing_image(client, kwargs):
     assert_error(client.post("/recognize.json", **kwargs), 400, "missing_image")
 
 
-@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '"image"', "null"], ids=["malformed", "array", "string", "null"])
+@pytest.mark.parametrize(
+    "body", ["{not json", "[1, 2]", '"image"', "null"], ids=["malformed", "array", "string", "null"]
+)
 def test_json_that_is_not_an_object(client, body):
     assert_error(client.post("/recognize.json", data=body, content_type="application/json"), 400, "invalid_json")
 
@@ -136,7 +109,16 @@ def test_json_that_is_not_an_object(client, body):
         {"json": {"image": 12345}},
         {"json": {"image": ""}},
     ],
-    ids=["not_an_image", "truncated", "empty_file", "bad_base64", "bad_base64_in_data_url", "data_url_not_base64", "not_a_string", "empty_string"],
+    ids=[
+        "not_an_image",
+        "truncated",
+        "empty_file",
+        "bad_base64",
+        "bad_base64_in_data_url",
+        "data_url_not_base64",
+        "not_a_string",
+        "empty_string",
+    ],
 )
 def test_invalid_image(client, kwargs):
     assert_error(client.post("/recognize.json", **kwargs), 400, "invalid_image")
@@ -192,7 +174,7 @@ def test_a_bug_is_json_500(client, classifier, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(classifier, "recognize", broken)
+    monkeypatch.setattr(classifier, "read_digit", broken)
     assert_error(client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png"), 500, "internal")
 
 
@@ -206,14 +188,21 @@ def test_healthz(client):
 
 def test_model_card_names_the_served_file(client):
     card = client.get("/model.json").get_json()
-    assert card["sha256"] == hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()
+    # the tests' classifier runs LiteRT, as the service does by default: it serves the .keras file's TensorFlow Lite export
+    assert card["runtime"] == "litert"
+    assert card["sha256"] == hashlib.sha256(tflite_path_for(DEFAULT_MODEL_PATH).read_bytes()).hexdigest()
     assert card["parameters"] == 1_199_882
     assert card["test_accuracy"] >= 0.994
     assert {"architecture", "data", "training", "validation_accuracy", "trained_at"} <= set(card)
     assert card["calibration"]["temperature"] > 0 and "ece_after" in card["calibration"]["test"]
     assert card["digitness"]["name"] == "digitness_cnn" and 0 < card["digitness"]["threshold"] < 1
-    assert card["wholeness"]["name"] == "wholeness_cnn" and card["wholeness"]["exports"]["tflite"]["file"] == "wholeness.tflite"
-    assert card["line_reader"]["name"] == "line_cnn" and card["line_reader"]["exports"]["tflite"]["file"] == "lines.tflite"
+    assert (
+        card["wholeness"]["name"] == "wholeness_cnn"
+        and card["wholeness"]["exports"]["tflite"]["file"] == "wholeness.tflite"
+    )
+    assert (
+        card["line_reader"]["name"] == "line_cnn" and card["line_reader"]["exports"]["tflite"]["file"] == "lines.tflite"
+    )
     assert card["line_reader"]["validation"]["lines_read_right"] >= 0.9
 
 
@@ -222,7 +211,9 @@ def test_debug_route_is_off_by_default(client):
 
 
 def test_debug_route_raises_when_enabled(classifier):
-    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, "ENABLE_DEBUG_ROUTES": True})
+    app = create_app(
+        {"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, "ENABLE_DEBUG_ROUTES": True}
+    )
     assert_error(app.test_client().get("/_debug/error"), 500, "internal")
 
 
@@ -262,7 +253,13 @@ def test_batch_answers_each_image_in_order_and_one_bad_image_does_not_fail_the_b
     assert response.status_code == 200
     results = response.get_json()["results"]
     assert [result.get("digit", result.get("error", {}).get("code")) for result in results] == [
-        7, "invalid_image", 2, "no_digit", "invalid_image", "unsupported_media_type", 5,
+        7,
+        "invalid_image",
+        2,
+        "no_digit",
+        "invalid_image",
+        "unsupported_media_type",
+        5,
     ]
     # each answer is exactly what the image alone gets
     alone = client.post("/recognize.json", json={"image": drawings[2]}).get_json()
@@ -281,7 +278,9 @@ def test_batch_over_the_limit(classifier):
     assert client.post("/recognize.json", json={"images": [data_url(CANVAS_SEVEN)] * 2}).status_code == 200
 
 
-@pytest.mark.parametrize("images, status, code", [("abc", 400, "invalid_json"), ({"a": 1}, 400, "invalid_json"), ([], 400, "missing_image")])
+@pytest.mark.parametrize(
+    "images, status, code", [("abc", 400, "invalid_json"), ({"a": 1}, 400, "invalid_json"), ([], 400, "missing_image")]
+)
 def test_batch_that_is_not_a_list_of_images(client, images, status, code):
     assert_error(client.post("/recognize.json", json={"images": images}), status, code)
 
@@ -293,7 +292,7 @@ def test_multipart_bodies_from_http_libraries_are_split_without_werkzeug():
     import requests
     from urllib3 import encode_multipart_formdata
 
-    from server import split_multipart
+    from web.uploads import split_multipart
 
     prepared = requests.Request(
         "POST", "http://x/", files={"image": ("seven.png", CANVAS_SEVEN, "image/png")}, data={"note": "hi"}
@@ -305,11 +304,16 @@ def test_multipart_bodies_from_http_libraries_are_split_without_werkzeug():
 
 
 def test_unusual_multipart_bodies_fall_back_to_werkzeug(client):
-    from server import split_multipart
+    from web.uploads import split_multipart
 
     boundary = "b0undary"
-    lf_only = (f"--{boundary}\nContent-Disposition: form-data; name=\"image\"; filename=\"7.png\"\n"
-               "Content-Type: image/png\n\n").encode() + CANVAS_SEVEN + f"\n--{boundary}--\n".encode()
+    lf_only = (
+        (
+            f'--{boundary}\nContent-Disposition: form-data; name="image"; filename="7.png"\nContent-Type: image/png\n\n'
+        ).encode()
+        + CANVAS_SEVEN
+        + f"\n--{boundary}--\n".encode()
+    )
     assert split_multipart(lf_only, boundary.encode()) is None
     response = client.post("/recognize.json", data=lf_only, content_type=f"multipart/form-data; boundary={boundary}")
     assert_answer(response, 7)
@@ -328,8 +332,13 @@ def test_werkzeug_keeps_big_form_parts_in_memory_so_a_full_disk_does_not_matter(
     upload = encode(Image.fromarray(paper, "RGB"))
     assert len(upload) > 1_000_000
     boundary = "b0undary"
-    lf_only = (f"--{boundary}\nContent-Disposition: form-data; name=\"image\"; filename=\"1.png\"\n"
-               "Content-Type: image/png\n\n").encode() + upload + f"\n--{boundary}--\n".encode()
+    lf_only = (
+        (
+            f'--{boundary}\nContent-Disposition: form-data; name="image"; filename="1.png"\nContent-Type: image/png\n\n'
+        ).encode()
+        + upload
+        + f"\n--{boundary}--\n".encode()
+    )
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))  # any temporary file would fail
     response = client.post("/recognize.json", data=lf_only, content_type=f"multipart/form-data; boundary={boundary}")
     assert_answer(response, 1)
@@ -337,35 +346,56 @@ def test_werkzeug_keeps_big_form_parts_in_memory_so_a_full_disk_does_not_matter(
 
 def test_multipart_text_field_with_a_data_url_and_a_new_boundary_per_request(client):
     for boundary in ("----WebKitFormBoundaryA1b2C3", "------------------------d74496d66958873e"):
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n{data_url(CANVAS_SEVEN)}"
-                f"\r\n--{boundary}--\r\n").encode()
-        assert_answer(client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"), 7)
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"\r\n\r\n{data_url(CANVAS_SEVEN)}'
+            f"\r\n--{boundary}--\r\n"
+        ).encode()
+        assert_answer(
+            client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"), 7
+        )
 
 
-@pytest.mark.parametrize("content_type", [
-    "multipart/form-data; boundary*=utf-8''%E2%82%AC",  # a boundary outside latin-1
-    "multipart/form-data",  # no boundary at all
-    "multipart/form-data; boundary=" + "x" * 300,
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary*=utf-8''%E2%82%AC",  # a boundary outside latin-1
+        "multipart/form-data",  # no boundary at all
+        "multipart/form-data; boundary=" + "x" * 300,
+    ],
+)
 def test_odd_multipart_boundaries_are_client_errors(client, content_type):
-    assert_error(client.post("/recognize.json", data=b"--x\r\n\r\n--x--\r\n", content_type=content_type), 400, "missing_image")
+    assert_error(
+        client.post("/recognize.json", data=b"--x\r\n\r\n--x--\r\n", content_type=content_type), 400, "missing_image"
+    )
 
 
 def test_one_structured_log_line_per_request_and_no_forged_lines(client, caplog):
     with caplog.at_level("INFO", logger="digit_recognition.requests"):
-        client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png", headers={"X-Request-ID": "upload-1"})
+        client.post(
+            "/recognize.json", data=CANVAS_SEVEN, content_type="image/png", headers={"X-Request-ID": "upload-1"}
+        )
         client.get("/nowhere%0AINFO%20forged")
     messages = [record.getMessage() for record in caplog.records if record.name == "digit_recognition.requests"]
     assert len(messages) == 2
-    assert re.fullmatch(r"method=POST path=/recognize\.json status=200 duration_ms=[0-9.]+ request_id=upload-1 digit=7", messages[0])
-    assert re.fullmatch(r'method=GET path="/nowhere\\nINFO forged" status=404 duration_ms=[0-9.]+ request_id=[0-9a-f]{32}', messages[1])
+    assert re.fullmatch(
+        r"method=POST path=/recognize\.json status=200 duration_ms=[0-9.]+ request_id=upload-1 digit=7", messages[0]
+    )
+    assert re.fullmatch(
+        r'method=GET path="/nowhere\\nINFO forged" status=404 duration_ms=[0-9.]+ request_id=[0-9a-f]{32}', messages[1]
+    )
 
 
 def test_a_form_with_thousands_of_parts_is_refused_quickly(client):
     boundary = "manyparts"
-    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{index}"\r\n\r\nx\r\n' for index in range(5000))
+    parts = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f{index}"\r\n\r\nx\r\n' for index in range(5000)
+    )
     body = (parts + f"--{boundary}--\r\n").encode()
-    body_error = assert_error(client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"), 413, "too_large")
+    body_error = assert_error(
+        client.post("/recognize.json", data=body, content_type=f"multipart/form-data; boundary={boundary}"),
+        413,
+        "too_large",
+    )
     assert "too many parts" in body_error["error"]["message"]
 
 
@@ -385,7 +415,9 @@ def test_include_input_adds_the_image_the_network_read(client):
 
     plain = assert_answer(client.post("/recognize.json", data=CANVAS_SEVEN, content_type="image/png"), 7)
     assert "input" not in plain
-    answer = assert_answer_with_input(client.post("/recognize.json?include=input", data=CANVAS_SEVEN, content_type="image/png"))
+    answer = assert_answer_with_input(
+        client.post("/recognize.json?include=input", data=CANVAS_SEVEN, content_type="image/png")
+    )
     seen = input_image(answer)
     np.testing.assert_allclose(seen / 255.0, preprocess(CANVAS_SEVEN), atol=0.5 / 255 + 1e-6)
     assert seen[:4].max() == 0 and seen[10:18, 10:18].max() > 200  # white digit centred on black, as MNIST
@@ -407,5 +439,9 @@ def test_include_input_in_a_batch(client):
 
 
 def test_include_takes_only_known_extras(client):
-    body = assert_error(client.post("/recognize.json?include=input,secrets", data=CANVAS_SEVEN, content_type="image/png"), 400, "bad_request")
+    body = assert_error(
+        client.post("/recognize.json?include=input,secrets", data=CANVAS_SEVEN, content_type="image/png"),
+        400,
+        "bad_request",
+    )
     assert "secrets" in body["error"]["message"]

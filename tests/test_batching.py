@@ -83,11 +83,17 @@ def test_a_failing_network_call_raises_in_every_caller_of_that_batch():
 
 
 def test_micro_batched_classifier_answers_exactly_like_the_plain_one(classifier):
-    batched = Classifier(classifier.runtime, classifier.card, classifier.model_sha256, classifier.runtime_name, max_batch=8)
+    batched = Classifier(
+        classifier.runtime, classifier.card, classifier.model_sha256, classifier.runtime_name, max_batch=8
+    )
     uploads = [encode(draw_digit(digit, background=None)) for digit in range(10)] * 3
     with ThreadPoolExecutor(8) as pool:
-        together = list(pool.map(batched.recognize, uploads))
-    alone = [classifier.recognize(upload) for upload in uploads]
-    assert [prediction.digit for prediction in together] == [prediction.digit for prediction in alone] == list(range(10)) * 3
+        together = list(pool.map(batched.read_digit, uploads))
+    alone = [classifier.read_digit(upload) for upload in uploads]
+    assert (
+        [prediction.digit for prediction in together]
+        == [prediction.digit for prediction in alone]
+        == list(range(10)) * 3
+    )
     np.testing.assert_allclose([p.probabilities for p in together], [p.probabilities for p in alone], atol=1e-5)
     assert sum(batched.batcher.batch_sizes) == len(uploads)

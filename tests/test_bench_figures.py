@@ -5,6 +5,7 @@ import math
 import pytest
 
 from bench.number_accuracy import read_numbers, share_text, wilson_interval
+from model.limits import NumberLimits
 from training.numbers import number_set
 
 
@@ -47,13 +48,13 @@ def test_a_share_of_nothing_has_no_interval():
 
 def test_the_bench_counts_a_refused_number_as_a_miss_and_the_digits_read_in_their_line(classifier, mnist, monkeypatch):
     number = number_set(mnist["x_test"], mnist["y_test"], 766, seed=8)[765]  # "99": its second 9 read in its line
-    recognize_number, calls = classifier.recognize_number, []
+    read_number, calls = classifier.read_number, []
 
     def refusing_the_second(upload):
         calls.append(upload)
-        return recognize_number(upload, budget=1) if len(calls) == 2 else recognize_number(upload)
+        return read_number(upload, NumberLimits(max_groups=1)) if len(calls) == 2 else read_number(upload)
 
-    monkeypatch.setattr(classifier, "recognize_number", refusing_the_second)
+    monkeypatch.setattr(classifier, "read_number", refusing_the_second)
     result = read_numbers(classifier, [number, number])
     assert result["accuracy"]["all"] == (1, 2)
     assert result["misses"] == {"refused: too_many_marks": 1}

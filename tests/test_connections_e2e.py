@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from bench.service import procfile_command, start_service, worker_pids
-from tests.drawing import draw_digit, encode
-from tests.test_numbers import draw_number
+from tests.drawing import draw_digit, draw_number, encode
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 READ_TIMEOUT = 3.0  # seconds (REQUEST_READ_TIMEOUT), short so that a body cut short is answered soon
 UPLOAD_LIMIT = 3 * 1024 * 1024  # MAX_UPLOAD_BYTES: a 2 MB upload is within it
@@ -28,8 +29,12 @@ HARD_TIMEOUT = 3  # gunicorn's --timeout for the time limit test, seconds
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """The Procfile's gunicorn: 2 guarded sync workers, a short read deadline, debug routes on."""
-    environment = {"WEB_CONCURRENCY": "2", "REQUEST_READ_TIMEOUT": str(READ_TIMEOUT),
-                   "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "ENABLE_DEBUG_ROUTES": "1"}
+    environment = {
+        "WEB_CONCURRENCY": "2",
+        "REQUEST_READ_TIMEOUT": str(READ_TIMEOUT),
+        "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "ENABLE_DEBUG_ROUTES": "1",
+    }
     with start_service(tmp_path_factory.mktemp("gunicorn") / "output.log", environment) as running:
         yield running
 
@@ -51,7 +56,7 @@ def read_until_closed(connection: socket.socket) -> bytes:
 def parse_answer(answer: bytes) -> tuple[int, dict[str, str], dict]:
     """Status, lower-cased headers and JSON body of a raw HTTP/1.1 answer (after any 100 Continue)."""
     while answer.startswith(CONTINUE):
-        answer = answer[len(CONTINUE):]
+        answer = answer[len(CONTINUE) :]
     head, separator, body = answer.partition(b"\r\n\r\n")
     assert separator, f"not a whole HTTP answer: {answer[:200]!r}"
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
@@ -94,8 +99,10 @@ def post_head(path: str, headers: str, host: str = "x") -> bytes:
 
 def chunked(body: bytes, size: int) -> list[bytes]:
     """A body framed as chunks of `size` bytes (with an extension on the first), then the last chunk."""
-    pieces = [body[start:start + size] for start in range(0, len(body), size)]
-    framed = [b"%x%s\r\n%s\r\n" % (len(piece), b";part=1" if index == 0 else b"", piece) for index, piece in enumerate(pieces)]
+    pieces = [body[start : start + size] for start in range(0, len(body), size)]
+    framed = [
+        b"%x%s\r\n%s\r\n" % (len(piece), b";part=1" if index == 0 else b"", piece) for index, piece in enumerate(pieces)
+    ]
     return framed + [b"0\r\n\r\n"]
 
 
@@ -110,11 +117,11 @@ def test_trickled_chunked_bodies_are_parked_and_read(service):
         pieces = chunked(upload, len(upload) // 8 + 1)
         with connect(service.url) as connection:
             connection.sendall(head)
-            for piece in pieces[:len(pieces) // 2]:
+            for piece in pieces[: len(pieces) // 2]:
                 time.sleep(0.1)
                 connection.sendall(piece)
             answered.wait(READ_TIMEOUT)
-            connection.sendall(b"".join(pieces[len(pieces) // 2:]))
+            connection.sendall(b"".join(pieces[len(pieces) // 2 :]))
             answers.append(read_until_closed(connection))
 
     trickling = [threading.Thread(target=trickle) for _ in range(2)]  # as many as workers
@@ -122,7 +129,9 @@ def test_trickled_chunked_bodies_are_parked_and_read(service):
         thread.start()
     time.sleep(0.2)  # both connected, parked and trickling
     started = time.monotonic()
-    answer = requests.post(service.url + "/recognize.json", data=upload, headers={"Content-Type": "image/png"}, timeout=30)
+    answer = requests.post(
+        service.url + "/recognize.json", data=upload, headers={"Content-Type": "image/png"}, timeout=30
+    )
     waited = time.monotonic() - started
     answered.set()
     for thread in trickling:
@@ -135,17 +144,23 @@ def test_trickled_chunked_bodies_are_parked_and_read(service):
         assert status == 200 and body["digit"] == 6  # the parked bodies were read in full, through their framing
 
 
-@pytest.mark.parametrize("body", [
-    b"zz\r\n",  # not hexadecimal
-    b"5 x\r\nabcde\r\n",  # junk after the size
-    b"5;=\r\nabcde\r\n",  # a malformed extension
-    b"5\r\nabcdeXY0\r\n\r\n",  # no CRLF after the data
-    b"5\r\nabcde\r\n0\r\nHost: y\r\n\r\n",  # a trailer field that may not be a trailer
-], ids=["size", "size-junk", "extension", "missing-crlf", "trailer"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"zz\r\n",  # not hexadecimal
+        b"5 x\r\nabcde\r\n",  # junk after the size
+        b"5;=\r\nabcde\r\n",  # a malformed extension
+        b"5\r\nabcdeXY0\r\n\r\n",  # no CRLF after the data
+        b"5\r\nabcde\r\n0\r\nHost: y\r\n\r\n",  # a trailer field that may not be a trailer
+    ],
+    ids=["size", "size-junk", "extension", "missing-crlf", "trailer"],
+)
 def test_a_malformed_chunked_body_gets_a_json_400_at_once(service, body):
     with connect(service.url) as connection:
         # the head and a good first chunk, then the malformed part (the body never ends properly)
-        connection.sendall(post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + b"3\r\nabc\r\n")
+        connection.sendall(
+            post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + b"3\r\nabc\r\n"
+        )
         time.sleep(0.1)  # parked by now: the malformed part is found while parked
         started = time.monotonic()
         connection.sendall(body)
@@ -159,7 +174,9 @@ def test_a_chunked_body_gunicorns_reader_refuses_is_answered_in_json_not_by_the_
     # body, which the worker does before the app runs (while the app read it, it was the app's 500)
     body = b"".join(chunked(b"\x89PNG" * 10, 16)).removesuffix(b"\r\n") + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n"
     with connect(service.url) as connection:
-        connection.sendall(post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + body)
+        connection.sendall(
+            post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + body
+        )
         answer = read_until_closed(connection)
     assert_error(answer, 431, "headers_too_large")
     assert "unhandled error" not in service.log.read_text()
@@ -168,21 +185,52 @@ def test_a_chunked_body_gunicorns_reader_refuses_is_answered_in_json_not_by_the_
 def test_a_chunked_body_cut_short_gets_a_json_408_at_the_deadline(service):
     with connect(service.url) as connection:
         started = time.monotonic()
-        connection.sendall(post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n") + b"100\r\n\x89PNG")
+        connection.sendall(
+            post_head("/recognize.json", "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n")
+            + b"100\r\n\x89PNG"
+        )
         answer = read_until_closed(connection)
     assert READ_TIMEOUT - 0.5 < time.monotonic() - started < READ_TIMEOUT + 2.0
     assert_error(answer, 408, "request_timeout")
 
 
-@pytest.mark.parametrize("request_bytes, status, code", [
-    (b"GARBAGE\r\n\r\n", 400, "bad_request"),
-    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "bad_request"),
-    (b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", 400, "bad_request"),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
-    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(150)) + b"\r\n", 431, "headers_too_large"),
-    (b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: compress2, chunked\r\n\r\n0\r\n\r\n", 501, "not_implemented"),
-    (b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nExpect: a-pony\r\nContent-Length: 0\r\n\r\n", 417, "expectation_failed"),
-], ids=["request-line", "header-name", "length-and-chunked", "uri-too-long", "too-many-headers", "transfer-coding", "expect"])
+@pytest.mark.parametrize(
+    "request_bytes, status, code",
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "bad_request"),
+        (
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc",
+            400,
+            "bad_request",
+        ),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (
+            b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(150)) + b"\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: compress2, chunked\r\n\r\n0\r\n\r\n",
+            501,
+            "not_implemented",
+        ),
+        (
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nExpect: a-pony\r\nContent-Length: 0\r\n\r\n",
+            417,
+            "expectation_failed",
+        ),
+    ],
+    ids=[
+        "request-line",
+        "header-name",
+        "length-and-chunked",
+        "uri-too-long",
+        "too-many-headers",
+        "transfer-coding",
+        "expect",
+    ],
+)
 def test_gunicorns_own_refusals_are_json(service, request_bytes, status, code):
     with connect(service.url) as connection:
         connection.sendall(request_bytes)
@@ -196,7 +244,11 @@ def test_gunicorns_own_refusals_are_json(service, request_bytes, status, code):
 def test_expect_100_continue_is_answered_when_the_head_arrives(service):
     body = b"\0" * (2 * 1024 * 1024)  # within the limit, not an image: a 400 once read
     with connect(service.url) as connection:
-        connection.sendall(post_head("/recognize.json", f"Content-Type: image/png\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"))
+        connection.sendall(
+            post_head(
+                "/recognize.json", f"Content-Type: image/png\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+            )
+        )
         connection.settimeout(0.5)  # the interim answer comes at once, before any of the body is sent
         interim = connection.recv(len(CONTINUE))
         assert interim == CONTINUE
@@ -210,7 +262,12 @@ def test_expect_100_continue_is_answered_when_the_head_arrives(service):
 def test_expect_100_continue_over_the_limit_gets_its_413_and_no_100(service):
     with connect(service.url) as connection:
         started = time.monotonic()
-        connection.sendall(post_head("/recognize.json", f"Content-Type: image/png\r\nContent-Length: {50 * 1024 * 1024}\r\nExpect: 100-continue\r\n"))
+        connection.sendall(
+            post_head(
+                "/recognize.json",
+                f"Content-Type: image/png\r\nContent-Length: {50 * 1024 * 1024}\r\nExpect: 100-continue\r\n",
+            )
+        )
         answer = read_until_closed(connection)
     assert time.monotonic() - started < 1.0
     assert b"100 Continue" not in answer
@@ -221,9 +278,23 @@ def test_curl_sends_a_big_upload_without_waiting_for_100_continue(service, tmp_p
     upload = tmp_path / "digit.png"
     upload.write_bytes(encode(draw_digit(3, background=None)) + b"\0" * (1536 * 1024))  # over 1 MB: curl sends Expect
     result = subprocess.run(
-        ["curl", "-sS", "-v", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-H", "Content-Type: image/png",
-         "--data-binary", f"@{upload}", service.url + "/recognize.json"],
-        capture_output=True, text=True, timeout=30,
+        [
+            "curl",
+            "-sS",
+            "-v",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{time_total}",
+            "-H",
+            "Content-Type: image/png",
+            "--data-binary",
+            f"@{upload}",
+            service.url + "/recognize.json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     status, seconds = result.stdout.split()
     assert "Expect: 100-continue" in result.stderr and "HTTP/1.1 100 Continue" in result.stderr
@@ -243,8 +314,12 @@ def test_a_request_past_the_hard_time_limit_gets_a_json_504(tmp_path):
         assert answer.status_code == 504 and answer.headers["Content-Type"] == "application/json"
         assert answer.json()["error"]["code"] == "worker_timeout" and answer.headers["X-Request-ID"]
         # the service goes on: the other worker answers at once, and a new one replaces the aborted one
-        recognized = requests.post(running.url + "/recognize.json", data=encode(draw_digit(2, background=None)),
-                                   headers={"Content-Type": "image/png"}, timeout=10)
+        recognized = requests.post(
+            running.url + "/recognize.json",
+            data=encode(draw_digit(2, background=None)),
+            headers={"Content-Type": "image/png"},
+            timeout=10,
+        )
         assert recognized.status_code == 200 and recognized.json()["digit"] == 2
         metrics = requests.get(running.url + "/metrics", timeout=10).text
         assert re.search(r"^digits_worker_timeouts_total 1\.0$", metrics, re.MULTILINE), metrics
@@ -272,8 +347,14 @@ def test_sigterm_answers_every_connection_before_the_workers_exit(tmp_path):
 
         with ThreadPoolExecutor(16) as pool:
             # a slow upload, parked by a worker: its head and half its body, then nothing
-            parked = pool.submit(exchange, connect(running.url), post_head(
-                "/recognize/number.json", f"Content-Type: image/png\r\nContent-Length: {len(number)}\r\n", host) + number[:len(number) // 2])
+            parked = pool.submit(
+                exchange,
+                connect(running.url),
+                post_head(
+                    "/recognize/number.json", f"Content-Type: image/png\r\nContent-Length: {len(number)}\r\n", host
+                )
+                + number[: len(number) // 2],
+            )
             wait_for_accept_queue(port, 0)
             time.sleep(0.1)  # past the worker's first wait: parked
             # one request in flight in each worker
@@ -281,7 +362,12 @@ def test_sigterm_answers_every_connection_before_the_workers_exit(tmp_path):
             in_flight = [pool.submit(exchange, connect(running.url), sleep_request) for _ in range(2)]
             wait_for_accept_queue(port, 0)
             # eight uploads at once: they wait in the accept queue
-            upload = post_head("/recognize/number.json", f"Content-Type: image/png\r\nContent-Length: {len(number)}\r\n", host) + number
+            upload = (
+                post_head(
+                    "/recognize/number.json", f"Content-Type: image/png\r\nContent-Length: {len(number)}\r\n", host
+                )
+                + number
+            )
             queued = [pool.submit(exchange, connect(running.url), upload) for _ in range(8)]
             wait_for_accept_queue(port, 8)
             started = time.monotonic()

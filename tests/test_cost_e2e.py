@@ -15,6 +15,8 @@ import pytest
 from bench.cost import GOAL_MEGABYTES, GOAL_SECONDS, ROUTE_LABELS, Service, measure_case, row
 from bench.hostile import CASES_BY_NAME, DIGIT_ROUTE, MAX_BATCH_IMAGES, NUMBER_ROUTE, Bodies
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 # The most telling cases of the battery, and the route each is posted to.
 COSTLY = (
     ("black-block-960", NUMBER_ROUTE),  # one solid 960x960 block of ink, read as a number
@@ -46,7 +48,9 @@ def service(bodies, tmp_path_factory):
 
 
 @pytest.mark.parametrize(("name", "route"), COSTLY, ids=[f"{name}-{ROUTE_LABELS[route]}" for name, route in COSTLY])
-def test_a_costly_input_sent_to_both_workers_at_once_is_answered_in_time_within_the_dynos_memory(service, bodies, name, route):
+def test_a_costly_input_sent_to_both_workers_at_once_is_answered_in_time_within_the_dynos_memory(
+    service, bodies, name, route
+):
     case = CASES_BY_NAME[name]
     result = measure_case(service, case, route, bodies.body(case))
     print(row(result))
@@ -54,7 +58,9 @@ def test_a_costly_input_sent_to_both_workers_at_once_is_answered_in_time_within_
         assert answer.status is not None, f"no answer: {row(result)}"
         assert answer.is_json and answer.acceptable, f"not a JSON 200/413/422: {row(result)}"
     assert result.seconds <= GOAL_SECONDS, f"slower than {GOAL_SECONDS:.0f} s: {row(result)}"
-    assert not result.capped and result.worst_megabytes <= GOAL_MEGABYTES, f"over {GOAL_MEGABYTES:.0f} MB: {row(result)}"
+    assert not result.capped and result.worst_megabytes <= GOAL_MEGABYTES, (
+        f"over {GOAL_MEGABYTES:.0f} MB: {row(result)}"
+    )
     # a worker may restart itself after its request to give memory back (gunicorn.conf.py), never die or time out
     assert not result.died, f"workers died: {row(result)}"
     assert result.failures == [], row(result)

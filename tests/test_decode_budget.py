@@ -18,16 +18,22 @@ import pytest
 from PIL import Image, ImageDraw
 
 import model.decoding as preprocessing
-from model.errors import ImageTooLargeError, InvalidImageError
 from model.classifier import Prediction
-from model.limits import default_max_decoded_bytes, default_max_pixels, default_max_request_pixels
 from model.decoding import PixelBudget, decode_cost, preprocess, reduce_large, to_grayscale
+from model.errors import ImageTooLargeError, InvalidImageError
+from model.limits import (
+    DEFAULT_MAX_DECODED_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_REQUEST_PIXELS,
+    DecodeLimits,
+    NumberLimits,
+)
 from tests.drawing import draw_digit, encode, photo_of_digit
 
 MiB = 2**20
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The square at the pixel limit (50 MP): 7071 x 7071.
-SIDE = int(default_max_pixels**0.5)
+SIDE = int(DEFAULT_MAX_PIXELS**0.5)
 # What the service's own work may add to the decoder's memory (decode_cost): strips, the reduced picture, its float
 # arrays and the digit's (14-18 MB measured at 4096 pixels a side, reduced by 3; 25 MB at 3547, reduced by 2 only). A
 # conversion of a whole picture below to RGBA or float (48 MB and more) does not fit in it.
@@ -39,7 +45,9 @@ SMALL_SIDE = 2600
 SMALL_LIMIT = 32 * MiB
 
 # The memory tests read and reset a process's peak resident size in Linux's /proc.
-needs_proc = pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc to read peak RSS")
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc to read peak RSS"
+)
 
 # A process that imports the decoder once, then forks a fresh child per upload: the child decodes the file as `kind`
 # ("preprocess": the service's path, within the given limits; "decode": decode_image only, beside decode_cost's
@@ -102,7 +110,11 @@ for line in sys.stdin:
 def measurer():
     """The measuring process, started once for the module."""
     process = subprocess.Popen(
-        [sys.executable, "-c", MEASURER], cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", MEASURER],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     yield process
     process.stdin.close()
@@ -113,10 +125,10 @@ def measurer():
 def peak_growth(measurer, tmp_path) -> Callable[..., dict]:
     """Decode an upload in a fresh process: its outcome, its peak RSS growth and (for "decode") the predicted bytes."""
 
-    def measure(data: bytes, kind: str = "preprocess", max_decoded_bytes: int = default_max_decoded_bytes) -> dict:
+    def measure(data: bytes, kind: str = "preprocess", max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> dict:
         upload = tmp_path / "upload.bin"
         upload.write_bytes(data)
-        measurer.stdin.write(f"{upload} {kind} {default_max_pixels} {max_decoded_bytes}\n")
+        measurer.stdin.write(f"{upload} {kind} {DEFAULT_MAX_PIXELS} {max_decoded_bytes}\n")
         measurer.stdin.flush()
         result = json.loads(measurer.stdout.readline())
         assert "error" not in result, result
@@ -132,7 +144,9 @@ def with_stroke(mode: str, size: tuple[int, int]) -> Image.Image:
     """A picture of `mode`: white, with a dark bar (so that there is some ink), made at 8 bits and converted."""
     picture = Image.new("L", size, 255)
     width, height = size
-    ImageDraw.Draw(picture).rectangle((width // 3, height // 4, width // 3 + max(width // 20, 1), 3 * height // 4), fill=0)
+    ImageDraw.Draw(picture).rectangle(
+        (width // 3, height // 4, width // 3 + max(width // 20, 1), 3 * height // 4), fill=0
+    )
     return picture if mode == "L" else picture.convert(mode)
 
 
@@ -207,18 +221,30 @@ def sideways_tiff(size: tuple[int, int]) -> bytes:
 
 # The sides of the largest square pictures the default decoded-bytes limit lets through: 4 bytes a pixel in Pillow's
 # storage (RGBA, float), and 16 for a WebP (its decoder's canvases beside the picture).
-FOUR_BYTE_SIDE = math.isqrt(default_max_decoded_bytes // 4)
-WEBP_SIDE = math.isqrt(default_max_decoded_bytes // (4 + preprocessing.WEBP_DECODER_BYTES_PER_PIXEL))
+FOUR_BYTE_SIDE = math.isqrt(DEFAULT_MAX_DECODED_BYTES // 4)
+WEBP_SIDE = math.isqrt(DEFAULT_MAX_DECODED_BYTES // (4 + preprocessing.WEBP_DECODER_BYTES_PER_PIXEL))
 
 # name, the file, and what must happen at the default limits: "too_large" (refused) or "read" (decoded)
 BIG: list[tuple[str, Callable[[], bytes], str]] = [
     # the hostile tester's files: refused from the header
-    ("webp_lossless_rgba_at_pixel_limit", lambda: encode(transparent_stroke("RGBA", (SIDE, SIDE)), "WEBP", lossless=True), "too_large"),
+    (
+        "webp_lossless_rgba_at_pixel_limit",
+        lambda: encode(transparent_stroke("RGBA", (SIDE, SIDE)), "WEBP", lossless=True),
+        "too_large",
+    ),
     ("png_la_at_pixel_limit", lambda: encode(transparent_stroke("LA", (SIDE, SIDE))), "too_large"),
     ("png_16_bit_at_pixel_limit", lambda: encode(sixteen_bit((SIDE, SIDE))), "too_large"),
-    ("jpeg_progressive_at_pixel_limit", lambda: encode(with_stroke("RGB", (SIDE, SIDE)), "JPEG", progressive=True), "too_large"),
+    (
+        "jpeg_progressive_at_pixel_limit",
+        lambda: encode(with_stroke("RGB", (SIDE, SIDE)), "JPEG", progressive=True),
+        "too_large",
+    ),
     # at the pixel limit and read: one byte a pixel, or a JPEG decoded at 1/8 scale
-    ("png_palette_transparent_at_pixel_limit", lambda: encode(with_stroke("P", (SIDE, SIDE)), transparency=255), "read"),
+    (
+        "png_palette_transparent_at_pixel_limit",
+        lambda: encode(with_stroke("P", (SIDE, SIDE)), transparency=255),
+        "read",
+    ),
     ("png_colour_palette_at_pixel_limit", lambda: encode(colour_palette((SIDE, SIDE))), "read"),
     ("gif_two_frames_at_pixel_limit", lambda: animation(with_stroke("P", (SIDE, SIDE)), "GIF"), "read"),
     ("jpeg_cmyk_at_pixel_limit", lambda: encode(with_stroke("CMYK", (SIDE, SIDE)), "JPEG"), "read"),
@@ -226,7 +252,11 @@ BIG: list[tuple[str, Callable[[], bytes], str]] = [
     ("png_rgba_at_byte_limit", lambda: encode(transparent_stroke("RGBA", (FOUR_BYTE_SIDE, FOUR_BYTE_SIDE))), "read"),
     # a TIFF's strip buffer beside the picture: a little less
     ("tiff_float_at_byte_limit", lambda: tiff(float_picture((FOUR_BYTE_SIDE - 20, FOUR_BYTE_SIDE - 20))), "read"),
-    ("webp_rgba_at_byte_limit", lambda: encode(transparent_stroke("RGBA", (WEBP_SIDE, WEBP_SIDE)), "WEBP", lossless=True), "read"),
+    (
+        "webp_rgba_at_byte_limit",
+        lambda: encode(transparent_stroke("RGBA", (WEBP_SIDE, WEBP_SIDE)), "WEBP", lossless=True),
+        "read",
+    ),
 ]
 
 # the same, for every mode the service's formats produce, at SMALL_SIDE under SMALL_LIMIT
@@ -247,7 +277,11 @@ SMALL: list[tuple[str, Callable[[], bytes], str]] = [
     ("jpeg_grayscale", lambda: encode(with_stroke("L", S), "JPEG"), "read"),
     ("jpeg_cmyk", lambda: encode(with_stroke("CMYK", S), "JPEG"), "read"),
     ("jpeg_progressive", lambda: encode(with_stroke("RGB", (2000, 2000)), "JPEG", progressive=True), "read"),
-    ("jpeg_progressive_too_big_for_the_limit", lambda: encode(with_stroke("RGB", S), "JPEG", progressive=True, subsampling=0), "too_large"),
+    (
+        "jpeg_progressive_too_big_for_the_limit",
+        lambda: encode(with_stroke("RGB", S), "JPEG", progressive=True, subsampling=0),
+        "too_large",
+    ),
     ("bmp_rgb", lambda: encode(with_stroke("RGB", (1600, 1600)), "BMP"), "read"),
     ("bmp_rle", lambda: rle_bmp(*S), "read"),
     ("tiff_1_bit", lambda: encode(with_stroke("1", S), "TIFF", compression="group4"), "read"),
@@ -258,7 +292,11 @@ SMALL: list[tuple[str, Callable[[], bytes], str]] = [
     ("tiff_rgba", lambda: tiff(transparent_stroke("RGBA", S)), "read"),
     ("tiff_cmyk", lambda: tiff(with_stroke("CMYK", S)), "read"),
     ("tiff_ycbcr", lambda: tiff(with_stroke("YCbCr", S)), "read"),
-    ("tiff_cielab", lambda: tiff(Image.merge("LAB", (with_stroke("L", S), Image.new("L", S, 128), Image.new("L", S, 128)))), "read"),
+    (
+        "tiff_cielab",
+        lambda: tiff(Image.merge("LAB", (with_stroke("L", S), Image.new("L", S, 128), Image.new("L", S, 128)))),
+        "read",
+    ),
     ("tiff_16_bit_big_endian", lambda: tiff(sixteen_bit(S, "I;16B")), "read"),
     ("tiff_32_bit_integer", lambda: tiff(float_picture(S, "I")), "read"),
     ("tiff_float", lambda: tiff(float_picture(S)), "read"),
@@ -276,7 +314,9 @@ def assert_bounded(result: dict) -> None:
 
 @needs_proc
 @pytest.mark.parametrize("make_file, expected", [pytest.param(make, expected, id=name) for name, make, expected in BIG])
-def test_at_the_limits_an_upload_is_refused_from_its_header_or_decoded_in_bounded_memory(peak_growth, make_file, expected):
+def test_at_the_limits_an_upload_is_refused_from_its_header_or_decoded_in_bounded_memory(
+    peak_growth, make_file, expected
+):
     data = make_file()
     assert len(data) < 3_000_000  # big in pixels, small in bytes
     result = peak_growth(data)
@@ -285,7 +325,9 @@ def test_at_the_limits_an_upload_is_refused_from_its_header_or_decoded_in_bounde
 
 
 @needs_proc
-@pytest.mark.parametrize("make_file, expected", [pytest.param(make, expected, id=name) for name, make, expected in SMALL])
+@pytest.mark.parametrize(
+    "make_file, expected", [pytest.param(make, expected, id=name) for name, make, expected in SMALL]
+)
 def test_every_mode_is_refused_from_its_header_or_decoded_in_bounded_memory(peak_growth, make_file, expected):
     result = peak_growth(make_file(), max_decoded_bytes=SMALL_LIMIT)
     assert result["outcome"] == expected
@@ -327,7 +369,9 @@ def test_refused_from_the_header_before_any_pixel_is_decoded(monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: loads.append(image.format) or original(image))
     side = FOUR_BYTE_SIDE + 2  # just past the limit
     rgba = encode(transparent_stroke("RGBA", (side, side)))
-    with pytest.raises(ImageTooLargeError, match=f"{4 * side * side:,} bytes of memory; the limit is {default_max_decoded_bytes:,}"):
+    with pytest.raises(
+        ImageTooLargeError, match=f"{4 * side * side:,} bytes of memory; the limit is {DEFAULT_MAX_DECODED_BYTES:,}"
+    ):
         preprocess(rgba)
     assert loads == []
     opened: list[bytes] = []
@@ -363,7 +407,7 @@ def test_decode_cost_counts_the_decoders_buffers():
 
 def reference_reduced(image: Image.Image) -> Image.Image:
     """The whole picture converted, then reduced by the whole factor (what the strips must equal)."""
-    factor = max(image.size) // (2 * preprocessing.working_size)
+    factor = max(image.size) // (2 * preprocessing.WORKING_SIZE)
     if image.mode in ("L", "RGB", "CMYK", "YCbCr"):
         return image.reduce(factor)
     if preprocessing._has_alpha(image):
@@ -449,10 +493,10 @@ def test_shrinking_in_strips_equals_pillows_whole_resize(monkeypatch, shape):
     monkeypatch.setattr(preprocessing, "STRIP_BYTES", 50_000)
     gray = np.random.default_rng(0).random(shape, dtype=np.float32)
     height, width = shape
-    factor = preprocessing.working_size / max(shape)
+    factor = preprocessing.WORKING_SIZE / max(shape)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     expected = np.asarray(Image.fromarray(gray).resize(size, Image.BOX))
-    assert np.array_equal(preprocessing.shrink(gray, preprocessing.working_size), expected)
+    assert np.array_equal(preprocessing.shrink(gray, preprocessing.WORKING_SIZE), expected)
 
 
 def test_a_big_sideways_picture_is_reduced_then_turned_upright(classifier):
@@ -462,7 +506,7 @@ def test_a_big_sideways_picture_is_reduced_then_turned_upright(classifier):
     data = encode(stored, "PNG", exif=exif.tobytes())
     picture, full_size = preprocessing.decode_picture(data)
     assert full_size == (2000, 3000) and picture.size == (1000, 1500)  # reduced by 2, then turned
-    assert classifier.classify(preprocess(data)).digit == 7
+    assert classifier.read_digit(data).digit == 7
 
 
 def test_a_float_picture_with_nan_is_refused_also_when_big():
@@ -492,7 +536,7 @@ def test_batch_images_past_the_budget_are_refused_and_those_before_answered(clas
     photo_two = encode(photo_of_digit(2, size=(1000, 800)), "JPEG", quality=90)  # 800,000 pixels
     canvas = 280 * 280
     uploads = [CANVAS_SEVEN, b"not an image", photo_two, InvalidImageError("bad base64"), CANVAS_SEVEN, CANVAS_SEVEN]
-    results = classifier.recognize_batch(uploads, max_request_pixels=2 * canvas + 800_000 + canvas // 2)
+    results = classifier.read_digits(uploads, DecodeLimits(max_request_pixels=2 * canvas + 800_000 + canvas // 2))
     assert isinstance(results[0], Prediction) and results[0].digit == 7
     assert isinstance(results[1], InvalidImageError)  # costs nothing
     assert isinstance(results[2], Prediction) and results[2].digit == 2
@@ -507,26 +551,26 @@ def test_ordinary_batches_fit_the_default_budget(classifier):
     canvases, photos = canvases[:64], photos[:64]
     assert sum(len(photo) for photo in photos) < 0.75 * 10 * MiB  # base64 in one request's body of 10 MB
     for batch in (canvases, photos):
-        results = classifier.recognize_batch(batch)
+        results = classifier.read_digits(batch)
         assert not any(isinstance(result, ImageTooLargeError) for result in results)
         assert sum(isinstance(result, Prediction) for result in results) >= 60
 
 
 def test_a_single_image_past_the_request_budget_is_too_large(classifier):
-    assert classifier.recognize(CANVAS_SEVEN, max_request_pixels=280 * 280).digit == 7
+    assert classifier.read_digit(CANVAS_SEVEN, DecodeLimits(max_request_pixels=280 * 280)).digit == 7
     with pytest.raises(ImageTooLargeError, match="MAX_REQUEST_PIXELS"):
-        classifier.recognize(CANVAS_SEVEN, max_request_pixels=280 * 280 - 1)
+        classifier.read_digit(CANVAS_SEVEN, DecodeLimits(max_request_pixels=280 * 280 - 1))
 
 
 def test_any_single_image_within_the_other_limits_fits_the_default_budget():
     # a pixel counts once in every format but RLE BMP, which Pillow decodes in Python at a sixth of the speed: one of up
     # to 16 megapixels still fits (an RLE BMP that large is no picture of a digit; past it, 413 naming MAX_REQUEST_PIXELS)
-    assert default_max_pixels <= default_max_request_pixels
-    assert default_max_request_pixels / max(preprocessing.DECODE_WORK_PER_PIXEL.values()) >= 16_000_000
+    assert DEFAULT_MAX_PIXELS <= DEFAULT_MAX_REQUEST_PIXELS
+    assert DEFAULT_MAX_REQUEST_PIXELS / max(preprocessing.DECODE_WORK_PER_PIXEL.values()) >= 16_000_000
 
 
 def test_numbers_of_a_request_share_the_budget(classifier):
-    results = classifier.recognize_numbers([CANVAS_SEVEN, CANVAS_SEVEN], max_request_pixels=280 * 280 + 1)
+    results = classifier.read_numbers([CANVAS_SEVEN, CANVAS_SEVEN], NumberLimits(max_request_pixels=280 * 280 + 1))
     assert not isinstance(results[0], ImageTooLargeError)
     assert isinstance(results[1], ImageTooLargeError) and "MAX_REQUEST_PIXELS" in results[1].message
 

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
 from model.decoding import pixel_block, preprocess
+from model.errors import ImageTooLargeError, InvalidImageError, NoDigitError
 from tests.drawing import STROKES, draw_digit, encode, photo_of_digit
 
 
@@ -109,7 +109,12 @@ def test_white_strokes_on_transparent_background():
 
 @pytest.mark.parametrize(
     "ink, background",
-    [((0, 0, 0), (255, 255, 255)), ((235, 235, 235), (32, 33, 36)), ((20, 20, 120), (255, 182, 193)), ((255, 255, 0), (0, 0, 128))],
+    [
+        ((0, 0, 0), (255, 255, 255)),
+        ((235, 235, 235), (32, 33, 36)),
+        ((20, 20, 120), (255, 182, 193)),
+        ((255, 255, 0), (0, 0, 128)),
+    ],
     ids=["dark_on_light", "light_on_dark_screen", "blue_on_pink_paper", "yellow_on_navy"],
 )
 def test_ink_polarity_and_colours(ink, background):
@@ -200,7 +205,13 @@ def test_nothing_drawn_is_no_digit(picture):
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"hello, this is text", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, encode(SEVEN)[:300], encode(SEVEN, "JPEG")[:500]],
+    [
+        b"",
+        b"hello, this is text",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
+        encode(SEVEN)[:300],
+        encode(SEVEN, "JPEG")[:500],
+    ],
     ids=["empty", "text", "png_signature_only", "truncated_png", "truncated_jpeg"],
 )
 def test_bytes_that_are_not_a_readable_image(data):
@@ -254,7 +265,9 @@ def test_order_statistics_match_numpy(size):
         assert percentile(values, percent) == pytest.approx(float(np.percentile(values, percent)), abs=1e-6)
 
 
-@pytest.mark.parametrize("source, target", [((20, 16), (80, 64)), ((80, 64), (20, 16)), ((233, 97), (20, 8)), ((5, 5), (5, 5))])
+@pytest.mark.parametrize(
+    "source, target", [((20, 16), (80, 64)), ((80, 64), (20, 16)), ((233, 97), (20, 8)), ((5, 5), (5, 5))]
+)
 def test_matrix_resize_matches_pillow_lanczos(source, target):
     from model.decoding import _resize
 
@@ -265,7 +278,7 @@ def test_matrix_resize_matches_pillow_lanczos(source, target):
 
 def test_the_resize_weights_cache_holds_at_most_its_bytes_and_keeps_the_sizes_used_last():
     # reading a number resizes hundreds of candidate digits: their weights are kept, but never beyond the budget
-    from model.decoding import _WeightsCache, _lanczos_weights
+    from model.decoding import _lanczos_weights, _WeightsCache
 
     cache = _WeightsCache(max_bytes=3 * 104 * 40 * 8)  # three (40, 104) matrices, or three a little smaller
     first = cache.get(100, 40)
@@ -296,13 +309,18 @@ def test_a_huge_picture_is_reduced_before_any_full_size_float_copy():
     assert peak < 40_000_000
 
 
-@pytest.mark.parametrize("digit, size, background, mode", [
-    (4, (3000, 3000), None, "RGBA"), (7, (2600, 4000), (255, 255, 255), "1"), (2, (5200, 3000), (250, 240, 200), "P"),
-])
+@pytest.mark.parametrize(
+    "digit, size, background, mode",
+    [
+        (4, (3000, 3000), None, "RGBA"),
+        (7, (2600, 4000), (255, 255, 255), "1"),
+        (2, (5200, 3000), (250, 240, 200), "P"),
+    ],
+)
 def test_huge_drawings_are_still_read(classifier, digit, size, background, mode):
     picture = draw_digit(digit, size=size, background=background)
     data = encode(picture if mode == "RGBA" else picture.convert(mode))
-    assert classifier.classify(preprocess(data)).digit == digit
+    assert classifier.read_digit(data).digit == digit
 
 
 def pixelated(image: Image.Image, grid: int, factor: float) -> Image.Image:
@@ -325,11 +343,14 @@ def test_hard_edged_enlargements_are_read_as_the_drawing_they_stand_for(digit, f
     assert similarity(array, smooth) > 0.9  # (a fractional enlargement may move it by a pixel)
 
 
-@pytest.mark.parametrize("picture", [
-    lambda: draw_digit(3),  # a smooth canvas drawing
-    lambda: photo_of_digit(5),  # a photo: noise, no identical rows
-    lambda: Image.fromarray(np.kron(np.eye(4, dtype=np.uint8) * 255, np.ones((7, 7), np.uint8))),  # ... but this is
-])
+@pytest.mark.parametrize(
+    "picture",
+    [
+        lambda: draw_digit(3),  # a smooth canvas drawing
+        lambda: photo_of_digit(5),  # a photo: noise, no identical rows
+        lambda: Image.fromarray(np.kron(np.eye(4, dtype=np.uint8) * 255, np.ones((7, 7), np.uint8))),  # ... but this is
+    ],
+)
 def test_only_pictures_of_whole_blocks_count_as_hard_pixels(picture):
     gray = np.asarray(picture().convert("L"), dtype=np.float32) / 255.0
     expected = (7.0, 7.0) if gray.shape == (28, 28) else None

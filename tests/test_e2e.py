@@ -15,6 +15,8 @@ import requests
 from bench.service import PROJECT_ROOT, free_port, start_service, worker_pids
 from tests.drawing import NOT_DIGIT_STROKES, draw_digit, encode, photo_of_digit
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 
 @pytest.fixture(scope="module")
 def service(sentry, tmp_path_factory):
@@ -44,11 +46,15 @@ def test_curl_style_multipart_upload_of_a_real_file(service, tmp_path):
 def test_json_data_url_and_raw_jpeg(service):
     canvas = encode(draw_digit(2, background=None))
     response = requests.post(
-        service["url"] + "/recognize.json", json={"image": "data:image/png;base64," + base64.b64encode(canvas).decode()}, timeout=10
+        service["url"] + "/recognize.json",
+        json={"image": "data:image/png;base64," + base64.b64encode(canvas).decode()},
+        timeout=10,
     )
     assert response.status_code == 200 and response.json()["digit"] == 2
     photo = encode(photo_of_digit(5, seed=2), "JPEG", quality=85)
-    response = requests.post(service["url"] + "/recognize.json", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=10)
+    response = requests.post(
+        service["url"] + "/recognize.json", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=10
+    )
     assert response.status_code == 200 and response.json()["digit"] == 5
 
 
@@ -59,14 +65,19 @@ def test_a_number_and_a_mark_that_is_no_digit_over_http(service):
     body = response.json()
     assert body["number"] == "2024" and [entry["digit"] for entry in body["digits"]] == [2, 0, 2, 4]
     star = encode(draw_digit(0, strokes=NOT_DIGIT_STROKES["star"], box=(50, 50, 180, 180), stroke_width=16))
-    response = requests.post(service["url"] + "/recognize.json", data=star, headers={"Content-Type": "image/png"}, timeout=10)
+    response = requests.post(
+        service["url"] + "/recognize.json", data=star, headers={"Content-Type": "image/png"}, timeout=10
+    )
     assert response.status_code == 200 and response.json()["is_digit"] is False
     time.sleep(0.5)
     assert re.search(r"path=/recognize/number\.json status=200 .* number=2024\n", service["log"].read_text())
 
 
 def test_batch_request_over_http(service):
-    images = ["data:image/png;base64," + base64.b64encode(encode(draw_digit(digit, background=None))).decode() for digit in (1, 8)]
+    images = [
+        "data:image/png;base64," + base64.b64encode(encode(draw_digit(digit, background=None))).decode()
+        for digit in (1, 8)
+    ]
     response = requests.post(service["url"] + "/recognize.json", json={"images": images + ["%%%"]}, timeout=10)
     assert response.status_code == 200
     results = response.json()["results"]
@@ -76,11 +87,38 @@ def test_batch_request_over_http(service):
 @pytest.mark.parametrize(
     "method, path, kwargs, status, code",
     [
-        ("post", "/recognize.json", {"data": b"not an image", "headers": {"Content-Type": "image/png"}}, 400, "invalid_image"),
+        (
+            "post",
+            "/recognize.json",
+            {"data": b"not an image", "headers": {"Content-Type": "image/png"}},
+            400,
+            "invalid_image",
+        ),
         ("post", "/recognize.json", {"files": {"other": b"x"}}, 400, "missing_image"),
-        ("post", "/recognize.json", {"data": b"x" * (3 * 1024 * 1024), "headers": {"Content-Type": "image/png"}}, 413, "too_large"),
-        ("post", "/recognize.json", {"data": "hi", "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type"),
-        ("post", "/recognize.json", {"data": encode(draw_digit(1, background=None).crop((0, 0, 20, 20))), "headers": {"Content-Type": "image/png"}}, 422, "no_digit"),
+        (
+            "post",
+            "/recognize.json",
+            {"data": b"x" * (3 * 1024 * 1024), "headers": {"Content-Type": "image/png"}},
+            413,
+            "too_large",
+        ),
+        (
+            "post",
+            "/recognize.json",
+            {"data": "hi", "headers": {"Content-Type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "post",
+            "/recognize.json",
+            {
+                "data": encode(draw_digit(1, background=None).crop((0, 0, 20, 20))),
+                "headers": {"Content-Type": "image/png"},
+            },
+            422,
+            "no_digit",
+        ),
         ("get", "/recognize.json", {}, 405, "method_not_allowed"),
         ("get", "/no/such/page", {}, 404, "not_found"),
     ],
@@ -131,6 +169,7 @@ def test_default_deploy_runs_litert_without_tensorflow(service):
     assert requests.get(service["url"] + "/model.json", timeout=5).json()["runtime"] == "litert"
 
 
+@pytest.mark.needs_tensorflow
 def test_keras_runtime_loads_tensorflow_in_workers_not_in_the_master(tmp_path):
     environment = {"MODEL_RUNTIME": "keras", "WEB_CONCURRENCY": "1"}
     with start_service(tmp_path / "keras.log", environment) as running:
@@ -139,7 +178,10 @@ def test_keras_runtime_loads_tensorflow_in_workers_not_in_the_master(tmp_path):
         assert len(workers) == 1
         assert not has_tensorflow(master) and has_tensorflow(workers[0])
         response = requests.post(
-            running.url + "/recognize.json", data=encode(draw_digit(6, background=None)), headers={"Content-Type": "image/png"}, timeout=10
+            running.url + "/recognize.json",
+            data=encode(draw_digit(6, background=None)),
+            headers={"Content-Type": "image/png"},
+            timeout=10,
         )
         assert response.status_code == 200 and response.json()["digit"] == 6
         assert requests.get(running.url + "/model.json", timeout=5).json()["runtime"] == "keras"
@@ -168,11 +210,28 @@ def test_threaded_workers_with_micro_batching_answer_concurrent_clients(tmp_path
 
 def test_each_request_is_logged_in_one_line(service):
     requests.get(service["url"] + "/healthz", timeout=5)
-    requests.post(service["url"] + "/recognize.json", data=encode(draw_digit(5, background=None)), headers={"Content-Type": "image/png"}, timeout=10)
+    requests.post(
+        service["url"] + "/recognize.json",
+        data=encode(draw_digit(5, background=None)),
+        headers={"Content-Type": "image/png"},
+        timeout=10,
+    )
     time.sleep(0.5)
     lines = service["log"].read_text().splitlines()
-    assert any(re.search(r"INFO digit_recognition\.requests: method=GET path=/healthz status=200 duration_ms=[0-9.]+ request_id=\w+$", line) for line in lines)
-    assert any(re.search(r"digit_recognition\.requests: method=POST path=/recognize\.json status=200 duration_ms=[0-9.]+ request_id=\w+ digit=5$", line) for line in lines)
+    assert any(
+        re.search(
+            r"INFO digit_recognition\.requests: method=GET path=/healthz status=200 duration_ms=[0-9.]+ request_id=\w+$",
+            line,
+        )
+        for line in lines
+    )
+    assert any(
+        re.search(
+            r"digit_recognition\.requests: method=POST path=/recognize\.json status=200 duration_ms=[0-9.]+ request_id=\w+ digit=5$",
+            line,
+        )
+        for line in lines
+    )
 
 
 def scrape(url: str) -> dict[tuple[str, str], float]:
@@ -180,24 +239,35 @@ def scrape(url: str) -> dict[tuple[str, str], float]:
     text = requests.get(url + "/metrics", timeout=5).text
     return {
         (route, status): float(value)
-        for route, status, value in re.findall(r'^digits_http_requests_total\{method="\w+",route="([^"]+)",status="(\d+)"\} (\S+)$', text, re.M)
+        for route, status, value in re.findall(
+            r'^digits_http_requests_total\{method="\w+",route="([^"]+)",status="(\d+)"\} (\S+)$', text, re.M
+        )
     }
 
 
 def test_metrics_add_up_every_workers_requests(service):
     before = scrape(service["url"])
     with ThreadPoolExecutor(8) as pool:  # concurrent, so both workers answer some
-        answers = list(pool.map(
-            lambda digit: requests.post(service["url"] + "/recognize.json", data=encode(draw_digit(digit % 10, background=None)), headers={"Content-Type": "image/png"}, timeout=10),
-            range(40),
-        ))
+        answers = list(
+            pool.map(
+                lambda digit: requests.post(
+                    service["url"] + "/recognize.json",
+                    data=encode(draw_digit(digit % 10, background=None)),
+                    headers={"Content-Type": "image/png"},
+                    timeout=10,
+                ),
+                range(40),
+            )
+        )
     assert [answer.status_code for answer in answers] == [200] * 40
     # whichever worker answers the scrape, it counts the requests of both
     for _ in range(6):
         counts = scrape(service["url"])
         assert counts[("/recognize.json", "200")] - before.get(("/recognize.json", "200"), 0) == 40
     text = requests.get(service["url"] + "/metrics", timeout=5).text
-    assert re.search(r'^digits_model_info\{model="digit_cnn",runtime="litert",sha256="[0-9a-f]{12}"\} 1\.0$', text, re.M)
+    assert re.search(
+        r'^digits_model_info\{model="digit_cnn",runtime="litert",sha256="[0-9a-f]{12}"\} 1\.0$', text, re.M
+    )
     assert re.search(r"^digits_http_requests_in_flight 1\.0$", text, re.M)  # the scrape itself, in one worker
 
 
@@ -206,21 +276,28 @@ def test_request_id_over_http(service):
     assert response.headers["X-Request-ID"] == "probe-7"
     time.sleep(0.3)
     lines = service["log"].read_text().splitlines()
-    assert any(re.search(r"method=GET path=/healthz status=200 duration_ms=[0-9.]+ request_id=probe-7$", line) for line in lines)
+    assert any(
+        re.search(r"method=GET path=/healthz status=200 duration_ms=[0-9.]+ request_id=probe-7$", line)
+        for line in lines
+    )
 
 
 def test_python_server_py_serves_locally(tmp_path):
     port = free_port()
     environment = {**os.environ, "PORT": str(port)}
     with open(tmp_path / "server.log", "wb") as output:
-        process = subprocess.Popen([sys.executable, "server.py"], cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "server.py"], cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and process.poll() is None:
             try:
                 response = requests.post(
-                    f"http://127.0.0.1:{port}/recognize.json", data=encode(draw_digit(4, background=None)),
-                    headers={"Content-Type": "image/png"}, timeout=5,
+                    f"http://127.0.0.1:{port}/recognize.json",
+                    data=encode(draw_digit(4, background=None)),
+                    headers={"Content-Type": "image/png"},
+                    timeout=5,
                 )
                 break
             except requests.RequestException:

@@ -19,15 +19,21 @@ import requests
 from bench.service import PROJECT_ROOT, free_port, procfile_command, start_service, worker_pids
 from tests.drawing import draw_digit, encode
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 SEVEN = encode(draw_digit(7, background=None))
 API_KEY = "operators-own-key-4f1c2d9e8b7a"
 # A line gunicorn writes: "[2026-12-04 21:58:53 +0000] [8416] [INFO] Starting gunicorn 27.0.1".
-GUNICORN_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] \S")
+GUNICORN_LINE = re.compile(
+    r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] \S"
+)
 # A line the app writes: "2026-12-04 21:58:54,552 INFO model.classifier: loaded model ...".
 APP_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: \S")
 # A line of a traceback under an ERROR record.
-TRACEBACK_LINE = re.compile(r"^(Traceback \(most recent call last\):|\s+\S.*|\s*\^+|During handling of the above exception.*|"
-                            r"The above exception was the direct cause.*|[\w.]+(Error|Exception|Exit)(: .*)?|)$")
+TRACEBACK_LINE = re.compile(
+    r"^(Traceback \(most recent call last\):|\s+\S.*|\s*\^+|During handling of the above exception.*|"
+    r"The above exception was the direct cause.*|[\w.]+(Error|Exception|Exit)(: .*)?|)$"
+)
 # What LiteRT's XNNPACK prints once per network load, outside Python's logging.
 LITERT_LINE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
@@ -70,20 +76,33 @@ def assert_every_line_well_formed(log: str) -> None:
 # --- settings ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("variable", "value", "shown"), [
-    ("MAX_UPLOAD_BYTES", "abc", "'abc'"),
-    ("REQUEST_READ_TIMEOUT", "0", "'0'"),
-    ("MAX_IMAGE_PIXELS", "-5", "'-5'"),
-    ("WEB_CONCURRENCY", "two", "'two'"),
-    ("MODEL_RUNTIME", "tensorflow", "'tensorflow'"),
-    ("API_KEYS", "a key with spaces", "(value not shown)"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("MAX_UPLOAD_BYTES", "abc", "'abc'"),
+        ("REQUEST_READ_TIMEOUT", "0", "'0'"),
+        ("MAX_IMAGE_PIXELS", "-5", "'-5'"),
+        ("WEB_CONCURRENCY", "two", "'two'"),
+        ("MODEL_RUNTIME", "tensorflow", "'tensorflow'"),
+        ("API_KEYS", "a key with spaces", "(value not shown)"),
+    ],
+)
 def test_a_bad_setting_stops_the_service_with_one_line_naming_it(variable, value, shown):
-    environment = {**os.environ, "PORT": str(free_port()), variable: value,
-                   "PATH": f"{Path(os.sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    environment = {
+        **os.environ,
+        "PORT": str(free_port()),
+        variable: value,
+        "PATH": f"{Path(os.sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     started = time.monotonic()
-    finished = subprocess.run(["bash", "-c", procfile_command()], cwd=PROJECT_ROOT, env=environment, capture_output=True,
-                              text=True, timeout=60)
+    finished = subprocess.run(
+        ["bash", "-c", procfile_command()],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert finished.returncode != 0
     assert time.monotonic() - started < 10  # it never got as far as loading the networks
     lines = (finished.stdout + finished.stderr).splitlines()
@@ -100,8 +119,11 @@ def test_a_bad_setting_stops_the_service_with_one_line_naming_it(variable, value
 def service(sentry, tmp_path_factory):
     """Two workers, Sentry on (to a local receiver), API keys required, the debug routes on."""
     environment = {
-        "WEB_CONCURRENCY": "2", "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1", "SENTRY_ENVIRONMENT": "faults",
-        "API_KEYS": API_KEY, "ENABLE_DEBUG_ROUTES": "1",
+        "WEB_CONCURRENCY": "2",
+        "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1",
+        "SENTRY_ENVIRONMENT": "faults",
+        "API_KEYS": API_KEY,
+        "ENABLE_DEBUG_ROUTES": "1",
     }
     with start_service(tmp_path_factory.mktemp("gunicorn") / "output.log", environment) as running:
         yield running
@@ -110,7 +132,9 @@ def service(sentry, tmp_path_factory):
 def test_a_crash_on_a_data_url_upload_sends_neither_the_image_nor_the_key_to_sentry_or_the_log(service, sentry):
     payload = base64.b64encode(SEVEN).decode()
     body = {"image": "data:image/png;base64," + payload}
-    response = requests.post(service.url + "/_debug/error", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
+    response = requests.post(
+        service.url + "/_debug/error", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+    )
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal"
     events = wait_for(lambda: [event for event in sentry.events if "exception" in event])
     event = events[0]
@@ -119,7 +143,7 @@ def test_a_crash_on_a_data_url_upload_sends_neither_the_image_nor_the_key_to_sen
     assert not event["request"].get("data")  # the body, which the SDK would send up to 10 kB by default
     sent = json.dumps(sentry.events)
     # not the image, nor any stretch of its base64 or its bytes (local variables would hold them), nor the key
-    for secret in (payload[:24], payload[len(payload) // 2:][:24], API_KEY, repr(SEVEN[:16])[2:-1]):
+    for secret in (payload[:24], payload[len(payload) // 2 :][:24], API_KEY, repr(SEVEN[:16])[2:-1]):
         assert secret not in sent, secret
     frames = [frame for value in event["exception"]["values"] for frame in value["stacktrace"]["frames"]]
     assert frames and not any("vars" in frame for frame in frames)
@@ -129,14 +153,20 @@ def test_a_crash_on_a_data_url_upload_sends_neither_the_image_nor_the_key_to_sen
 
 def test_every_line_gunicorn_or_the_app_writes_is_well_formed(service):
     # gunicorn's own lines written from a worker: a refused request line, and the workers' exits below
-    with contextlib.closing(__import__("socket").create_connection(("127.0.0.1", int(service.url.rsplit(":", 1)[1])))) as raw:
+    with contextlib.closing(
+        __import__("socket").create_connection(("127.0.0.1", int(service.url.rsplit(":", 1)[1])))
+    ) as raw:
         raw.sendall(b"NOT A REQUEST\r\n\r\n")
         raw.settimeout(5)
         while raw.recv(65536):
             pass
     assert requests.get(service.url + "/healthz", timeout=5).status_code == 200
-    response = requests.post(service.url + "/recognize.json", data=SEVEN, timeout=10,
-                             headers={"Content-Type": "image/png", "Authorization": f"Bearer {API_KEY}"})
+    response = requests.post(
+        service.url + "/recognize.json",
+        data=SEVEN,
+        timeout=10,
+        headers={"Content-Type": "image/png", "Authorization": f"Bearer {API_KEY}"},
+    )
     assert response.status_code == 200
     assert_every_line_well_formed(service.log.read_text())
 
@@ -161,7 +191,9 @@ def metrics_answer(url: str) -> requests.Response:
 
 def test_losing_the_metrics_folder_and_then_a_worker_keeps_the_service_up(tmp_path):
     folder = tmp_path / "metrics"
-    with start_service(tmp_path / "output.log", {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(folder)}) as running:
+    with start_service(
+        tmp_path / "output.log", {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    ) as running:
         assert_reads_seven(running.url)
         shutil.rmtree(folder)
         # a worker killed by the system (as the OOM killer does): its replacement must boot without the folder

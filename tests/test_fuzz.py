@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from model.errors import RecognitionError
 from model.decoding import image_to_array, preprocess
+from model.errors import RecognitionError
 from server import create_app
-from web.errors import ERRORS
 from tests.drawing import draw_digit, encode
+from web.errors import ERRORS
 
 # Small valid files of a digit, one per format (and a few variants): what the mutations start from.
 SEEDS = {
@@ -29,8 +29,11 @@ SEEDS = {
     "jpeg": encode(draw_digit(7, size=(48, 48)), "JPEG", quality=80),
     "jpeg_cmyk": encode(draw_digit(4, size=(40, 40)).convert("CMYK"), "JPEG", quality=80),
     "gif_animated": encode(
-        draw_digit(8, size=(40, 40)).convert("P"), "GIF", save_all=True,
-        append_images=[draw_digit(1, size=(40, 40)).convert("P")], duration=50,
+        draw_digit(8, size=(40, 40)).convert("P"),
+        "GIF",
+        save_all=True,
+        append_images=[draw_digit(1, size=(40, 40)).convert("P")],
+        duration=50,
     ),
     "tiff": encode(draw_digit(9, size=(40, 40)).convert("L"), "TIFF"),
     "webp": encode(draw_digit(6, size=(40, 40)), "WEBP", quality=70),
@@ -39,9 +42,24 @@ SEEDS = {
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Magic numbers Pillow sniffs formats by, to start random bytes as some parser's input.
 MAGIC_PREFIXES = [
-    PNG_SIGNATURE, b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xee", b"GIF89a", b"GIF87a", b"II*\x00", b"MM\x00*",
-    b"BM", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"RIFF\x00\x00\x00\x00WEBPVP8L", b"%!PS-Adobe-3.0 EPSF-3.0\n",
-    b"8BPS", b"\x00\x00\x01\x00", b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"P5\n", b"%PDF-1.4\n", b"PK\x03\x04", b"<svg",
+    PNG_SIGNATURE,
+    b"\xff\xd8\xff\xe0",
+    b"\xff\xd8\xff\xee",
+    b"GIF89a",
+    b"GIF87a",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+    b"RIFF\x00\x00\x00\x00WEBPVP8L",
+    b"%!PS-Adobe-3.0 EPSF-3.0\n",
+    b"8BPS",
+    b"\x00\x00\x01\x00",
+    b"\x00\x00\x00\x0cjP  \r\n\x87\n",
+    b"P5\n",
+    b"%PDF-1.4\n",
+    b"PK\x03\x04",
+    b"<svg",
 ]
 # Mutated headers may claim big pictures; this ceiling keeps each example's decode quick.
 FUZZ_MAX_PIXELS = 2_000_000
@@ -49,8 +67,8 @@ FUZZ_MAX_PIXELS = 2_000_000
 INTERESTING_BYTES = [0x00, 0x01, 0x7F, 0x80, 0xFE, 0xFF]
 # Reproducible in CI: the same examples every run, nothing saved between runs, no per-example deadline.
 FUZZ_SETTINGS = settings(deadline=None, derandomize=True, database=None, print_blob=False)
-# Pillow warns about the corrupt metadata the mutations make (EXIF, TIFF tags): expected here.
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
+# Pillow warns about the corrupt metadata the mutations make (EXIF, TIFF tags): expected here. Fuzzing is slow.
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:PIL"), pytest.mark.slow]
 
 
 def with_fixed_png_crcs(data: bytes) -> bytes:
@@ -161,7 +179,9 @@ def test_every_colour_mode_with_any_pixels_becomes_an_array_or_a_recognition_err
 @pytest.fixture(scope="module")
 def fuzzed_app(classifier) -> Flask:
     """One app for all the examples, its unhandled exceptions recorded (what Sentry would get)."""
-    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, "MAX_IMAGE_PIXELS": FUZZ_MAX_PIXELS})
+    app = create_app(
+        {"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, "MAX_IMAGE_PIXELS": FUZZ_MAX_PIXELS}
+    )
     app.extensions["crashes"] = crashes = []
     got_request_exception.connect(lambda sender, exception, **extra: crashes.append(exception), app, weak=False)
     return app
@@ -180,7 +200,11 @@ def image_payloads() -> st.SearchStrategy[bytes]:
 def json_values() -> st.SearchStrategy:
     """Any JSON value, nested a little."""
     scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=12,
+    )
 
 
 def image_strings() -> st.SearchStrategy[str]:
@@ -188,7 +212,11 @@ def image_strings() -> st.SearchStrategy[str]:
     return st.one_of(
         image_payloads().map(lambda data: base64.b64encode(data).decode()),
         image_payloads().map(lambda data: base64.urlsafe_b64encode(data).decode().rstrip("=")),
-        st.builds(data_url_of, image_payloads(), st.sampled_from(["image/png", "image/jpeg", "", "text/plain", "application/pdf", "image/svg+xml"])),
+        st.builds(
+            data_url_of,
+            image_payloads(),
+            st.sampled_from(["image/png", "image/jpeg", "", "text/plain", "application/pdf", "image/svg+xml"]),
+        ),
         st.text(max_size=80),
     )
 
@@ -197,7 +225,9 @@ def json_bodies() -> st.SearchStrategy[bytes]:
     """JSON bodies: {"image": ...}, {"images": [...]}, any JSON value, or JSON text with bytes broken."""
     objects = st.one_of(
         st.fixed_dictionaries({"image": st.one_of(image_strings(), json_values())}),
-        st.fixed_dictionaries({"images": st.one_of(st.lists(st.one_of(image_strings(), json_values()), max_size=4), json_values())}),
+        st.fixed_dictionaries(
+            {"images": st.one_of(st.lists(st.one_of(image_strings(), json_values()), max_size=4), json_values())}
+        ),
         json_values(),
     )
     encoded = objects.map(lambda value: json.dumps(value).encode())
@@ -215,7 +245,7 @@ def multipart_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
         filename = draw(st.sampled_from([None, "digit.png", "", "\u00e9.jpg"]))
         disposition = f'form-data; name="{name}"' + ("" if filename is None else f'; filename="{filename}"')
         content = draw(st.one_of(image_payloads(), image_strings().map(str.encode)))
-        parts.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode("utf-8") + content + b"\r\n")
+        parts.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     body = draw(st.one_of(st.just(body), st.builds(lambda cut: body[:cut], st.integers(0, len(body)))))
     header_boundary = draw(st.sampled_from([boundary, boundary, "other", ""]))
@@ -225,19 +255,27 @@ def multipart_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
 @st.composite
 def requests(draw: st.DrawFn) -> dict:
     """Keyword arguments of the test client's post(): a random body with a random Content-Type (or none)."""
-    kind = draw(st.sampled_from(["multipart", "json", "image/png", "application/octet-stream", "none", "form", "other"]))
+    kind = draw(
+        st.sampled_from(["multipart", "json", "image/png", "application/octet-stream", "none", "form", "other"])
+    )
     if kind == "multipart":
         body, content_type = draw(multipart_bodies())
         return {"data": body, "content_type": content_type}
     if kind == "json":
-        return {"data": draw(json_bodies()), "content_type": draw(st.sampled_from(["application/json", "application/vnd.api+json; charset=utf-8"]))}
+        return {
+            "data": draw(json_bodies()),
+            "content_type": draw(st.sampled_from(["application/json", "application/vnd.api+json; charset=utf-8"])),
+        }
     if kind in ("image/png", "application/octet-stream"):
         return {"data": draw(image_payloads()), "content_type": kind}
     if kind == "form":
         field = draw(image_strings()).encode("utf-8", "surrogatepass")
         return {"data": b"image=" + field, "content_type": "application/x-www-form-urlencoded"}
     if kind == "other":
-        return {"data": draw(image_payloads()), "content_type": draw(st.sampled_from(["text/plain", "image/svg+xml", "application/pdf", "image/", "*/*"]))}
+        return {
+            "data": draw(image_payloads()),
+            "content_type": draw(st.sampled_from(["text/plain", "image/svg+xml", "application/pdf", "image/", "*/*"])),
+        }
     return {"data": draw(st.one_of(st.just(b""), image_payloads()))}
 
 
@@ -265,6 +303,8 @@ def assert_well_formed_answer(response) -> None:
 @given(request=requests())
 def test_api_on_random_requests(fuzzed_app, request):
     response = fuzzed_app.test_client().post("/recognize.json", **request)
-    event(f"{response.status_code} {(response.get_json() or {}).get('error', {}).get('code', 'read')}")  # --hypothesis-show-statistics
+    event(
+        f"{response.status_code} {(response.get_json() or {}).get('error', {}).get('code', 'read')}"
+    )  # --hypothesis-show-statistics
     assert_well_formed_answer(response)
     assert fuzzed_app.extensions["crashes"] == []

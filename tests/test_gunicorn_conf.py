@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,11 @@ def config():
 
 def booted_worker(config, metrics=None) -> SimpleNamespace:
     """A stand-in for gunicorn's worker object, as post_worker_init leaves it."""
-    worker = SimpleNamespace(alive=True, log=logging.getLogger("test.worker"),
-                             wsgi=SimpleNamespace(extensions={"metrics": metrics} if metrics else {}))
+    worker = SimpleNamespace(
+        alive=True,
+        log=logging.getLogger("test.worker"),
+        wsgi=SimpleNamespace(extensions={"metrics": metrics} if metrics else {}),
+    )
     config.post_worker_init(worker)
     return worker
 

@@ -15,9 +15,10 @@ import requests
 from PIL import Image, ImageDraw
 
 from bench.service import start_service, worker_pids
-from tests.drawing import draw_digit, encode
-from tests.test_numbers import draw_number
-from tests.test_hostile_input import HOSTILE
+from tests.drawing import draw_digit, draw_number, encode
+from tests.hostile_requests import HOSTILE
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
 NUMBER_GROUPS = 800
@@ -140,11 +141,15 @@ def test_workers_survive_a_burst_of_hostile_requests_and_nothing_reaches_sentry(
     assert parse_answer(post_chunked(service.url, 3 * UPLOAD_LIMIT))[0] == 413
     # eight clients at once, more than the two workers: each still gets its 413
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: parse_answer(post_declaring_50_mb(service.url, "image/png")[0])[0], range(8)))
+        statuses = list(
+            pool.map(lambda _: parse_answer(post_declaring_50_mb(service.url, "image/png")[0])[0], range(8))
+        )
     assert statuses == [413] * 8
 
     assert sorted(worker_pids(service.process.pid)) == workers
-    response = requests.post(url, data=encode(draw_digit(4, background=None)), headers={"Content-Type": "image/png"}, timeout=10)
+    response = requests.post(
+        url, data=encode(draw_digit(4, background=None)), headers={"Content-Type": "image/png"}, timeout=10
+    )
     assert response.status_code == 200 and response.json()["digit"] == 4
     time.sleep(1.0)  # anything the SDK was sending has arrived
     assert [event for event in sentry.events if "exception" in event or event.get("level") == "error"] == []

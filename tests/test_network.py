@@ -1,14 +1,21 @@
 """The network is exactly the design card's CNN."""
 
 import numpy as np
+import pytest
 
-from training.network import build_network, input_shape, num_classes
+# training.network imports Keras: each test imports it when it runs, not when it is collected (the quick run has none)
+pytestmark = [pytest.mark.slow, pytest.mark.needs_tensorflow]
 
 
 def test_layers_are_the_cards_cnn():
+    from training.network import build_network
+
     network = build_network()
     described = [
-        (type(layer).__name__, getattr(layer, "filters", None) or getattr(layer, "units", None) or getattr(layer, "rate", None))
+        (
+            type(layer).__name__,
+            getattr(layer, "filters", None) or getattr(layer, "units", None) or getattr(layer, "rate", None),
+        )
         for layer in network.layers
     ]
     assert described == [
@@ -29,14 +36,18 @@ def test_layers_are_the_cards_cnn():
 
 
 def test_shapes_and_parameter_count():
+    from training.network import INPUT_SHAPE, NUM_CLASSES, build_network
+
     network = build_network()
-    assert tuple(network.input_shape[1:]) == input_shape == (28, 28, 1)
-    assert network.output_shape == (None, num_classes)
+    assert tuple(network.input_shape[1:]) == INPUT_SHAPE == (28, 28, 1)
+    assert network.output_shape == (None, NUM_CLASSES)
     # 320 + 18,496 + 1,179,776 + 1,290 weights and biases
     assert network.count_params() == 1_199_882
 
 
 def test_output_is_a_probability_distribution():
+    from training.network import build_network
+
     network = build_network()
     probabilities = np.asarray(network(np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)))
     assert probabilities.shape == (4, 10)

@@ -5,11 +5,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from model import number_reader
-from model.errors import TooManyMarksError
 from model.classifier import number_text
+from model.errors import TooManyMarksError
 from model.number_reader import Budget, Page, Piece, segment_number
-from tests.drawing import encode
-from tests.test_numbers import draw_number, gray
+from tests.drawing import draw_number, encode, gray
 
 
 def fake_read(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +72,8 @@ class WatchedPage(Page):
 def watched_pages(monkeypatch):
     """Pages made by segment_number are WatchedPages, their pixel cache held to WATCHED_PIXEL_BYTES."""
     WatchedPage.made = []
-    monkeypatch.setattr(segment, "Page", WatchedPage)
-    monkeypatch.setattr(segment, "page_pixel_bytes", WATCHED_PIXEL_BYTES)
+    monkeypatch.setattr(number_reader, "Page", WatchedPage)
+    monkeypatch.setattr(number_reader, "PAGE_PIXEL_BYTES", WATCHED_PIXEL_BYTES)
     return WatchedPage.made
 
 
@@ -94,10 +93,10 @@ def test_a_budget_counts_groups_and_pixels_and_refuses_past_either_spending_noth
 
 
 def test_the_defaults_come_from_the_limits_module():
-    from model.limits import default_max_groups, default_max_read_pixels
+    from model.limits import DEFAULT_MAX_GROUPS, DEFAULT_MAX_READ_PIXELS
 
     budget = Budget()
-    assert (budget.limit, budget.pixels_limit) == (default_max_groups, default_max_read_pixels)
+    assert (budget.limit, budget.pixels_limit) == (DEFAULT_MAX_GROUPS, DEFAULT_MAX_READ_PIXELS)
 
 
 def window_area(page: Page, pieces: list[Piece], margin: int) -> int:
@@ -115,19 +114,25 @@ def test_a_read_counts_the_window_round_its_groups_ink_and_a_cut_its_pixels_per_
     one, seven = sorted(page.strokes, key=lambda label: page.slices[label][1].start)
     rows, cols = page.pixels(Piece(seven))
     budget = Budget(10**6, 10**9)
-    segmenter = segment.Segmenter(page, fake_read, budget=budget)
-    line = segment.Line(100.0, 0.0, float(rows.mean()))
+    segmenter = number_reader.Segmenter(page, fake_read, budget=budget)
+    line = number_reader.Line(100.0, 0.0, float(rows.mean()))
     right_part = Piece(seven, ((float(np.median(cols)), np.inf, 0.3, float(rows.mean())),))
     segmenter.score_all([(Piece(one),), (Piece(one), right_part)], line)
     assert budget.limit - budget.left == 2
     assert budget.pixels_limit - budget.pixels_left == (
-        window_area(page, [Piece(one)], segment.ink_rim) + window_area(page, [Piece(one), right_part], segment.ink_rim))
+        window_area(page, [Piece(one)], number_reader.INK_RIM)
+        + window_area(page, [Piece(one), right_part], number_reader.INK_RIM)
+    )
     spent = budget.pixels_limit - budget.pixels_left
     segmenter.score_all([(Piece(one),)], line)  # read already: counted once
     assert (budget.limit - budget.left, budget.pixels_limit - budget.pixels_left) == (2, spent)
     segmenter.cuts(Piece(seven), line)
-    slants = len(segment.cut_slants(line))
-    assert slants == 7 and budget.pixels_limit - budget.pixels_left - spent == window_area(page, [Piece(seven)], 0) + slants * rows.size
+    slants = len(number_reader.cut_slants(line))
+    assert (
+        slants == 7
+        and budget.pixels_limit - budget.pixels_left - spent
+        == window_area(page, [Piece(seven)], 0) + slants * rows.size
+    )
 
 
 def test_a_cut_part_is_its_pieces_pixels_on_its_side_kept_as_16_bit_coordinates():
@@ -148,11 +153,16 @@ def test_a_cut_part_is_its_pieces_pixels_on_its_side_kept_as_16_bit_coordinates(
     assert 0 < part_rows.size < rows.size
     np.testing.assert_array_equal(part_rows, box_rows[keep])
     np.testing.assert_array_equal(part_cols, box_cols[keep])
-    assert page.box(part) == (int(part_rows.min()), int(part_cols.min()), int(part_rows.max()) + 1, int(part_cols.max()) + 1)
+    assert page.box(part) == (
+        int(part_rows.min()),
+        int(part_cols.min()),
+        int(part_rows.max()) + 1,
+        int(part_cols.max()) + 1,
+    )
 
 
 def test_the_pixel_cache_drops_the_least_recently_used_past_its_bytes(monkeypatch):
-    monkeypatch.setattr(segment, "page_pixel_bytes", 4_000)
+    monkeypatch.setattr(number_reader, "PAGE_PIXEL_BYTES", 4_000)
     page = Page(gray(draw_number("2024")[0]))
     first, *others = page.strokes
     page.pixels(Piece(first))
@@ -174,7 +184,7 @@ def test_a_solid_block_is_answered_within_its_budget_with_the_pixel_cache_bounde
     except TooManyMarksError:
         pass
     assert budget.left >= 0 and budget.pixels_left >= 0
-    page, = watched_pages
+    (page,) = watched_pages
     assert page.most_bytes <= WATCHED_PIXEL_BYTES < page.made_bytes
 
 
@@ -191,7 +201,7 @@ def test_a_page_of_dense_scribbles_is_answered_within_its_budget_with_the_pixel_
     except TooManyMarksError:
         pass
     assert 0 < sum(read_groups) <= 500 and budget.left >= 0 and budget.pixels_left >= 0
-    page, = watched_pages
+    (page,) = watched_pages
     assert page.most_bytes <= WATCHED_PIXEL_BYTES < page.made_bytes
 
 
@@ -203,8 +213,8 @@ def test_a_picture_of_more_marks_than_the_budget_reads_is_refused_before_any_rea
         return fake_read(images)
 
     page = Page(strokes_in_rows())
-    marks = [[Piece(label)] for labels, _ in segment.writing_lines(page) for label in labels]
-    least_pixels = sum(page.window_area(mark, segment.ink_rim) for mark in marks)  # each read alone, once
+    marks = [[Piece(label)] for labels, _ in number_reader.writing_lines(page) for label in labels]
+    least_pixels = sum(page.window_area(mark, number_reader.INK_RIM) for mark in marks)  # each read alone, once
     assert len(marks) == 96
     with pytest.raises(TooManyMarksError, match="MAX_NUMBER_GROUPS"):
         segment_number(strokes_in_rows(), counting_read, budget=Budget(len(marks) - 1))
@@ -224,16 +234,26 @@ def test_a_block_of_ink_is_refused_once_its_reads_would_pass_the_pixel_budget():
 def test_ordinary_drawn_numbers_read_right_with_the_default_budget(classifier, text):
     picture, _ = draw_number(text)
     budget = Budget()
-    assert number_text(classifier.recognize_number(encode(picture), budget=budget)) == text
-    assert budget.limit - budget.left < budget.limit // 10 and budget.pixels_limit - budget.pixels_left < budget.pixels_limit // 10
+    assert number_text(classifier.read_number(encode(picture), budget=budget)) == text
+    assert (
+        budget.limit - budget.left < budget.limit // 10
+        and budget.pixels_limit - budget.pixels_left < budget.pixels_limit // 10
+    )
 
 
-def test_writing_taller_than_the_working_height_is_read_shrunk_with_boxes_in_the_uploads_pixels(classifier, watched_pages):
+def test_writing_taller_than_the_working_height_is_read_shrunk_with_boxes_in_the_uploads_pixels(
+    classifier, watched_pages
+):
     picture, boxes = draw_number("52", scale=3.5)  # strokes about 390 pixels tall
-    digits = classifier.recognize_number(encode(picture))
+    digits = classifier.read_number(encode(picture))
     assert number_text(digits) == "52"
-    assert watched_pages[-1].tallest <= segment.max_stroke_height < watched_pages[0].tallest
-    for item, (left, top, width, height) in zip(digits, boxes):
+    assert watched_pages[-1].tallest <= number_reader.MAX_STROKE_HEIGHT < watched_pages[0].tallest
+    for item, (left, top, width, height) in zip(digits, boxes, strict=False):
         x, y, box_width, box_height = item.box
-        assert left - 25 <= x and x + box_width <= left + width + 25 and top - 25 <= y and y + box_height <= top + height + 25
+        assert (
+            left - 25 <= x
+            and x + box_width <= left + width + 25
+            and top - 25 <= y
+            and y + box_height <= top + height + 25
+        )
         assert box_height >= 0.6 * height

@@ -10,9 +10,9 @@ from jsonschema import Draft202012Validator
 from PIL import Image
 
 from server import create_app
-from web.errors import CODE_BY_STATUS, ERRORS
 from tests.drawing import encode
-from tests.test_api import CANVAS_SEVEN, data_url
+from tests.helpers import CANVAS_SEVEN, data_url
+from web.errors import CODE_BY_STATUS, ERRORS
 
 # The routes Flask adds itself, and the methods it answers on every route.
 IGNORED_ENDPOINTS = {"static"}
@@ -36,7 +36,9 @@ def app_routes(app) -> dict[str, set[str]]:
 def assert_matches_document(document: dict, path: str, method: str, response) -> None:
     """The answer's status, content type, headers and body are as the document describes them."""
     described = document["paths"][path][method]["responses"]
-    assert str(response.status_code) in described, f"{method.upper()} {path} answered {response.status_code}, not documented"
+    assert str(response.status_code) in described, (
+        f"{method.upper()} {path} answered {response.status_code}, not documented"
+    )
     answer = described[str(response.status_code)]
     assert response.mimetype in answer["content"], (response.mimetype, list(answer["content"]))
     assert "X-Request-ID" in answer["headers"] and response.headers["X-Request-ID"]
@@ -75,7 +77,9 @@ def test_security_is_described_exactly_when_keys_are_required(app_and_document):
     protected = [op for path, ops in document["paths"].items() for op in ops.values() if "security" in op]
     if app.config["API_KEYS"]:
         assert "apiKey" in document["components"]["securitySchemes"]
-        assert {path for path, ops in document["paths"].items() if "security" not in ops["get" if "get" in ops else "post"]} == {"/", "/healthz", "/openapi.json", "/docs"}
+        assert {
+            path for path, ops in document["paths"].items() if "security" not in ops["get" if "get" in ops else "post"]
+        } == {"/", "/healthz", "/openapi.json", "/docs"}
     else:
         assert not protected and "securitySchemes" not in document["components"]
 
@@ -96,7 +100,9 @@ def upload_bodies() -> dict:
     }
 
 
-@pytest.mark.parametrize("path, field, expected", [("/recognize.json", "digit", 7), ("/recognize/number.json", "number", "7")])
+@pytest.mark.parametrize(
+    "path, field, expected", [("/recognize.json", "digit", 7), ("/recognize/number.json", "number", "7")]
+)
 def test_each_documented_request_body_works(client, path, field, expected):
     document = client.get("/openapi.json").get_json()
     content = document["paths"][path]["post"]["requestBody"]["content"]
@@ -108,7 +114,15 @@ def test_each_documented_request_body_works(client, path, field, expected):
 
 
 def test_real_answers_match_the_document(classifier):
-    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False, "CLASSIFIER": classifier, "MAX_CONTENT_LENGTH": 200_000, "ENABLE_DEBUG_ROUTES": True})
+    app = create_app(
+        {
+            "TESTING": True,
+            "PROPAGATE_EXCEPTIONS": False,
+            "CLASSIFIER": classifier,
+            "MAX_CONTENT_LENGTH": 200_000,
+            "ENABLE_DEBUG_ROUTES": True,
+        }
+    )
     client = app.test_client()
     document = client.get("/openapi.json").get_json()
     blank = encode(Image.new("L", (28, 28), 255))
@@ -141,7 +155,9 @@ def test_real_answers_match_the_document(classifier):
     assert_matches_document(document, "/healthz", "get", client.post("/healthz"))  # 405
     # a 404 has no documented path: it still has the error shape of every error
     missing = client.get("/nowhere")
-    Draft202012Validator({**document["components"]["schemas"]["Error"], "components": document["components"]}).validate(missing.get_json())
+    Draft202012Validator({**document["components"]["schemas"]["Error"], "components": document["components"]}).validate(
+        missing.get_json()
+    )
 
 
 def test_a_401_matches_the_document(classifier):

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from server import create_app
-from tests.test_api import CANVAS_SEVEN, assert_answer, assert_error
+from tests.helpers import CANVAS_SEVEN, assert_answer, assert_error
 from web.access import bearer_token, key_is_valid
 
 KEYS = ("first-key-0123456789", "second-key-9876543210")
@@ -31,7 +31,18 @@ def test_the_api_is_open_by_default(client):
     assert_answer(upload(client), 7)
 
 
-@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer wrong-key", "Basic Zmlyc3Qta2V5", "first-key-0123456789", "Bearer first-key-012345678"])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer wrong-key",
+        "Basic Zmlyc3Qta2V5",
+        "first-key-0123456789",
+        "Bearer first-key-012345678",
+    ],
+)
 def test_without_a_valid_key_the_answer_is_401(locked_client, authorization):
     headers = {} if authorization is None else {"Authorization": authorization}
     response = upload(locked_client, **headers)
@@ -89,10 +100,14 @@ def cors_client(classifier):
 
 def preflight(client, origin: str):
     """A browser's CORS preflight for a JSON POST with a key."""
-    return client.options("/recognize.json", headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type",
-    })
+    return client.options(
+        "/recognize.json",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
 
 
 def test_no_cross_origin_access_by_default(client):
@@ -106,19 +121,27 @@ def test_an_allowed_origin_gets_the_cors_headers(cors_client):
     assert response.status_code == 200  # a preflight needs no key
     assert response.headers["Access-Control-Allow-Origin"] == "https://draw.example"
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
-    assert {"authorization", "content-type"} <= {name.strip().lower() for name in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type"} <= {
+        name.strip().lower() for name in response.headers["Access-Control-Allow-Headers"].split(",")
+    }
     assert "Origin" in response.headers["Vary"]
     answer = upload(cors_client, Origin="https://draw.example", Authorization=f"Bearer {KEYS[1]}")
     assert_answer(answer, 7)
     assert answer.headers["Access-Control-Allow-Origin"] == "https://draw.example"
     assert "X-Request-ID" in answer.headers["Access-Control-Expose-Headers"]
     # errors carry the headers too, so the page's script can read them
-    assert upload(cors_client, Origin="https://draw.example").headers["Access-Control-Allow-Origin"] == "https://draw.example"
+    assert (
+        upload(cors_client, Origin="https://draw.example").headers["Access-Control-Allow-Origin"]
+        == "https://draw.example"
+    )
 
 
 @pytest.mark.parametrize("origin", ["https://evil.example", "https://draw.example.evil", "null", "http://draw.example"])
 def test_an_origin_not_on_the_list_gets_none(cors_client, origin):
-    for response in (preflight(cors_client, origin), upload(cors_client, Origin=origin, Authorization=f"Bearer {KEYS[0]}")):
+    for response in (
+        preflight(cors_client, origin),
+        upload(cors_client, Origin=origin, Authorization=f"Bearer {KEYS[0]}"),
+    ):
         assert not any(name.startswith("Access-Control-") for name in response.headers.keys())
 
 
@@ -133,7 +156,7 @@ def test_a_request_id_is_made_or_taken_and_echoed(client):
     assert client.get("/nowhere", headers={"X-Request-ID": "lost-1"}).headers["X-Request-ID"] == "lost-1"
 
 
-@pytest.mark.parametrize("unsafe", ["has space", "x" * 129, "quote\"d", "semi;colon", "ünïcode"])
+@pytest.mark.parametrize("unsafe", ["has space", "x" * 129, 'quote"d', "semi;colon", "ünïcode"])
 def test_an_unsafe_request_id_is_replaced(client, unsafe):
     echoed = client.get("/healthz", headers={"X-Request-ID": unsafe.encode().decode("latin-1")}).headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", echoed)
@@ -170,7 +193,10 @@ def test_metrics_count_requests_latency_inference_and_the_model(classifier):
     assert metric_value(text, "digits_inference_batch_size_sum") == 7
     assert metric_value(text, "digits_inference_batch_size_bucket", le="1.0") == 3
     assert metric_value(text, "digits_http_requests_in_flight") == 1  # the /metrics request itself
-    assert metric_value(text, "digits_model_info", runtime=classifier.runtime_name, sha256=classifier.model_sha256[:12]) == 1
+    assert (
+        metric_value(text, "digits_model_info", runtime=classifier.runtime_name, sha256=classifier.model_sha256[:12])
+        == 1
+    )
 
 
 # --- overload -----------------------------------------------------------------------------------
@@ -178,7 +204,14 @@ def test_metrics_count_requests_latency_inference_and_the_model(classifier):
 
 def test_recognition_is_refused_with_503_while_the_queue_is_full(classifier):
     waiting = {"now": 40.0}
-    app = create_app({"TESTING": True, "CLASSIFIER": classifier, "MAX_QUEUE_PER_WORKER": 32, "WAITING_PER_WORKER": lambda: waiting["now"]})
+    app = create_app(
+        {
+            "TESTING": True,
+            "CLASSIFIER": classifier,
+            "MAX_QUEUE_PER_WORKER": 32,
+            "WAITING_PER_WORKER": lambda: waiting["now"],
+        }
+    )
     client = app.test_client()
     response = upload(client)
     assert_error(response, 503, "overloaded")
@@ -214,24 +247,29 @@ def test_accept_queue_length_is_read_from_the_kernel():
 def test_a_body_shorter_than_its_content_length_is_a_408(client):
     # what gunicorn hands the app when web/worker.py's read deadline cut the body short
     response = client.post(
-        "/recognize.json", data=CANVAS_SEVEN[:100], content_type="image/png",
+        "/recognize.json",
+        data=CANVAS_SEVEN[:100],
+        content_type="image/png",
         environ_overrides={"CONTENT_LENGTH": str(len(CANVAS_SEVEN)), "wsgi.input_terminated": True},
     )
     body = assert_error(response, 408, "request_timeout")
     assert f"100 of {len(CANVAS_SEVEN):,} bytes" in body["error"]["message"]
 
 
-@pytest.mark.parametrize("received, complete", [
-    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", False),
-    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),
-    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc", False),
-    (b"POST / HTTP/1.1\r\ncontent-LENGTH:  5 \r\n\r\nabcde", True),
-    (b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", True),  # refused from the head: no need to wait
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", False),  # a chunk still arriving
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n", True),  # the last chunk came
-    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", True),  # malformed: nothing more to wait for
-    (b"GET /" + b"x" * 70_000, True),  # an overlong head goes to gunicorn's parser, which refuses it
-])
+@pytest.mark.parametrize(
+    "received, complete",
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", False),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc", False),
+        (b"POST / HTTP/1.1\r\ncontent-LENGTH:  5 \r\n\r\nabcde", True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n", True),  # refused from the head: no need to wait
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", False),  # a chunk still arriving
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n", True),  # the last chunk came
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", True),  # malformed: nothing more to wait for
+        (b"GET /" + b"x" * 70_000, True),  # an overlong head goes to gunicorn's parser, which refuses it
+    ],
+)
 def test_when_a_request_has_arrived_in_full(received, complete):
     from web.worker import request_is_complete
 

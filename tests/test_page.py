@@ -11,9 +11,11 @@ import pytest
 import requests
 
 from bench.service import PROJECT_ROOT, start_service
-from training.numbers import number_set
 from model.decoding import encode_png
 from tests.drawing import NOT_DIGIT_STROKES, STROKES, draw_digit, draw_number_picture, encode
+from training.numbers import number_set
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.e2e]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "page"
@@ -64,10 +66,15 @@ def page(browser, service):
 def stroke_points(stroke: list[tuple[float, float]], box: dict, region: tuple = DIGIT_BOX) -> list[tuple[float, float]]:
     """A stroke of tests.drawing.STROKES in page coordinates, inside a region of the canvas (shares of its size), densely sampled."""
     left, top, width, height = region
-    corners = [(box["x"] + (left + x * width) * box["width"], box["y"] + (top + y * height) * box["height"]) for x, y in stroke]
+    corners = [
+        (box["x"] + (left + x * width) * box["width"], box["y"] + (top + y * height) * box["height"]) for x, y in stroke
+    ]
     points = [corners[0]]
-    for (x0, y0), (x1, y1) in zip(corners, corners[1:]):
-        points += [(x0 + (x1 - x0) * step / STEPS_PER_SEGMENT, y0 + (y1 - y0) * step / STEPS_PER_SEGMENT) for step in range(1, STEPS_PER_SEGMENT + 1)]
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:], strict=False):
+        points += [
+            (x0 + (x1 - x0) * step / STEPS_PER_SEGMENT, y0 + (y1 - y0) * step / STEPS_PER_SEGMENT)
+            for step in range(1, STEPS_PER_SEGMENT + 1)
+        ]
     return points
 
 
@@ -150,7 +157,9 @@ def test_uploading_a_picture_and_a_file_that_is_not_one(page, tmp_path):
 
 @pytest.mark.parametrize("mode", ["digit", "number"])
 def test_a_phone_draws_with_touch_and_the_page_does_not_scroll(browser, service, mode):
-    context = browser.new_context(viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     page.goto(service.url + "/")
     if mode == "number":
@@ -160,12 +169,17 @@ def test_a_phone_draws_with_touch_and_the_page_does_not_scroll(browser, service,
     box = canvas.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 375  # the canvas fits the phone's width
     assert box["y"] + box["height"] <= 667  # ... and its height, with no scrolling
-    marks, regions = ([STROKES[3]], [DIGIT_BOX]) if mode == "digit" else ([STROKES[3], STROKES[7]], number_regions(page, 2))
+    marks, regions = (
+        ([STROKES[3]], [DIGIT_BOX]) if mode == "digit" else ([STROKES[3], STROKES[7]], number_regions(page, 2))
+    )
     touch = context.new_cdp_session(page)
-    for strokes, region in zip(marks, regions):
+    for strokes, region in zip(marks, regions, strict=False):
         for stroke in strokes:
             points = stroke_points(stroke, box, region)
-            touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+            touch.send(
+                "Input.dispatchTouchEvent",
+                {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]},
+            )
             for x, y in points[1:]:
                 touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
             touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
@@ -182,11 +196,23 @@ def test_the_page_is_light(service):
     page = requests.get(service.url + "/", timeout=5)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert len(page.content) < 20_000  # one request, styles and script inline
-    for name in ("digit-canvas", "clear", "undo", "upload", "prediction", "confidence", "probabilities", "model-input",
-                 "mode-digit", "mode-number", "number", "number-digits", "not-digit"):
+    for name in (
+        "digit-canvas",
+        "clear",
+        "undo",
+        "upload",
+        "prediction",
+        "confidence",
+        "probabilities",
+        "model-input",
+        "mode-digit",
+        "mode-number",
+        "number",
+        "number-digits",
+        "not-digit",
+    ):
         assert f'data-testid="{name}"' in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing from elsewhere
-
 
 
 def test_dropping_a_picture_on_the_page(page):
@@ -220,7 +246,7 @@ def number_regions(page, count: int) -> list[tuple]:
 def draw_number(page, marks: list[list]) -> list[tuple]:
     """Draw marks (each a list of strokes) side by side with the mouse; return their regions."""
     regions = number_regions(page, len(marks))
-    for strokes, region in zip(marks, regions):
+    for strokes, region in zip(marks, regions, strict=False):
         draw_with_mouse(page, strokes, region)
     return regions
 
@@ -255,7 +281,12 @@ def test_number_mode_reads_a_number_and_boxes_each_digit(page):
     canvas = page.get_by_test_id("digit-canvas").bounding_box()
     assert canvas["width"] / canvas["height"] == pytest.approx(2.5, rel=0.02)  # wide enough for a number
     expect(page.get_by_test_id("message")).to_have_text("Nothing drawn yet")
-    digits = [2, 3, 7, 4]  # no 0: in a number, the detector takes STROKES[0]'s narrow oval for no digit (is_digit false)
+    digits = [
+        2,
+        3,
+        7,
+        4,
+    ]  # no 0: in a number, the detector takes STROKES[0]'s narrow oval for no digit (is_digit false)
     regions = draw_number(page, [STROKES[digit] for digit in digits])
     boxes = expect_number(page, "2374", len(digits))
     page.screenshot(path=ARTIFACTS / "desktop-number-2374.png")
@@ -264,10 +295,10 @@ def test_number_mode_reads_a_number_and_boxes_each_digit(page):
     for box in boxes:  # over the canvas, inside its frame
         assert canvas["x"] <= box["left"] and box["right"] <= canvas["x"] + canvas["width"]
         assert canvas["y"] <= box["top"] and box["bottom"] <= canvas["y"] + canvas["height"]
-    for left, right in zip(boxes, boxes[1:]):  # left to right, hardly overlapping
+    for left, right in zip(boxes, boxes[1:], strict=False):  # left to right, hardly overlapping
         assert left["left"] < right["left"]
         assert left["right"] - right["left"] < 0.1 * min(left["width"], right["width"])
-    for box, (left, top, width, height) in zip(boxes, regions):  # each box around the ink drawn there
+    for box, (left, top, width, height) in zip(boxes, regions, strict=False):  # each box around the ink drawn there
         drawn_x, drawn_width = canvas["x"] + (left + width / 2) * canvas["width"], width * canvas["width"]
         assert abs((box["left"] + box["right"]) / 2 - drawn_x) < drawn_width / 2
         assert box["top"] < canvas["y"] + (top + 0.1 * height) * canvas["height"]
@@ -322,7 +353,9 @@ def test_number_mode_shows_a_digit_read_in_its_line(page, mnist, tmp_path):
     assert [box["digit"] for box in boxes] == ["9", "9"]
     expect(page.get_by_test_id("digit-box").nth(0)).to_contain_text("%")
     expect(page.get_by_test_id("digit-box").nth(1)).to_have_text("9 · in its line")
-    expect(page.get_by_test_id("number-digits").locator("li").nth(1)).to_contain_text(re.compile(r"read in its line \([\d.]+ % alone\)"))
+    expect(page.get_by_test_id("number-digits").locator("li").nth(1)).to_contain_text(
+        re.compile(r"read in its line \([\d.]+ % alone\)")
+    )
 
 
 def expect_detector(service) -> None:
@@ -338,7 +371,9 @@ def draw_a_shape_between_1_and_7(page, shape: str) -> None:
     regions = number_regions(page, 3)
     side = regions[1][2] * box["width"] / box["height"]  # the square's height, as a share of the canvas's
     middle = (regions[1][0], regions[1][1] + (regions[1][3] - side) / 2, regions[1][2], side)
-    for strokes, region in zip([STROKES[1], NOT_DIGIT_STROKES[shape], STROKES[7]], [regions[0], middle, regions[2]]):
+    for strokes, region in zip(
+        [STROKES[1], NOT_DIGIT_STROKES[shape], STROKES[7]], [regions[0], middle, regions[2]], strict=False
+    ):
         draw_with_mouse(page, strokes, region)
 
 
@@ -373,10 +408,14 @@ def test_the_page_shows_what_the_api_says_of_marks_that_are_no_digits(page):
 
     def said_no_digit(route):
         answer = route.fetch().json()
-        if "digits" in answer:  # /recognize/number.json: the mark in the middle third of the 700 pixels wide canvas is no digit
+        if (
+            "digits" in answer
+        ):  # /recognize/number.json: the mark in the middle third of the 700 pixels wide canvas is no digit
             for each in answer["digits"]:
                 each["is_digit"] = not 700 / 3 < each["box"]["x"] + each["box"]["width"] / 2 < 700 * 2 / 3
-            answer["number"] = answer["lines"][0] = "".join(str(each["digit"]) for each in answer["digits"] if each["is_digit"])
+            answer["number"] = answer["lines"][0] = "".join(
+                str(each["digit"]) for each in answer["digits"] if each["is_digit"]
+            )
         else:
             answer["is_digit"] = False
         route.fulfill(json=answer)
@@ -436,7 +475,7 @@ def test_number_mode_reads_an_uploaded_picture_and_boxes_its_digits(page, tmp_pa
     )
     scale = canvas["width"] / 1400
     top = canvas["y"] + (canvas["height"] - 400 * scale) / 2
-    for box, (left, upper, width, height) in zip(boxes, drawn):
+    for box, (left, upper, width, height) in zip(boxes, drawn, strict=False):
         assert abs((box["left"] + box["right"]) / 2 - (canvas["x"] + (left + width / 2) * scale)) < width * scale / 2
         assert abs((box["top"] + box["bottom"]) / 2 - (top + (upper + height / 2) * scale)) < height * scale / 4
     switch_to(page, "digit")  # the same file, read as one digit

@@ -12,6 +12,8 @@ import requests
 from bench.service import start_service, worker_pids
 from tests.drawing import draw_digit, encode, photo_of_digit
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
 READ_TIMEOUT = 1.5  # seconds, short so that the test is quick
 
 
@@ -47,7 +49,12 @@ def test_slow_clients_do_not_hold_the_workers(service):
     for connection in slow:
         connection.sendall(b"POST /recognize.json HTTP/1.1\r\nHost: x\r\n")
     started = time.monotonic()
-    answer = requests.post(service.url + "/recognize.json", data=encode(draw_digit(4, background=None)), headers={"Content-Type": "image/png"}, timeout=30)
+    answer = requests.post(
+        service.url + "/recognize.json",
+        data=encode(draw_digit(4, background=None)),
+        headers={"Content-Type": "image/png"},
+        timeout=30,
+    )
     waited = time.monotonic() - started
     assert answer.status_code == 200 and answer.json()["digit"] == 4
     # each slow connection held a worker for the read deadline at most, not gunicorn's 30 s timeout
@@ -62,7 +69,10 @@ def test_slow_clients_do_not_hold_the_workers(service):
 
 def test_a_body_that_stops_arriving_gets_408(service):
     with open_connection(service.url) as connection:
-        connection.sendall(b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n" + b"\x89PNG" * 25)
+        connection.sendall(
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n"
+            + b"\x89PNG" * 25
+        )
         started = time.monotonic()
         status, headers, body = read_answer(connection)
     assert time.monotonic() - started < READ_TIMEOUT + 2.0
@@ -74,7 +84,9 @@ def test_a_flood_gets_only_answers_and_refusals(service):
     photo = encode(photo_of_digit(3, seed=5), "JPEG", quality=90)  # tens of ms each: a queue builds up
 
     def post(_: int) -> requests.Response:
-        return requests.post(service.url + "/recognize.json", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=60)
+        return requests.post(
+            service.url + "/recognize.json", data=photo, headers={"Content-Type": "image/jpeg"}, timeout=60
+        )
 
     with ThreadPoolExecutor(64) as pool:
         answers = list(pool.map(post, range(64)))  # a connection error would raise here
@@ -101,10 +113,14 @@ def test_many_slow_clients_leave_the_workers_free(tmp_path):
             for start in range(0, len(request), 4):
                 if stop.wait(0.2):
                     return
-                connection.sendall(request[start:start + 4])
+                connection.sendall(request[start : start + 4])
 
         upload = encode(draw_digit(6, background=None))
-        slow_request = b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(upload) + upload
+        slow_request = (
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n"
+            % len(upload)
+            + upload
+        )
         slow = [open_connection(running.url) for _ in range(12)]  # six per worker
         senders = [threading.Thread(target=trickle, args=(connection, slow_request)) for connection in slow]
         for sender in senders:
@@ -114,7 +130,9 @@ def test_many_slow_clients_leave_the_workers_free(tmp_path):
             seconds = []
             for _ in range(20):
                 started = time.monotonic()
-                answer = requests.post(running.url + "/recognize.json", data=upload, headers={"Content-Type": "image/png"}, timeout=30)
+                answer = requests.post(
+                    running.url + "/recognize.json", data=upload, headers={"Content-Type": "image/png"}, timeout=30
+                )
                 seconds.append(time.monotonic() - started)
                 assert answer.status_code == 200 and answer.json()["digit"] == 6
             assert max(seconds) < 1.0, seconds  # without parking, each would wait for the slow ones: 30 s
@@ -149,7 +167,9 @@ def test_parked_uploads_hold_at_most_two_uploads_worth_of_memory(tmp_path):
     limit = 300_000  # MAX_UPLOAD_BYTES: the parked bytes of a worker stay under 2 x this
     environment = {"WEB_CONCURRENCY": "1", "REQUEST_READ_TIMEOUT": "30", "MAX_UPLOAD_BYTES": str(limit)}
     with start_service(tmp_path / "output.log", environment) as running:
-        head = b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % limit
+        head = (
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % limit
+        )
         uploads = [open_connection(running.url) for _ in range(3)]
         for connection in uploads:
             connection.sendall(head + b"\0" * (limit * 3 // 4))  # three quarters of each body, then nothing

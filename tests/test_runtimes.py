@@ -16,10 +16,11 @@ def litert_classifier():
     return Classifier.load(runtime="litert")
 
 
-def test_both_runtimes_agree_on_every_mnist_test_image(classifier, litert_classifier, mnist):
+@pytest.mark.needs_tensorflow
+def test_both_runtimes_agree_on_every_mnist_test_image(keras_classifier, litert_classifier, mnist):
     images = mnist["x_test"] / 255.0
-    keras_probabilities = classifier.predict_probabilities(images)
-    litert_probabilities = litert_classifier.predict_probabilities(images)
+    keras_probabilities = keras_classifier.raw_probabilities(images)
+    litert_probabilities = litert_classifier.raw_probabilities(images)
     assert keras_probabilities.shape == litert_probabilities.shape == (10_000, 10)
     np.testing.assert_array_equal(keras_probabilities.argmax(axis=1), litert_probabilities.argmax(axis=1))
     assert np.abs(keras_probabilities - litert_probabilities).max() < 1e-4
@@ -27,18 +28,20 @@ def test_both_runtimes_agree_on_every_mnist_test_image(classifier, litert_classi
 
 def test_litert_batches_of_changing_size(litert_classifier, mnist):
     images = mnist["x_test"][:7] / 255.0
-    together = litert_classifier.predict_probabilities(images)
-    one_by_one = np.concatenate([litert_classifier.predict_probabilities(image[np.newaxis]) for image in images])
+    together = litert_classifier.raw_probabilities(images)
+    one_by_one = np.concatenate([litert_classifier.raw_probabilities(image[np.newaxis]) for image in images])
     np.testing.assert_allclose(together, one_by_one, atol=1e-6)
 
 
-def test_litert_runs_a_large_batch_in_chunks_and_never_sizes_its_buffers_beyond_one(litert_classifier, mnist, monkeypatch):
+def test_litert_runs_a_large_batch_in_chunks_and_never_sizes_its_buffers_beyond_one(
+    litert_classifier, mnist, monkeypatch
+):
     runtime = litert_classifier.runtime
     monkeypatch.setattr(runtime, "max_chunk", 8)
     images = mnist["x_test"][:21] / 255.0
-    chunked = litert_classifier.predict_probabilities(images)
+    chunked = litert_classifier.raw_probabilities(images)
     assert runtime._interpreter.get_input_details()[0]["shape"][0] <= 8
-    one_by_one = np.concatenate([litert_classifier.predict_probabilities(image[np.newaxis]) for image in images])
+    one_by_one = np.concatenate([litert_classifier.raw_probabilities(image[np.newaxis]) for image in images])
     np.testing.assert_allclose(chunked, one_by_one, atol=1e-6)
 
 
@@ -46,9 +49,11 @@ def test_the_litert_runtime_never_imports_tensorflow():
     program = (
         "import sys; from model.classifier import Classifier; "
         "classifier = Classifier.load(runtime='litert'); "
-        "print(classifier.predict_probabilities(__import__('numpy').zeros((2, 28, 28))).shape, 'tensorflow' in sys.modules)"
+        "print(classifier.raw_probabilities(__import__('numpy').zeros((2, 28, 28))).shape, 'tensorflow' in sys.modules)"
     )
-    output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert output.strip() == "(2, 10) False"
 
 
@@ -68,7 +73,9 @@ def test_the_service_runs_on_requirements_txt_alone_and_never_loads_training_cod
         "number = client.post('/recognize/number.json', data=open('examples/number.png', 'rb').read(), content_type='image/png')\n"
         "print(answer.status_code, answer.get_json()['digit'], number.status_code)\n"
     )
-    output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert output.strip() == "200 3 200"
 
 
@@ -93,7 +100,9 @@ def test_the_service_keeps_numpy_to_one_thread_per_worker():
         "print(len(os.listdir('/proc/self/task')))\n"
     )
     environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
-    output = subprocess.run([sys.executable, "-c", program], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", program], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True
+    ).stdout
     assert output.strip() == "1"
 
 
@@ -101,13 +110,19 @@ def test_serving_code_never_imports_training_code():
     """model/, web/ and server.py name no module of `training`, even in a function body: serving never imports training."""
     import ast
 
-    serving_files = [PROJECT_ROOT / "server.py", *sorted((PROJECT_ROOT / "model").glob("*.py")), *sorted((PROJECT_ROOT / "web").glob("*.py"))]
+    serving_files = [
+        PROJECT_ROOT / "server.py",
+        *sorted((PROJECT_ROOT / "model").glob("*.py")),
+        *sorted((PROJECT_ROOT / "web").glob("*.py")),
+    ]
     offenders = []
     for path in serving_files:
         for node in ast.walk(ast.parse(path.read_text())):
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] in ("training", "bench", "tests")]
+            offenders += [
+                f"{path.name}: {name}" for name in names if name.split(".")[0] in ("training", "bench", "tests")
+            ]
     assert len(serving_files) > 10
     assert offenders == []

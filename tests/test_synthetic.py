@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from training import synthetic
 from model.decoding import find_ink, normalize_digit
+from training import synthetic
 from training.synthetic import (
     AMBIGUOUS_CHARACTERS,
     BUILTIN_FONT,
@@ -51,7 +51,9 @@ def assert_ink_on_paper(picture: np.ndarray) -> None:
     mark = max(rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1)
     assert 0.4 * min(picture.shape) <= mark <= 0.9 * min(picture.shape)
     band = 3
-    edges = np.concatenate([picture[:band].ravel(), picture[-band:].ravel(), picture[:, :band].ravel(), picture[:, -band:].ravel()])
+    edges = np.concatenate(
+        [picture[:band].ravel(), picture[-band:].ravel(), picture[:, :band].ravel(), picture[:, -band:].ravel()]
+    )
     assert edges.min() > 150, "ink touches the picture's edge"
 
 
@@ -110,7 +112,7 @@ def test_a_seed_gives_the_same_picture_and_another_seed_another():
             touching_pair(rng, shape(rng, "zigzag"), letter(rng, BUILTIN_FONT, "M")),
         ]
 
-    for first, again, other in zip(pictures(1), pictures(1), pictures(2)):
+    for first, again, other in zip(pictures(1), pictures(1), pictures(2), strict=False):
         assert np.array_equal(first, again)
         assert first.shape != other.shape or not np.array_equal(first, other)
 
@@ -178,7 +180,13 @@ def test_touching_pair_joins_two_marks_into_one_wider_stroke(seed):
     assert span > max(np.ptp(ink_columns(first)), np.ptp(ink_columns(second))) + 1
     assert len(columns) == span, "an empty column between the two marks"
     assert ndimage.label(ink_of(pair), structure=EIGHT_NEIGHBOURS)[1] == 1, "the two marks do not touch"
-    assert ink_of(pair[:2]).sum() == ink_of(pair[-2:]).sum() == ink_of(pair[:, :2]).sum() == ink_of(pair[:, -2:]).sum() == 0
+    assert (
+        ink_of(pair[:2]).sum()
+        == ink_of(pair[-2:]).sum()
+        == ink_of(pair[:, :2]).sum()
+        == ink_of(pair[:, -2:]).sum()
+        == 0
+    )
     assert_network_input(pair)
 
 

@@ -28,6 +28,7 @@ class Augmentation:
 
 def _affine_transforms(batch_size: tf.Tensor, settings: Augmentation, seed: tf.Tensor) -> tf.Tensor:
     """Per-image 8-parameter projective transforms (output -> input pixel) for a 28x28 batch."""
+
     def uniform(index: int, low: float, high: float) -> tf.Tensor:
         return tf.random.stateless_uniform([batch_size], seed=seed + index, minval=low, maxval=high)
 
@@ -73,12 +74,19 @@ def augment_batch(images: tf.Tensor, settings: Augmentation, seed: tf.Tensor) ->
     thinned = -tf.nn.max_pool2d(-images, ksize=2, strides=1, padding="SAME")
     choice = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed=seed + 11)
     images = tf.where(choice < settings.thicken_probability, thickened, images)
-    thin = (choice >= settings.thicken_probability) & (choice < settings.thicken_probability + settings.thin_probability)
+    thin = (choice >= settings.thicken_probability) & (
+        choice < settings.thicken_probability + settings.thin_probability
+    )
     images = tf.where(thin, thinned, images)
     # coarse grids: the whole batch shrunk by area averaging to one random size, enlarged smoothly, for a few images
     coarse_size = tf.random.stateless_uniform(
-        [], seed=seed + 13, minval=settings.min_coarse_size, maxval=settings.max_coarse_size + 1, dtype=tf.int32)
-    coarse = tf.image.resize(tf.image.resize(images, [coarse_size, coarse_size], method="area"), [28, 28], method="bilinear")
-    coarse = coarse / tf.maximum(tf.reduce_max(coarse, axis=[1, 2, 3], keepdims=True), 1e-6)  # ink back to full strength
+        [], seed=seed + 13, minval=settings.min_coarse_size, maxval=settings.max_coarse_size + 1, dtype=tf.int32
+    )
+    coarse = tf.image.resize(
+        tf.image.resize(images, [coarse_size, coarse_size], method="area"), [28, 28], method="bilinear"
+    )
+    coarse = coarse / tf.maximum(
+        tf.reduce_max(coarse, axis=[1, 2, 3], keepdims=True), 1e-6
+    )  # ink back to full strength
     choose_coarse = tf.random.stateless_uniform([batch_size, 1, 1, 1], seed=seed + 17) < settings.coarse_probability
     return tf.clip_by_value(tf.where(choose_coarse, coarse, images), 0.0, 1.0)

@@ -1,6 +1,6 @@
 """Evaluate a trained model on MNIST's 10,000 test images: accuracy and confusion matrix.
 
-    python -m training.evaluate --data ../shared/data/mnist.npz [--through-decoder]
+python -m training.evaluate --data ../shared/data/mnist.npz [--through-decoder]
 """
 
 import argparse
@@ -11,9 +11,9 @@ import time
 import numpy as np
 
 from model import DEFAULT_MODEL_PATH
-from training.data import load_mnist
 from model.classifier import RUNTIMES, Classifier
 from model.decoding import encode_png
+from training.data import load_mnist
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="model file (default: %(default)s)")
-    parser.add_argument("--runtime", default="keras", choices=RUNTIMES, help="run the network in (default: %(default)s)")
-    parser.add_argument("--through-decoder", action="store_true",
-                        help="post-style: encode each test image as PNG and decode it as the service does")
+    parser.add_argument(
+        "--runtime", default="keras", choices=RUNTIMES, help="run the network in (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--through-decoder",
+        action="store_true",
+        help="post-style: encode each test image as PNG and decode it as the service does",
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     classifier = Classifier.load(arguments.model, runtime=arguments.runtime)
     started = time.monotonic()
     images = decode_as_uploads(dataset.x_test) if arguments.through_decoder else dataset.x_test / 255.0
-    predictions = classifier.predict_probabilities(images).argmax(axis=1)
+    predictions = classifier.raw_probabilities(images).argmax(axis=1)
     elapsed = time.monotonic() - started
     errors = int(np.sum(predictions != dataset.y_test))
     accuracy = 1.0 - errors / len(dataset.y_test)
@@ -64,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model:     {arguments.model}, {arguments.runtime} runtime (sha256 {classifier.model_sha256[:12]})")
     print(f"data:      {dataset.source} (sha256 {dataset.sha256[:12]})")
     print(f"path:      {path}")
-    print(f"accuracy:  {100 * accuracy:.2f}% ({len(dataset.y_test) - errors}/{len(dataset.y_test)}, {errors} wrong) in {elapsed:.1f} s")
+    print(
+        f"accuracy:  {100 * accuracy:.2f}% ({len(dataset.y_test) - errors}/{len(dataset.y_test)}, {errors} wrong) in {elapsed:.1f} s"
+    )
     print("confusion matrix:")
     print(format_confusion(confusion_matrix(dataset.y_test, predictions)))
     return 0

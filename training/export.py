@@ -1,6 +1,6 @@
 """Export a trained Keras model to TensorFlow Lite, for the LiteRT runtime that needs no TensorFlow.
 
-    python -m training.export [--model model/digits.keras]     # writes model/digits.tflite beside it
+python -m training.export [--model model/digits.keras]     # writes model/digits.tflite beside it
 """
 
 import argparse
@@ -48,7 +48,7 @@ def write_card(output: Path, card: dict, tflite_file: Path) -> dict:
 
     card = {
         **card,
-        "trained_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "exports": exports_entry(tflite_file),
     }

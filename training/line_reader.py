@@ -22,20 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_LINE_READER_PATH
-from training.data import reader_split
-from training.data import Dataset, held_out_split, load_mnist
-from model.errors import NoDigitError
-from training.export import save_for_serving, write_card
-from training.numbers import map_number_chunks, number_set
 from model.decoding import shrink
-from model.number_reader import Page, writing_lines, best_path, number_working_size
+from model.errors import NoDigitError
+from model.number_reader import NUMBER_WORKING_SIZE, Page, best_path, writing_lines
+from training import harness
+from training.data import Dataset
+from training.numbers import map_number_chunks, number_set
 
 logger = logging.getLogger(__name__)
 
-# Numbers are composed and cut into lines in chunks of this many, one chunk per worker process at a time.
-chunk_size = 500
-# Lines of a batch, and the learning rate at the start of its cosine decay.
-batch_size, learning_rate = 64, 1e-3
+# Numbers are composed and cut into lines in chunks of this many, one chunk per worker process at a time (the results
+# do not depend on it: each chunk's seed comes from where it starts).
+CHUNK_SIZE = 500
+# Lines of a batch, and the learning rate at the start of its cosine decay (to nothing): the committed line reader's,
+# which reads 94.35 % of its 2,123 validation lines right alone; no trial of other values is recorded.
+BATCH_SIZE = 64
+LEARNING_RATE = 1e-3
 
 
 def line_examples(images: np.ndarray, digit_labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -46,13 +48,13 @@ def line_examples(images: np.ndarray, digit_labels: np.ndarray, count: int, seed
     pictures, texts = [], []
     for number in number_set(images, digit_labels, count, seed):
         try:
-            page = Page(shrink(number.picture.astype(np.float32) / 255.0, number_working_size))
+            page = Page(shrink(number.picture.astype(np.float32) / 255.0, NUMBER_WORKING_SIZE))
         except NoDigitError:
             continue
         lines = writing_lines(page)
         if len(lines) != len(number.lines):
             continue
-        for (labels, _), text in zip(lines, number.lines):
+        for (labels, _), text in zip(lines, number.lines, strict=False):
             pictures.append(np.round(255.0 * page.line_picture(labels)).astype(np.uint8))
             texts.append(text)
     return np.stack(pictures), texts
@@ -64,17 +66,19 @@ def _chunk(job: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, li
     return line_examples(images, digit_labels, count, seed)
 
 
-def build_examples(images: np.ndarray, digit_labels: np.ndarray, numbers: int, seed: int) -> tuple[np.ndarray, list[str]]:
+def build_examples(
+    images: np.ndarray, digit_labels: np.ndarray, numbers: int, seed: int
+) -> tuple[np.ndarray, list[str]]:
     """The line examples of `numbers` composed numbers, made in parallel in chunks, reproducible from the seed."""
-    parts = map_number_chunks(_chunk, images, digit_labels, numbers, seed, chunk_size)
+    parts = map_number_chunks(_chunk, images, digit_labels, numbers, seed, CHUNK_SIZE)
     return np.concatenate([part[0] for part in parts]), [text for part in parts for text in part[1]]
 
 
 def encode_texts(texts: list[str]) -> np.ndarray:
     """Lines' digits as CTC targets: digit d as class d + 1, padded with 0 (Keras's CTC loss counts the non-zero ones)."""
     targets = np.zeros((len(texts), max(len(text) for text in texts)), dtype=np.int32)
-    for row, text in zip(targets, texts):
-        row[:len(text)] = [int(character) + 1 for character in text]
+    for row, text in zip(targets, texts, strict=False):
+        row[: len(text)] = [int(character) + 1 for character in text]
     return targets
 
 
@@ -86,7 +90,7 @@ def best_path_text(log_probabilities: np.ndarray) -> str:
 def lines_read_right(network, pictures: np.ndarray, texts: list[str]) -> float:
     """The share of lines whose best path spells exactly their digits."""
     outputs = network.predict(pictures.astype(np.float32)[..., np.newaxis] / 255.0, batch_size=256, verbose=0)
-    return float(np.mean([best_path_text(output) == text for output, text in zip(outputs, texts)]))
+    return float(np.mean([best_path_text(output) == text for output, text in zip(outputs, texts, strict=False)]))
 
 
 def train(
@@ -103,69 +107,67 @@ def train(
     import keras
     import tensorflow as tf
 
-    from training.network import build_line_network, seed_training
+    from training.network import build_line_network
 
-    seed_training(seed)
-    started = time.monotonic()
+    fitting = harness.Fitting(keras.losses.CTC(), BATCH_SIZE, LEARNING_RATE, final_learning_rate_share=0.0, metrics=())
+    run = harness.start(dataset, output, epochs, seed, fitting, verbose)
     # the reader's own split: its validation digits make the validation lines
-    held_out, kept = held_out_split(len(dataset.x_train), validation_size, split_seed)
-    x_train, train_texts = build_examples(dataset.x_train[kept], dataset.y_train[kept], numbers, seed)
+    split = harness.held_out(dataset, validation_size, split_seed)
+    x_train, train_texts = build_examples(split.images, split.labels, numbers, seed)
     x_validation, validation_texts = build_examples(
-        dataset.x_train[held_out], dataset.y_train[held_out], max(numbers // 30, 10), seed + 1)
-    logger.info("%d training and %d validation lines in %.0f s", len(x_train), len(x_validation), time.monotonic() - started)
-
-    batches = (
-        tf.data.Dataset.from_tensor_slices((x_train, encode_texts(train_texts)))
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(lambda pictures, targets: (tf.cast(pictures, tf.float32)[..., tf.newaxis] / 255.0, targets))
-        .prefetch(tf.data.AUTOTUNE)
+        split.validation_images, split.validation_labels, max(numbers // 30, 10), seed + 1
     )
-    network = build_line_network()
-    steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    network.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)),
-                    loss=keras.losses.CTC())
-    network.fit(batches, epochs=epochs, verbose=verbose)
-    accuracy = lines_read_right(network, x_validation, validation_texts)
+    logger.info(
+        "%d training and %d validation lines in %.0f s", len(x_train), len(x_validation), time.monotonic() - run.started
+    )
 
-    output = Path(output)
-    tflite_file = save_for_serving(network, build_line_network, output)
-    card = write_card(output, {
-        "name": "line_cnn",
-        "description": "Reads a whole line of a number at once: per column of its picture (32x320, model.number_reader.Page.line_picture), "
-                       "the logits of 'no new digit' (class 0) and of each digit d (class d + 1), for CTC.",
-        "model_file": output.name,
-        "parameters": int(network.count_params()),
-        "data": {
-            "file": Path(dataset.source).name,
-            "sha256": dataset.sha256,
-            "numbers": numbers,
-            "lines": int(len(x_train)),
-            "validation_lines": int(len(x_validation)),
-        },
-        "training": {"seed": seed, "epochs": epochs, "batch_size": batch_size, "optimizer": "Adam", "learning_rate": learning_rate,
-                     "loss": "CTC", "seconds": round(time.monotonic() - started, 1)},
-        "validation": {"lines_read_right": round(accuracy, 5)},
-    }, tflite_file)
-    logger.info("saved %s: %.2f%% of validation lines read right alone", output, 100 * accuracy)
+    # the lines are kept as uint8 pictures and made the network's 0..1 inputs a batch at a time
+    network = run.fit(
+        build_line_network,
+        x_train,
+        encode_texts(train_texts),
+        prepare=lambda pictures: tf.cast(pictures, tf.float32)[..., tf.newaxis] / 255.0,
+    )
+    accuracy = lines_read_right(network, x_validation, validation_texts)
+    card = run.save(
+        network,
+        build_line_network,
+        name="line_cnn",
+        description="Reads a whole line of a number at once: per column of its picture "
+        "(32x320, model.number_reader.Page.line_picture), "
+        "the logits of 'no new digit' (class 0) and of each digit d (class d + 1), for CTC.",
+        data={"numbers": numbers, "lines": int(len(x_train)), "validation_lines": int(len(x_validation))},
+        training={"loss": "CTC"},
+        results={"validation": {"lines_read_right": round(accuracy, 5)}},
+    )
+    logger.info("saved %s: %.2f%% of validation lines read right alone", run.output, 100 * accuracy)
     return card
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The line reader's own option: how many numbers its lines come from."""
+    parser.add_argument("--numbers", type=int, default=60000, help="numbers to compose (default: %(default)s)")
+
+
+def options(arguments: argparse.Namespace, dataset: Dataset) -> dict:
+    """`train`'s own keyword arguments from the options."""
+    return {"numbers": arguments.numbers}
+
+
+COMMAND = harness.Command(
+    "training.line_reader",
+    __doc__.split("\n")[0],
+    DEFAULT_LINE_READER_PATH,
+    epochs=8,
+    train=train,
+    arguments=add_arguments,
+    options=options,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m training.line_reader", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", help="path to an npz in Keras's mnist.npz layout (default: the Keras download)")
-    parser.add_argument("--output", default=str(DEFAULT_LINE_READER_PATH), help="network file to write (default: %(default)s)")
-    parser.add_argument("--numbers", type=int, default=60000, help="numbers to compose (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=8, help="passes over the lines (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the numbers, shuffling and weights (default: %(default)s)")
-    arguments = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    validation_size, split_seed = reader_split()
-    train(load_mnist(arguments.data), Path(arguments.output), numbers=arguments.numbers, epochs=arguments.epochs,
-          validation_size=validation_size, seed=arguments.seed, split_seed=split_seed,
-          verbose="auto" if sys.stdout.isatty() else 2)
-    return 0
+    return harness.main(COMMAND, argv)
 
 
 if __name__ == "__main__":

@@ -2,22 +2,22 @@
 
 import keras
 
-from model.number_reader import line_picture_shape
+from model.number_reader import LINE_PICTURE_SHAPE
 
-# Ten digit classes, one grayscale 28x28 input image.
-num_classes = 10
-input_shape = (28, 28, 1)
+# Ten digit classes, one grayscale 28x28 input image: the design card's network (MNIST's format, not tuned).
+NUM_CLASSES = 10
+INPUT_SHAPE = (28, 28, 1)
 # The line reader: a line's picture in, and per column of 4 pixels "no new digit" (class 0) or a digit (class d + 1).
-line_input_shape = (*line_picture_shape, 1)
-line_classes = num_classes + 1
-line_columns = line_picture_shape[1] // 4
+LINE_INPUT_SHAPE = (*LINE_PICTURE_SHAPE, 1)
+LINE_CLASSES = NUM_CLASSES + 1
+LINE_COLUMNS = LINE_PICTURE_SHAPE[1] // 4
 
 
 def build_network() -> keras.Sequential:
     """Build the card's CNN: two convolutions, pooling, dropout, dense head, softmax."""
     return keras.Sequential(
         [
-            keras.Input(shape=input_shape),
+            keras.Input(shape=INPUT_SHAPE),
             # 32 local edge and stroke detectors
             keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
             # 64 detectors of stroke combinations
@@ -33,7 +33,7 @@ def build_network() -> keras.Sequential:
             # regularise the dense layer
             keras.layers.Dropout(0.5),
             # a probability for each digit
-            keras.layers.Dense(num_classes, activation="softmax"),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
         name="digit_cnn",
     )
@@ -43,7 +43,7 @@ def build_digitness_network() -> keras.Sequential:
     """A small CNN that scores whether a 28x28 input looks like a digit at all (1) or not (0)."""
     return keras.Sequential(
         [
-            keras.Input(shape=input_shape),
+            keras.Input(shape=INPUT_SHAPE),
             # 16 local stroke detectors
             keras.layers.Conv2D(16, kernel_size=(3, 3), activation="relu"),
             # halve the resolution
@@ -99,7 +99,7 @@ def build_line_network() -> keras.Sequential:
     """A small fully convolutional network that reads a whole line at once: each column's class logits (CTC)."""
     return keras.Sequential(
         [
-            keras.Input(shape=line_input_shape),
+            keras.Input(shape=LINE_INPUT_SHAPE),
             # 16 local stroke detectors
             keras.layers.Conv2D(16, kernel_size=(3, 3), padding="same", activation="relu"),
             # halve the resolution
@@ -117,7 +117,7 @@ def build_line_network() -> keras.Sequential:
             # columns first
             keras.layers.Permute((2, 1, 3)),
             # each column's features as one vector
-            keras.layers.Reshape((line_columns, (line_picture_shape[0] // 8) * 64)),
+            keras.layers.Reshape((LINE_COLUMNS, (LINE_PICTURE_SHAPE[0] // 8) * 64)),
             # each column with its neighbours, 5 columns (20 pixels) wide
             keras.layers.Conv1D(128, kernel_size=5, padding="same", activation="relu"),
             # regularise it
@@ -125,7 +125,7 @@ def build_line_network() -> keras.Sequential:
             # and wider again: a column sees about two digits of the line
             keras.layers.Conv1D(128, kernel_size=5, padding="same", activation="relu"),
             # per column, the logits of "no new digit" and of each digit
-            keras.layers.Dense(line_classes),
+            keras.layers.Dense(LINE_CLASSES),
         ],
         name="line_cnn",
     )
@@ -141,20 +141,3 @@ def build_wholeness_ensemble(members: int) -> keras.Model:
     scores = [build_wholeness_network(f"wholeness_cnn_{index}")(inputs) for index in range(1, members + 1)]
     # their mean
     return keras.Model(inputs, keras.layers.Average()(scores) if members > 1 else scores[0], name="wholeness_ensemble")
-
-
-def compile_scorer(network: keras.Sequential, steps: int) -> None:
-    """Compile a network with one 0..1 score: binary cross-entropy, Adam with a learning rate decaying over `steps`."""
-    network.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.02)),
-        loss="binary_crossentropy",
-        metrics=["accuracy"],
-    )
-
-
-def seed_training(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow and make TensorFlow's ops deterministic: a training run repeats exactly."""
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()

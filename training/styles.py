@@ -61,7 +61,15 @@ def _draw_lines(digit: np.ndarray, lines: list[tuple[tuple[float, float], tuple[
         pen.line(points, fill=255, width=round(width))
         for x, y in (start, end):
             radius = width / 2
-            pen.ellipse((x * SUPERSAMPLE - radius, y * SUPERSAMPLE - radius, x * SUPERSAMPLE + radius, y * SUPERSAMPLE + radius), fill=255)
+            pen.ellipse(
+                (
+                    x * SUPERSAMPLE - radius,
+                    y * SUPERSAMPLE - radius,
+                    x * SUPERSAMPLE + radius,
+                    y * SUPERSAMPLE + radius,
+                ),
+                fill=255,
+            )
     strokes = np.asarray(canvas.reduce(SUPERSAMPLE))
     return refit(np.maximum(digit, strokes))
 
@@ -148,6 +156,8 @@ def styled_examples(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[
 def styles_card() -> dict:
     """The styles and their shares, for the model card."""
     return {
-        "per_class": {str(label): {style.__name__: share for style, share in styled} for label, styled in STYLES.items()},
+        "per_class": {
+            str(label): {style.__name__: share for style, share in styled} for label, styled in STYLES.items()
+        },
         "box_filling": BOX_FILLING_SHARE,
     }

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from model.errors import NoDigitError
 from model.decoding import find_ink, normalize_digit, working_picture
+from model.errors import NoDigitError
 
 # ---------------------------------------------------------------------------------------------
 # Fonts
@@ -345,7 +345,9 @@ def _star(rng: np.random.Generator) -> _Mark:
     if rng.random() < 0.5:
         angles = turn + np.arange(5) * (4 * math.pi / 5)
         points = np.stack([np.cos(angles), np.sin(angles)], axis=1) * 0.5
-        return _Mark(lines=[_closed(rng, _jittered(rng, points, 0.04))], max_stroke_fraction=0.08)  # keep its middle open
+        return _Mark(
+            lines=[_closed(rng, _jittered(rng, points, 0.04))], max_stroke_fraction=0.08
+        )  # keep its middle open
     angles = turn + np.arange(10) * (math.pi / 5)
     radii = np.where(np.arange(10) % 2 == 0, 0.5, 0.5 * rng.uniform(0.38, 0.5))
     points = np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
@@ -392,10 +394,12 @@ def _plus(rng: np.random.Generator) -> _Mark:
     """A plus sign."""
     across = rng.uniform(-0.12, 0.12)
     upright = rng.uniform(-0.12, 0.12)
-    return _Mark(lines=[
-        _jittered(rng, [(-0.5, across), (0.5, across)], 0.05),
-        _jittered(rng, [(upright, -0.5), (upright, 0.5)], 0.05),
-    ])
+    return _Mark(
+        lines=[
+            _jittered(rng, [(-0.5, across), (0.5, across)], 0.05),
+            _jittered(rng, [(upright, -0.5), (upright, 0.5)], 0.05),
+        ]
+    )
 
 
 def _smiley(rng: np.random.Generator) -> _Mark:
@@ -544,7 +548,7 @@ def _cloud(rng: np.random.Generator) -> _Mark:
     # the bumps' feet along the top, from the right end of the base to the left end
     feet = np.linspace(0.5, -0.5, bumps + 1) + np.concatenate([[0.0], rng.uniform(-0.04, 0.04, bumps - 1), [0.0]])
     outline = []
-    for right, left in zip(feet[:-1], feet[1:]):
+    for right, left in zip(feet[:-1], feet[1:], strict=False):
         centre_x, radius = (right + left) / 2, (right - left) / 2
         height = radius * rng.uniform(0.9, 1.5)
         # the middle bumps stand higher: the cloud's dome
@@ -600,7 +604,7 @@ def _letters_run(rng: np.random.Generator) -> _Mark:
     else:  # arches: humps going up and down, with a lead-in stroke
         steps = np.linspace(0, count, 50 * count)
         x = steps + 0.15 * np.sin(2 * math.pi * steps)
-        y = -np.abs(np.sin(math.pi * steps)) ** 0.5
+        y = -(np.abs(np.sin(math.pi * steps)) ** 0.5)
         lead = np.array([[-0.4, -0.1], [x[0], y[0]]])
         lines = [np.vstack([lead, np.stack([x, y], axis=1)]) / count]
     return _Mark(lines=lines, max_stroke_fraction=0.35 / count)
@@ -715,7 +719,7 @@ def _draw(rng: np.random.Generator, mark: _Mark, turn: float = 0.0) -> Image.Ima
 
     canvas = Image.new("L", (width * SUPERSAMPLING, height * SUPERSAMPLING), 0)
     pen = ImageDraw.Draw(canvas)
-    for outline in strokes[len(mark.lines):]:
+    for outline in strokes[len(mark.lines) :]:
         pen.polygon(outline.ravel().tolist(), fill=255)
     for line in strokes[: len(mark.lines)]:
         line_width = stroke * SUPERSAMPLING * (1 + rng.uniform(-STROKE_WIDTH_VARIATION, STROKE_WIDTH_VARIATION))
@@ -736,7 +740,11 @@ def _draw(rng: np.random.Generator, mark: _Mark, turn: float = 0.0) -> Image.Ima
 
 
 def non_digit(
-    rng: np.random.Generator, fonts: Sequence[str], kinds: Sequence[str], letter_share: float = 0.5, turned_share: float = 0.0
+    rng: np.random.Generator,
+    fonts: Sequence[str],
+    kinds: Sequence[str],
+    letter_share: float = 0.5,
+    turned_share: float = 0.0,
 ) -> np.ndarray:
     """A random non-digit: with probability letter_share a character in one of `fonts`, else a shape of `kinds`, turned
     by any angle with probability turned_share."""
@@ -750,7 +758,9 @@ def non_digit(
         if not characters:
             raise ValueError(f"The font {font} has none of the characters in LETTERS")
         return letter(rng, font, characters[int(rng.integers(len(characters)))])
-    return shape(rng, kinds[int(rng.integers(len(kinds)))], any_turn=turned_share > 0 and bool(rng.random() < turned_share))
+    return shape(
+        rng, kinds[int(rng.integers(len(kinds)))], any_turn=turned_share > 0 and bool(rng.random() < turned_share)
+    )
 
 
 def _coverage(picture: np.ndarray) -> np.ndarray:

@@ -41,11 +41,13 @@ def cors_headers(origin: str | None, allowed_origins: Iterable[str], preflight: 
         return {}
     headers = {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSED_HEADERS}
     if preflight:
-        headers.update({
-            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-            "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
-            "Access-Control-Max-Age": str(CORS_MAX_AGE),
-        })
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+                "Access-Control-Max-Age": str(CORS_MAX_AGE),
+            }
+        )
     return headers
 
 

@@ -15,7 +15,17 @@ next request to write fresh files there (its counts start again from zero).
 import logging
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
+from flask import Flask
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +42,20 @@ SHARED_FILE_PREFIXES = ("counter", "histogram", "gauge_livesum", "gauge_max")
 SHARED_FILE_BYTES = 1024 * 1024
 # Methods kept as label values; anything else is counted as "other", so labels stay few.
 KNOWN_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+
+def init_app(app: Flask) -> None:
+    """The app's metrics, labelled with the model it serves and told of each of its classifier's network calls."""
+    classifier = app.extensions["classifier"]
+    metrics = Metrics(
+        {
+            "model": classifier.card.get("name", "unknown"),
+            "runtime": classifier.runtime_name,
+            "sha256": classifier.model_sha256[:12],
+        }
+    )
+    classifier.on_inference = metrics.observe_inference
+    app.extensions["metrics"] = metrics
 
 
 def multiprocess_folder() -> str | None:
@@ -79,42 +103,59 @@ class Metrics:
         self.restart_wanted = False
         registry = self.registry
         self.requests = Counter(
-            "digits_http_requests", "HTTP requests answered, by method, route and status.",
-            ["method", "route", "status"], registry=registry,
+            "digits_http_requests",
+            "HTTP requests answered, by method, route and status.",
+            ["method", "route", "status"],
+            registry=registry,
         )
         self.latency = Histogram(
-            "digits_http_request_duration_seconds", "Time to answer a request, by route.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=registry,
+            "digits_http_request_duration_seconds",
+            "Time to answer a request, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.in_flight = Gauge(
-            "digits_http_requests_in_flight", "Requests being answered right now.",
-            registry=registry, multiprocess_mode="livesum",
+            "digits_http_requests_in_flight",
+            "Requests being answered right now.",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.inference = Histogram(
-            "digits_inference_duration_seconds", "Time of one call of the network.",
-            buckets=INFERENCE_BUCKETS, registry=registry,
+            "digits_inference_duration_seconds",
+            "Time of one call of the network.",
+            buckets=INFERENCE_BUCKETS,
+            registry=registry,
         )
         self.batch_size = Histogram(
-            "digits_inference_batch_size", "Images per call of the network.",
-            buckets=BATCH_BUCKETS, registry=registry,
+            "digits_inference_batch_size",
+            "Images per call of the network.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
         )
         self.rejections = Counter(
-            "digits_overload_rejections", "Recognition requests refused with 503 because the queue was full.",
+            "digits_overload_rejections",
+            "Recognition requests refused with 503 because the queue was full.",
             registry=registry,
         )
         self.worker_timeouts = Counter(
-            "digits_worker_timeouts", "Requests whose worker passed gunicorn's hard time limit and was restarted (answered 504).",
+            "digits_worker_timeouts",
+            "Requests whose worker passed gunicorn's hard time limit and was restarted (answered 504).",
             registry=registry,
         )
         self.worker_starts = Counter(
-            "digits_worker_starts", "Workers started: the first ones, then each replacement (after a timeout, a kill by "
+            "digits_worker_starts",
+            "Workers started: the first ones, then each replacement (after a timeout, a kill by "
             "the system, or a restart to give memory back); gunicorn's log says why each one went.",
             registry=registry,
         )
         self.worker_starts.inc()
         self.model = Gauge(
-            "digits_model_info", "The served model (always 1): its name, runtime and file checksum.",
-            list(model), registry=registry, multiprocess_mode="max",
+            "digits_model_info",
+            "The served model (always 1): its name, runtime and file checksum.",
+            list(model),
+            registry=registry,
+            multiprocess_mode="max",
         )
         self.model.labels(**model).set(1)
         # (method, route, status) -> the labelled counter and histogram: few, since routes are patterns
@@ -125,7 +166,10 @@ class Metrics:
         key = (method if method in KNOWN_METHODS else "other", route, status)
         children = self._children.get(key)
         if children is None:  # first time for these labels (prometheus_client's own lookup costs more)
-            children = self._children[key] = (self.requests.labels(key[0], route, str(status)), self.latency.labels(route))
+            children = self._children[key] = (
+                self.requests.labels(key[0], route, str(status)),
+                self.latency.labels(route),
+            )
         children[0].inc()
         children[1].observe(seconds)
 
@@ -136,8 +180,15 @@ class Metrics:
 
     def files_lost(self) -> bool:
         """Whether this worker's shared files are gone (their folder was removed): it then wants a restart."""
-        if self.folder and not self.problem and not self.restart_wanted and not os.path.exists(shared_files(self.folder, os.getpid())[0]):
-            logger.warning("the metrics folder %s lost this worker's files: restarting the worker to write new ones", self.folder)
+        if (
+            self.folder
+            and not self.problem
+            and not self.restart_wanted
+            and not os.path.exists(shared_files(self.folder, os.getpid())[0])
+        ):
+            logger.warning(
+                "the metrics folder %s lost this worker's files: restarting the worker to write new ones", self.folder
+            )
             self.restart_wanted = True
         return self.restart_wanted
 
@@ -152,8 +203,10 @@ class Metrics:
             return f"{self.problem}; this worker keeps its metrics in memory, and recognition is not affected"
         if self.files_lost():
             os.makedirs(self.folder, exist_ok=True)
-            return (f"the metrics folder {self.folder} was removed; it is made again and each worker restarts after its "
-                    "next request to write there (counts start again from zero)")
+            return (
+                f"the metrics folder {self.folder} was removed; it is made again and each worker restarts after its "
+                "next request to write there (counts start again from zero)"
+            )
         return None
 
     def exposition(self) -> tuple[bytes, str]:
@@ -163,4 +216,3 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
-

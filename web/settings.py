@@ -1,24 +1,31 @@
 """Every setting of the service: its environment variable, default, what values are allowed and what it means.
 
-The one source for them: the app reads its settings here (`read_settings`), gunicorn.conf.py its
-own (workers, threads, port), the worker its read deadline and upload limit, and the README's
-configuration table is checked against this table by the tests. Each value is checked at start:
+The one source for them: `current_settings()` reads them from the environment once per process, and the
+app (web/app.py), gunicorn.conf.py (workers, threads, port) and the worker (its read deadline and upload
+limit) all take theirs from it; the README's configuration table is checked against this table by the
+tests. Each value is checked at start:
 
     python -m web.settings      # the Procfile runs this before gunicorn: a bad setting stops the
                                 # service with one line naming the variable, its value and what is allowed
 """
 
+import functools
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from model import DEFAULT_MODEL_PATH, tflite_path_for
 from model.limits import (
-    default_max_decoded_bytes, default_max_groups, default_max_pixels, default_max_read_pixels, default_max_request_pixels,
+    DEFAULT_MAX_DECODED_BYTES,
+    DEFAULT_MAX_GROUPS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_READ_PIXELS,
+    DEFAULT_MAX_REQUEST_PIXELS,
 )
 
 # Seconds a connection has to deliver its request (head and body): REQUEST_READ_TIMEOUT's default.
@@ -75,30 +82,36 @@ class Setting:
 
 def whole(lowest: int, highest: int) -> Callable[[str], int]:
     """A parser of whole numbers from `lowest` to `highest`."""
+
     def parse(text: str) -> int:
         value = int(text.replace("_", ""))
         if not lowest <= value <= highest:
             raise ValueError(text)
         return value
+
     return parse
 
 
 def number(lowest: float, highest: float, lowest_included: bool = True) -> Callable[[str], float]:
     """A parser of decimal numbers from `lowest` (included or not) to `highest`."""
+
     def parse(text: str) -> float:
         value = float(text)
         if not (lowest <= value if lowest_included else lowest < value) or not value <= highest:
             raise ValueError(text)
         return value
+
     return parse
 
 
 def one_of(*choices: str) -> Callable[[str], str]:
     """A parser of one of a few words, in any case."""
+
     def parse(text: str) -> str:
         if text.lower() not in choices:
             raise ValueError(text)
         return text.lower()
+
     return parse
 
 
@@ -113,20 +126,24 @@ def yes_or_no(text: str) -> bool:
 
 def matching_list(pattern: re.Pattern) -> Callable[[str], tuple[str, ...]]:
     """A parser of comma-separated items (trimmed, empty ones dropped), each matching `pattern`."""
+
     def parse(text: str) -> tuple[str, ...]:
         items = tuple(item.strip() for item in text.split(",") if item.strip())
         if not all(pattern.match(item) for item in items):
             raise ValueError(text)
         return items
+
     return parse
 
 
 def matching(pattern: re.Pattern) -> Callable[[str], str]:
     """A parser of text matching `pattern`, or empty."""
+
     def parse(text: str) -> str:
         if text and not pattern.match(text):
             raise ValueError(text)
         return text
+
     return parse
 
 
@@ -158,58 +175,184 @@ def release(environ: Mapping[str, str]) -> str:
 
 SETTINGS = (
     Setting("PORT", 5000, whole(1, 65535), "a port number from 1 to 65535", "port to listen on (Heroku sets it)"),
-    Setting("HOST", "127.0.0.1", plain_text, "a host name or address", "interface for `python server.py` (gunicorn binds `0.0.0.0`)"),
-    Setting("WEB_CONCURRENCY", 1, whole(1, 32), "a whole number of workers from 1 to 32",
-            "gunicorn worker processes (Heroku's buildpack sets it per dyno size); each loads its own copy of the networks"),
-    Setting("WEB_THREADS", 1, whole(1, 64), "a whole number from 1 to 64",
-            "threads per worker: `1` runs the guarded sync workers (fastest, see Performance), more runs `gthread`"),
-    Setting("MICRO_BATCH_SIZE", 1, whole(1, 256), "a whole number from 1 to 256",
-            "with `WEB_THREADS` > 1: concurrent requests of a worker share network calls, up to this many images (`1`: off)"),
-    Setting("MICRO_BATCH_WAIT_MS", 2.0, number(0.0, 1000.0), "a number of milliseconds from 0 to 1000",
-            "how long a forming batch waits for requests of the same worker that are still being decoded"),
-    Setting("MODEL_PATH", str(DEFAULT_MODEL_PATH), model_file, "a .keras model file with its .tflite export beside it",
-            "the model to serve; its card (`.json`) and TensorFlow Lite export (`.tflite`) lie beside it"),
-    Setting("MODEL_RUNTIME", "litert", one_of("litert", "keras"), "litert or keras",
-            "`litert`: the `.tflite` export run by LiteRT, no TensorFlow in the server; `keras`: the `.keras` file in TensorFlow"),
-    Setting("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, whole(1, MOST_UPLOAD_BYTES),
-            f"a whole number of bytes from 1 to {MOST_UPLOAD_BYTES:,}", "largest request body", key="MAX_CONTENT_LENGTH"),
-    Setting("MAX_IMAGE_PIXELS", default_max_pixels, whole(1, 200_000_000), "a whole number of pixels from 1 to 200,000,000",
-            "largest image, in pixels (width × height), checked from its header before decoding"),
-    Setting("MAX_DECODED_BYTES", default_max_decoded_bytes, whole(1, 1024 * 2**20), "a whole number of bytes from 1 to 1,073,741,824",
-            "most memory decoding one image may take (the picture and the decoder's buffers), told from its header "
-            "before decoding; past it, `413 too_large`"),
-    Setting("MAX_REQUEST_PIXELS", default_max_request_pixels, whole(1, 10**10), "a whole number of pixels from 1 to 10,000,000,000",
-            "most pixels one request may decode, shared in order by a batch's images; past it, `413 too_large` "
-            "(in a batch, for that image and each one after it)"),
-    Setting("MAX_BATCH_IMAGES", 64, whole(1, 1000), "a whole number from 1 to 1000", "most images in one `{\"images\": [...]}` request"),
-    Setting("MAX_NUMBER_GROUPS", default_max_groups, whole(1, 1_000_000), "a whole number from 1 to 1,000,000",
-            "most groups of strokes the networks may read for one request to `/recognize/number.json` "
-            "(a batch's numbers share them); past it, `422 too_many_marks`"),
-    Setting("MAX_NUMBER_READ_PIXELS", default_max_read_pixels, whole(1, 10**11), "a whole number of pixels from 1 to 100,000,000,000",
-            "most pixels the reads of one request's numbers may work on (a batch's numbers share them); past it, "
-            "`422 too_many_marks`"),
-    Setting("MAX_QUEUE_PER_WORKER", 32, whole(0, 100_000), "a whole number from 0 to 100,000",
-            "recognition answers `503` while more connections than this per worker wait to be accepted"),
-    Setting("REQUEST_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, number(0.0, 300.0, lowest_included=False),
-            "a number of seconds above 0 and at most 300",
-            "seconds a connection has, from its accept, to deliver its whole request (slow ones wait parked, not in a worker)"),
-    Setting("SENTRY_DSN", "", matching(SENTRY_DSN), "empty, or a Sentry DSN such as https://<key>@<host>/<project>",
-            "turns on error reporting to Sentry", secret=True),
+    Setting(
+        "HOST",
+        "127.0.0.1",
+        plain_text,
+        "a host name or address",
+        "interface for `python server.py` (gunicorn binds `0.0.0.0`)",
+    ),
+    Setting(
+        "WEB_CONCURRENCY",
+        1,
+        whole(1, 32),
+        "a whole number of workers from 1 to 32",
+        "gunicorn worker processes (Heroku's buildpack sets it per dyno size); each loads its own copy of the networks",
+    ),
+    Setting(
+        "WEB_THREADS",
+        1,
+        whole(1, 64),
+        "a whole number from 1 to 64",
+        "threads per worker: `1` runs the guarded sync workers (fastest, see Performance), more runs `gthread`",
+    ),
+    Setting(
+        "MICRO_BATCH_SIZE",
+        1,
+        whole(1, 256),
+        "a whole number from 1 to 256",
+        "with `WEB_THREADS` > 1: concurrent requests of a worker share network calls, up to this many images (`1`: off)",
+    ),
+    Setting(
+        "MICRO_BATCH_WAIT_MS",
+        2.0,
+        number(0.0, 1000.0),
+        "a number of milliseconds from 0 to 1000",
+        "how long a forming batch waits for requests of the same worker that are still being decoded",
+    ),
+    Setting(
+        "MODEL_PATH",
+        str(DEFAULT_MODEL_PATH),
+        model_file,
+        "a .keras model file with its .tflite export beside it",
+        "the model to serve; its card (`.json`) and TensorFlow Lite export (`.tflite`) lie beside it",
+    ),
+    Setting(
+        "MODEL_RUNTIME",
+        "litert",
+        one_of("litert", "keras"),
+        "litert or keras",
+        "`litert`: the `.tflite` export run by LiteRT, no TensorFlow in the server; `keras`: the `.keras` file in TensorFlow",
+    ),
+    Setting(
+        "MAX_UPLOAD_BYTES",
+        DEFAULT_MAX_UPLOAD_BYTES,
+        whole(1, MOST_UPLOAD_BYTES),
+        f"a whole number of bytes from 1 to {MOST_UPLOAD_BYTES:,}",
+        "largest request body",
+        key="MAX_CONTENT_LENGTH",
+    ),
+    Setting(
+        "MAX_IMAGE_PIXELS",
+        DEFAULT_MAX_PIXELS,
+        whole(1, 200_000_000),
+        "a whole number of pixels from 1 to 200,000,000",
+        "largest image, in pixels (width × height), checked from its header before decoding",
+    ),
+    Setting(
+        "MAX_DECODED_BYTES",
+        DEFAULT_MAX_DECODED_BYTES,
+        whole(1, 1024 * 2**20),
+        "a whole number of bytes from 1 to 1,073,741,824",
+        "most memory decoding one image may take (the picture and the decoder's buffers), told from its header "
+        "before decoding; past it, `413 too_large`",
+    ),
+    Setting(
+        "MAX_REQUEST_PIXELS",
+        DEFAULT_MAX_REQUEST_PIXELS,
+        whole(1, 10**10),
+        "a whole number of pixels from 1 to 10,000,000,000",
+        "most pixels one request may decode, shared in order by a batch's images; past it, `413 too_large` "
+        "(in a batch, for that image and each one after it)",
+    ),
+    Setting(
+        "MAX_BATCH_IMAGES",
+        64,
+        whole(1, 1000),
+        "a whole number from 1 to 1000",
+        'most images in one `{"images": [...]}` request',
+    ),
+    Setting(
+        "MAX_NUMBER_GROUPS",
+        DEFAULT_MAX_GROUPS,
+        whole(1, 1_000_000),
+        "a whole number from 1 to 1,000,000",
+        "most groups of strokes the networks may read for one request to `/recognize/number.json` "
+        "(a batch's numbers share them); past it, `422 too_many_marks`",
+    ),
+    Setting(
+        "MAX_NUMBER_READ_PIXELS",
+        DEFAULT_MAX_READ_PIXELS,
+        whole(1, 10**11),
+        "a whole number of pixels from 1 to 100,000,000,000",
+        "most pixels the reads of one request's numbers may work on (a batch's numbers share them); past it, "
+        "`422 too_many_marks`",
+    ),
+    Setting(
+        "MAX_QUEUE_PER_WORKER",
+        32,
+        whole(0, 100_000),
+        "a whole number from 0 to 100,000",
+        "recognition answers `503` while more connections than this per worker wait to be accepted",
+    ),
+    Setting(
+        "REQUEST_READ_TIMEOUT",
+        DEFAULT_READ_TIMEOUT,
+        number(0.0, 300.0, lowest_included=False),
+        "a number of seconds above 0 and at most 300",
+        "seconds a connection has, from its accept, to deliver its whole request (slow ones wait parked, not in a worker)",
+    ),
+    Setting(
+        "SENTRY_DSN",
+        "",
+        matching(SENTRY_DSN),
+        "empty, or a Sentry DSN such as https://<key>@<host>/<project>",
+        "turns on error reporting to Sentry",
+        secret=True,
+    ),
     Setting("SENTRY_ENVIRONMENT", "production", plain_text, "a name on one line", "Sentry environment"),
-    Setting("SENTRY_RELEASE", release, plain_text, "a name on one line",
-            "Sentry release (unset: `$HEROKU_SLUG_COMMIT`, else `$SOURCE_VERSION`, else none)"),
-    Setting("SENTRY_TRACES_SAMPLE_RATE", 0.0, number(0.0, 1.0), "a number from 0 to 1", "share of requests traced for Sentry performance"),
-    Setting("API_KEYS", (), matching_list(API_KEY), "comma-separated keys of visible characters, without spaces",
-            "comma-separated keys; when set, every route but `/`, `/healthz`, `/openapi.json` and `/docs` needs "
-            "`Authorization: Bearer <key>`", secret=True),
-    Setting("CORS_ORIGINS", (), matching_list(ORIGIN), "comma-separated origins such as https://app.example.com",
-            "comma-separated origins whose pages may call the API from a browser (unset: none)"),
-    Setting("PROMETHEUS_MULTIPROC_DIR", "", plain_text, "a folder's path",
-            "where the workers write their metrics (unset: a fresh temporary folder; emptied at start, gunicorn.conf.py)"),
-    Setting("ENABLE_DEBUG_ROUTES", False, yes_or_no, "1, true, yes, on, 0, false, no or off", "`1` adds the `/_debug/` routes"),
-    Setting("LOG_LEVEL", "INFO", log_level, "one of " + ", ".join(LOG_LEVELS), "logging level; logs go to stderr, one logfmt line per request"),
+    Setting(
+        "SENTRY_RELEASE",
+        release,
+        plain_text,
+        "a name on one line",
+        "Sentry release (unset: `$HEROKU_SLUG_COMMIT`, else `$SOURCE_VERSION`, else none)",
+    ),
+    Setting(
+        "SENTRY_TRACES_SAMPLE_RATE",
+        0.0,
+        number(0.0, 1.0),
+        "a number from 0 to 1",
+        "share of requests traced for Sentry performance",
+    ),
+    Setting(
+        "API_KEYS",
+        (),
+        matching_list(API_KEY),
+        "comma-separated keys of visible characters, without spaces",
+        "comma-separated keys; when set, every route but `/`, `/healthz`, `/openapi.json` and `/docs` needs "
+        "`Authorization: Bearer <key>`",
+        secret=True,
+    ),
+    Setting(
+        "CORS_ORIGINS",
+        (),
+        matching_list(ORIGIN),
+        "comma-separated origins such as https://app.example.com",
+        "comma-separated origins whose pages may call the API from a browser (unset: none)",
+    ),
+    Setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "",
+        plain_text,
+        "a folder's path",
+        "where the workers write their metrics (unset: a fresh temporary folder; emptied at start, gunicorn.conf.py)",
+    ),
+    Setting(
+        "ENABLE_DEBUG_ROUTES",
+        False,
+        yes_or_no,
+        "1, true, yes, on, 0, false, no or off",
+        "`1` adds the `/_debug/` routes",
+    ),
+    Setting(
+        "LOG_LEVEL",
+        "INFO",
+        log_level,
+        "one of " + ", ".join(LOG_LEVELS),
+        "logging level; logs go to stderr, one logfmt line per request",
+    ),
 )
-SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def read_settings(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -217,9 +360,10 @@ def read_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     return {setting.config_key: setting.read(environ) for setting in SETTINGS}
 
 
-def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
-    """One setting's checked value (from os.environ by default): for gunicorn.conf.py and the worker."""
-    return SETTINGS_BY_NAME[name].read(os.environ if environ is None else environ)
+@functools.cache
+def current_settings() -> Mapping[str, Any]:
+    """This process's settings, read from os.environ once and frozen: what the app, gunicorn.conf.py and the worker use."""
+    return MappingProxyType(read_settings(os.environ))
 
 
 def main() -> int:

@@ -42,17 +42,31 @@ from http import HTTPStatus
 
 from gunicorn.http.body import Body, ChunkedReader
 from gunicorn.http.errors import (
-    ChunkMissingTerminator, ConfigurationProblem, ExpectationFailed, ForbiddenProxyRequest, InvalidChunkExtension,
-    InvalidChunkSize, InvalidHeader, InvalidHeaderName, InvalidHTTPVersion, InvalidRequestLine, InvalidRequestMethod,
-    InvalidResponseHeader, InvalidResponseHeaderName, LimitRequestHeaders, LimitRequestLine, ObsoleteFolding,
-    ParseException, UnsupportedTransferCoding,
+    ChunkMissingTerminator,
+    ConfigurationProblem,
+    ExpectationFailed,
+    ForbiddenProxyRequest,
+    InvalidChunkExtension,
+    InvalidChunkSize,
+    InvalidHeader,
+    InvalidHeaderName,
+    InvalidHTTPVersion,
+    InvalidRequestLine,
+    InvalidRequestMethod,
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    ObsoleteFolding,
+    ParseException,
+    UnsupportedTransferCoding,
 )
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.sync import SyncWorker
 
 from web.access import request_id
 from web.errors import RETRY_AFTER_SECONDS, raw_error_response, status_of
-from web.settings import DEFAULT_READ_TIMEOUT, setting
+from web.settings import DEFAULT_READ_TIMEOUT, current_settings
 
 # How long a worker waits for a new connection's request before parking it as a slow client.
 FIRST_WAIT = 0.05
@@ -100,12 +114,32 @@ CHUNK_EXTENSION = re.compile(rb"(?:[ \t]*;[ \t]*%s(?:[ \t]*=[ \t]*(?:%s|%s))?)*"
 TRAILER_FIELD = re.compile(rb"(%s):[\t\x20-\x7e\x80-\xff]*" % TOKEN)
 # Fields that must not be sent as trailers (RFC 9110 section 6.5.1: framing, routing, request
 # modifiers, authentication, content metadata): a chunked body carrying one is malformed.
-FORBIDDEN_TRAILERS = frozenset({
-    b"authorization", b"cache-control", b"content-encoding", b"content-length", b"content-range", b"content-type",
-    b"cookie", b"expect", b"host", b"if-match", b"if-modified-since", b"if-none-match", b"if-range",
-    b"if-unmodified-since", b"max-forwards", b"pragma", b"proxy-authorization", b"range", b"set-cookie", b"te",
-    b"trailer", b"transfer-encoding",
-})
+FORBIDDEN_TRAILERS = frozenset(
+    {
+        b"authorization",
+        b"cache-control",
+        b"content-encoding",
+        b"content-length",
+        b"content-range",
+        b"content-type",
+        b"cookie",
+        b"expect",
+        b"host",
+        b"if-match",
+        b"if-modified-since",
+        b"if-none-match",
+        b"if-range",
+        b"if-unmodified-since",
+        b"max-forwards",
+        b"pragma",
+        b"proxy-authorization",
+        b"range",
+        b"set-cookie",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+    }
+)
 # Linux's struct tcp_info starts with 8 one-byte fields, then 32-bit ones; on a listening socket
 # its 5th 32-bit field (tcpi_unacked) is the number of connections waiting to be accepted.
 TCP_INFO_HEAD = "8B5I"
@@ -114,17 +148,29 @@ TCP_INFO_SIZE = struct.calcsize(TCP_INFO_HEAD)
 REFUSALS: tuple[tuple[type | tuple[type, ...], str, str], ...] = (
     (LimitRequestLine, "uri_too_long", "The request line (the path and query) is longer than the server reads."),
     (LimitRequestHeaders, "headers_too_large", "The request's headers are more or longer than the server reads."),
-    (UnsupportedTransferCoding, "not_implemented",
-     "The request's Transfer-Encoding is not one the server reads: send the body as is, or chunked."),
+    (
+        UnsupportedTransferCoding,
+        "not_implemented",
+        "The request's Transfer-Encoding is not one the server reads: send the body as is, or chunked.",
+    ),
     (ExpectationFailed, "expectation_failed", "The only Expect the server meets is 'Expect: 100-continue'."),
     (ForbiddenProxyRequest, "forbidden", "This address may not send a PROXY protocol line."),
-    ((InvalidChunkSize, ChunkMissingTerminator, InvalidChunkExtension), "bad_request",
-     "The chunked body is malformed (a bad chunk size line or extension, or chunk data not followed by CRLF)."),
-    ((InvalidRequestLine, InvalidRequestMethod, InvalidHTTPVersion), "bad_request",
-     "The request line is malformed (its method, target or HTTP version)."),
-    ((InvalidHeader, InvalidHeaderName, ObsoleteFolding), "bad_request",
-     "A header is malformed, repeated where it may appear once, or contradicts another "
-     "(Content-Length with Transfer-Encoding)."),
+    (
+        (InvalidChunkSize, ChunkMissingTerminator, InvalidChunkExtension),
+        "bad_request",
+        "The chunked body is malformed (a bad chunk size line or extension, or chunk data not followed by CRLF).",
+    ),
+    (
+        (InvalidRequestLine, InvalidRequestMethod, InvalidHTTPVersion),
+        "bad_request",
+        "The request line is malformed (its method, target or HTTP version).",
+    ),
+    (
+        (InvalidHeader, InvalidHeaderName, ObsoleteFolding),
+        "bad_request",
+        "A header is malformed, repeated where it may appear once, or contradicts another "
+        "(Content-Length with Transfer-Encoding).",
+    ),
     (ParseException, "bad_request", "The request is malformed."),
 )
 
@@ -224,8 +270,8 @@ class ChunkedProgress:
                 self.state = self.DATA_END
             return True
         if self.state == self.DATA_END:
-            end = bytes(received[self.position:self.position + 2])
-            if end != CRLF[:len(end)]:
+            end = bytes(received[self.position : self.position + 2])
+            if end != CRLF[: len(end)]:
                 self.error = "chunk data is not followed by CRLF"
             elif len(end) < 2:
                 return False
@@ -244,7 +290,7 @@ class ChunkedProgress:
                 return True
             self.searched = max(self.position, len(received) - 1)  # a CR at the end may be followed by its LF
             return False
-        size = chunk_size(bytes(received[self.position:end]))
+        size = chunk_size(bytes(received[self.position : end]))
         if size is None:
             self.error = "a chunk size line is not a hexadecimal size with valid extensions"
             return True
@@ -256,7 +302,7 @@ class ChunkedProgress:
         """Take in the trailer section after the last chunk: optional field lines, then CRLF."""
         if len(received) - self.position < 2:
             return False
-        if received[self.position:self.position + 2] == CRLF:
+        if received[self.position : self.position + 2] == CRLF:
             self.complete = True
             return True
         end = received.find(HEAD_END, self.searched)
@@ -266,7 +312,7 @@ class ChunkedProgress:
                 return True
             self.searched = max(self.position, len(received) - 3)
             return False
-        self.error = trailer_problem(bytes(received[self.position:end]))
+        self.error = trailer_problem(bytes(received[self.position : end]))
         self.complete = self.error is None
         return True
 
@@ -300,7 +346,7 @@ class RequestProgress:
                 self.complete = len(received) > MAX_HEAD_BYTES  # gunicorn's parser refuses an overlong head
                 return
             self.head_end = found + len(HEAD_END)
-            self.read_head(bytes(received[:found + 2]))
+            self.read_head(bytes(received[: found + 2]))
             if self.complete:
                 return
         if self.chunks is not None:
@@ -313,7 +359,7 @@ class RequestProgress:
         """Note how the body is framed; a head gunicorn refuses, or one with no body, needs nothing more."""
         lengths = CONTENT_LENGTH.findall(head)
         chunked = CHUNKED.search(head) is not None
-        http_11 = head[:head.find(CRLF)].endswith(b" HTTP/1.1")
+        http_11 = head[: head.find(CRLF)].endswith(b" HTTP/1.1")
         if len(lengths) > 1 or (chunked and (lengths or not http_11)) or not (lengths or chunked):
             self.complete = True
         elif chunked:
@@ -349,7 +395,9 @@ class DeadlineSocket(socket.socket):
     unread = b""
 
     @classmethod
-    def guard(cls, connection: socket.socket, deadline: float, received: bytes, write_timeout: float) -> "DeadlineSocket":
+    def guard(
+        cls, connection: socket.socket, deadline: float, received: bytes, write_timeout: float
+    ) -> "DeadlineSocket":
         """Take over an accepted connection, with the bytes already received from it."""
         guarded = cls(connection.family, connection.type, connection.proto, fileno=connection.detach())
         guarded.read_deadline, guarded.unread, guarded.write_timeout = deadline, received, write_timeout
@@ -391,7 +439,7 @@ class BufferedReader:
 
     def read(self, size: int) -> bytes:
         """Up to `size` bytes of the body, b"" at its end."""
-        piece = self.data[self.position:self.position + size]
+        piece = self.data[self.position : self.position + size]
         self.position += len(piece)
         return piece
 
@@ -472,8 +520,8 @@ class GuardedSyncWorker(SyncWorker):
         """Before the app loads: note the listening socket, the number of workers and the deadlines."""
         global _listener, _workers
         _listener, _workers = self.sockets[0].sock, max(1, self.cfg.workers)
-        self.read_timeout = setting("REQUEST_READ_TIMEOUT")
-        self.max_body = setting("MAX_UPLOAD_BYTES")
+        self.read_timeout = current_settings()["REQUEST_READ_TIMEOUT"]
+        self.max_body = current_settings()["MAX_CONTENT_LENGTH"]  # MAX_UPLOAD_BYTES
         self.parked: list[Arrival] = []
         self.farewells: list[Farewell] = []
         self.base_wait_fds = None
@@ -535,16 +583,23 @@ class GuardedSyncWorker(SyncWorker):
             self.parked.remove(arrival)
         progress = arrival.progress
         if progress.error is not None:
-            self.log.warning("Invalid request from ip=%s: malformed chunked body (%s)",
-                             arrival.address[0], progress.error)
+            self.log.warning(
+                "Invalid request from ip=%s: malformed chunked body (%s)", arrival.address[0], progress.error
+            )
             self.refuse(arrival.connection, "bad_request", f"The chunked body is malformed: {progress.error}.")
             return
         if progress.chunks is not None and not progress.complete:
-            self.log.info("Request from ip=%s: chunked body cut short after %d bytes",
-                          arrival.address[0], progress.chunks.decoded)
-            self.refuse(arrival.connection, "request_timeout", (
-                f"The request body did not arrive in full within {self.read_timeout:g} seconds "
-                f"({progress.chunks.decoded:,} bytes of a chunked body)."))
+            self.log.info(
+                "Request from ip=%s: chunked body cut short after %d bytes", arrival.address[0], progress.chunks.decoded
+            )
+            self.refuse(
+                arrival.connection,
+                "request_timeout",
+                (
+                    f"The request body did not arrive in full within {self.read_timeout:g} seconds "
+                    f"({progress.chunks.decoded:,} bytes of a chunked body)."
+                ),
+            )
             return
         arrival.connection.setblocking(True)
         guarded = DeadlineSocket.guard(arrival.connection, arrival.deadline, bytes(arrival.received), self.read_timeout)
@@ -571,8 +626,11 @@ class GuardedSyncWorker(SyncWorker):
         ends = [arrival.deadline for arrival in self.parked] + [farewell.ends for farewell in self.farewells]
         if ends:
             timeout = max(0.0, min(timeout, min(ends) - time.monotonic()))
-        self.wait_fds = (self.base_wait_fds + [arrival.connection for arrival in self.parked]
-                         + [farewell.connection for farewell in self.farewells])
+        self.wait_fds = (
+            self.base_wait_fds
+            + [arrival.connection for arrival in self.parked]
+            + [farewell.connection for farewell in self.farewells]
+        )
         try:
             ready = super().wait(timeout) or []
         finally:
@@ -625,18 +683,25 @@ class GuardedSyncWorker(SyncWorker):
         addr = addr or ("", -1)  # a unix socket has no address
         headers = {"X-Request-ID": new_request_id(getattr(req, "headers", None))}
         if isinstance(exc, SystemExit) and self.timed_out:
-            code, message = "worker_timeout", (f"The request took longer than the service's limit of "
-                                               f"{self.cfg.timeout} seconds and was stopped.")
+            code, message = (
+                "worker_timeout",
+                (f"The request took longer than the service's limit of {self.cfg.timeout} seconds and was stopped."),
+            )
             self.note_timeout(req, "answered 504", headers["X-Request-ID"])
         elif isinstance(exc, SystemExit):  # a quick shutdown (SIGINT, SIGQUIT) in the middle of a request
             code, message = "overloaded", f"The service is restarting; try again in {RETRY_AFTER_SECONDS} s."
             headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             self.log.warning("Request stopped by a quick shutdown: answered 503")
         elif not isinstance(exc, ParseException) or isinstance(
-                exc, (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem)):
+            exc, (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem)
+        ):
             code, message = "internal", "Something went wrong on our side; it has been logged."
-            self.log.exception("Error handling request %s %s", printable(getattr(req, "method", "-") or "-"),
-                               printable(getattr(req, "uri", "(no URI read)") or "-"), exc_info=exc)
+            self.log.exception(
+                "Error handling request %s %s",
+                printable(getattr(req, "method", "-") or "-"),
+                printable(getattr(req, "uri", "(no URI read)") or "-"),
+                exc_info=exc,
+            )
         else:
             code, message = next((code, message) for kinds, code, message in REFUSALS if isinstance(exc, kinds))
             if req is None and isinstance(exc, (InvalidHeader, InvalidHeaderName)):
@@ -675,8 +740,12 @@ class GuardedSyncWorker(SyncWorker):
         seconds = time.monotonic() - self.request_started
         self.log.error(
             "Request %s %s passed the %s s time limit after %.1f s (request_id=%s): %s; the worker restarts",
-            printable(getattr(req, "method", None) or "-"), printable(getattr(req, "path", None) or "-"),
-            self.cfg.timeout, seconds, request_id, outcome,
+            printable(getattr(req, "method", None) or "-"),
+            printable(getattr(req, "path", None) or "-"),
+            self.cfg.timeout,
+            seconds,
+            request_id,
+            outcome,
         )
         metrics = getattr(self.wsgi, "extensions", {}).get("metrics")
         if metrics is not None:
