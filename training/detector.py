@@ -45,14 +45,6 @@ THIN_PEN_PROBABILITY = 0.35
 TRAINING_FONTS = synthetic.TRAINING_FONTS or [synthetic.BUILTIN_FONT]
 
 
-def styled(rng: np.random.Generator, image: np.ndarray, label: int) -> np.ndarray:
-    """The digit in a style MNIST lacks: its class's own (a flag on a 1, a bar on a 7) or else filling its box."""
-    class_styles = styles.STYLES.get(label, ())
-    if class_styles and rng.random() < 0.5:
-        return class_styles[int(rng.integers(len(class_styles)))][0](image, rng)
-    return styles.box_filling(image, rng)
-
-
 def _examples(job: tuple[int, str, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """One chunk of examples of one kind: (inputs (N, 28, 28), targets (N,)); run in a worker process."""
     seed, kind, count, images, labels = job
@@ -63,7 +55,10 @@ def _examples(job: tuple[int, str, int, np.ndarray, np.ndarray]) -> tuple[np.nda
             picture, target = synthetic.digit_picture(rng, images[len(inputs) % len(images)]), 1
         elif kind == "styled digit":
             index = len(inputs) % len(images)
-            picture, target = synthetic.digit_picture(rng, styled(rng, images[index], int(labels[index]))), 1
+            picture, target = (
+                synthetic.digit_picture(rng, styles.styled_digit(rng, images[index], int(labels[index]))),
+                1,
+            )
         elif kind == "font digit":
             picture, target = (
                 synthetic.font_digit(rng, TRAINING_FONTS[rng.integers(len(TRAINING_FONTS))], int(rng.integers(10))),

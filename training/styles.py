@@ -137,6 +137,15 @@ STYLES = {
 BOX_FILLING_SHARE = 0.1
 
 
+def styled_digit(rng: np.random.Generator, digit: np.ndarray, label: int) -> np.ndarray:
+    """The digit in one style MNIST lacks: its class's own (a flag on a 1, a bar on a 7) half the time, else filling its
+    box; for networks that want every example styled (the detector's positives), not a share of them."""
+    class_styles = STYLES.get(label, ())
+    if class_styles and rng.random() < 0.5:
+        return class_styles[int(rng.integers(len(class_styles)))][0](digit, rng)
+    return box_filling(digit, rng)
+
+
 def styled_examples(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Extra training digits in the styles above, made from (a seeded random part of) `images`."""
     rng = np.random.default_rng(seed)
