@@ -47,9 +47,13 @@ def worker_pids(master: int) -> list[int]:
 
 @contextlib.contextmanager
 def start_service(
-    log: Path, environment: Mapping[str, str] | None = None, timeout: float = 120.0, command: str | None = None
+    log: Path,
+    environment: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    command: str | None = None,
+    directory: Path = PROJECT_ROOT,
 ) -> Iterator[RunningService]:
-    """Run the Procfile's web command (or `command`) with PORT set; wait for GET /healthz to answer 200; stop it after."""
+    """Run `directory`'s Procfile web command (or `command`) with PORT set; wait for GET /healthz to answer 200; stop it after."""
     port = free_port()
     env = {
         **os.environ,
@@ -63,8 +67,8 @@ def start_service(
     with open(log, "wb") as output:
         process = subprocess.Popen(
             # bash runs the line as Heroku does; the Procfile's own `exec` makes gunicorn this process (one pid to signal)
-            ["bash", "-c", command or procfile_command()],
-            cwd=PROJECT_ROOT,
+            ["bash", "-c", command or procfile_command(directory / "Procfile")],
+            cwd=directory,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
