@@ -1,4 +1,4 @@
-"""gunicorn's settings for the service (the Procfile names this file): workers, time limits, and shared metrics.
+"""gunicorn's settings for the service (the Procfile names this file): workers, time limits, logs, shared metrics.
 
 The values come from web/settings.py's `current_settings()`, which the Procfile has already checked
 (`python -m web.settings`).
@@ -13,11 +13,20 @@ import os
 import shutil
 import tempfile
 
-from web.settings import current_settings
+from gunicorn.glogging import Logger
+
+from web.settings import (
+    REQUEST_TIME_LIMIT,
+    concurrency_set_by,
+    core_count,
+    current_settings,
+    fitting_workers,
+    memory_limit,
+)
 
 # Heroku's router gives up on a request after 30 s: a worker busy longer than this is aborted (its client gets a JSON
 # 504, web/worker.py). The budgets keep every answer far below it; this is the last line.
-timeout = 30
+timeout = REQUEST_TIME_LIMIT
 # On SIGTERM (each deploy, the daily restart) a worker finishes its request and answers what waits within this; Heroku
 # sends SIGKILL 30 s after SIGTERM.
 graceful_timeout = 20
@@ -30,6 +39,25 @@ threads = current_settings()["WEB_THREADS"]
 # WEB_THREADS asks for threads.
 worker_class = "web.worker.GuardedSyncWorker" if threads <= 1 else "gthread"
 errorlog = "-"
+
+
+class OneLinePerRequest(Logger):
+    """gunicorn's logger without its access log: the app writes one logfmt line per request (web/hooks.py), and the
+    worker a line for each request it answers itself (web/worker.py), so gunicorn's own access line would be a second.
+
+    Heroku's classic Python buildpack sets GUNICORN_CMD_ARGS="--access-logfile -", which gunicorn applies over this
+    file; a logger class is what that leaves in force.
+    """
+
+    def access(self, resp, req, environ, request_time) -> None:
+        """Write no access line."""
+
+
+logger_class = OneLinePerRequest
+# Never take SCRIPT_NAME or PATH_INFO from a request's headers: the service is served at the root, and Heroku's
+# classic buildpack trusts every peer's forwarding headers (FORWARDED_ALLOW_IPS='*', so that X-Forwarded-Proto from the
+# router counts), which would let any client send a SCRIPT_NAME that gunicorn fails on.
+forwarder_headers = ""
 # No control socket ($HOME/.gunicorn/gunicorn.ctl): nothing here uses it, and two services on one machine would share it.
 control_socket_disable = True
 # The workers' heartbeat files on a memory filesystem where there is one: a full or slow disk does not stall them.
@@ -67,6 +95,23 @@ def on_starting(server):
     current_settings.cache_clear()  # the workers read their settings again, this folder among them
 
 
+def when_ready(server):
+    """Say how many workers start, and who chose that: the operator (WEB_CONCURRENCY), or the service for this machine."""
+    count, cores, megabytes = server.num_workers, core_count(), memory_limit() // 2**20
+    set_by = concurrency_set_by(os.environ)
+    if "WEB_CONCURRENCY" in os.environ and not set_by:
+        fit = fitting_workers(os.environ)
+        if count > fit:
+            message = "workers: %d (WEB_CONCURRENCY), more than fit this machine (%d: %d cores, %d MB of memory)"
+            server.log.warning(message, count, fit, cores, megabytes)
+        else:
+            server.log.info("workers: %d (WEB_CONCURRENCY)", count)
+        return
+    unused = f"; the WEB_CONCURRENCY={os.environ['WEB_CONCURRENCY'].strip()} that {set_by} set is not used"
+    message = "workers: %d, one per core, as many as the memory holds (%d cores, %d MB)%s"
+    server.log.info(message, count, cores, megabytes, unused if set_by else "")
+
+
 def resident_bytes(statm: int) -> int:
     """The resident memory of the process whose /proc/PID/statm is open as `statm`; 0 where unknown."""
     try:
@@ -76,10 +121,13 @@ def resident_bytes(statm: int) -> int:
 
 
 def post_worker_init(worker):
-    """Note the worker's memory at rest, its networks loaded and warmed up, for post_request to compare with."""
+    """Note the worker's memory at rest, its networks loaded and warmed up, for post_request and the metrics."""
     # kept open: reading it again costs about a microsecond a request, opening it ten
     worker.statm = os.open(f"/proc/{os.getpid()}/statm", os.O_RDONLY) if os.path.exists("/proc/self/statm") else None
     worker.resting_bytes = resident_bytes(worker.statm) if worker.statm is not None else 0
+    metrics = getattr(worker.wsgi, "extensions", {}).get("metrics")
+    if metrics is not None and worker.resting_bytes:
+        metrics.observe_memory(worker.resting_bytes)
 
 
 def post_request(worker, req, environ, resp):
@@ -89,11 +137,14 @@ def post_request(worker, req, environ, resp):
         worker.alive = False
         return
     limit = WORKER_GROWTH_LIMIT * getattr(worker, "resting_bytes", 0)
-    if not limit or resident_bytes(worker.statm) <= limit:
+    if not limit:
         return
-    if hasattr(LIBC, "malloc_trim"):
-        LIBC.malloc_trim(0)
     held = resident_bytes(worker.statm)
+    if held > limit and hasattr(LIBC, "malloc_trim"):
+        LIBC.malloc_trim(0)
+        held = resident_bytes(worker.statm)
+    if metrics is not None:
+        metrics.observe_memory(held)
     if held > limit:
         worker.log.info(
             "worker holds %d MB after %s %s (%d MB at rest): restarting it to give the memory back",

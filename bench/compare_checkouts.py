@@ -13,16 +13,13 @@ Prints each round, each mean and the difference in percent.
 
 import argparse
 import contextlib
-import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.service import PROJECT_ROOT, start_service
-from bench.throughput import SUMMARY, UPLOAD_SCRIPT, run_wrk
-from model.decoding import encode_png
-from training.data import load_mnist
+from bench.throughput import run_wrk, write_mnist_upload, wrk_missing
 
 THIS = "this checkout"
 OTHER = "other checkout"
@@ -40,18 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds of load per run (default: %(default)s)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrencies (default: 1 8)")
     arguments = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk", file=sys.stderr)
+    if wrk_missing():
         return 2
 
-    dataset = load_mnist(arguments.data)
     environment = {"WEB_CONCURRENCY": str(arguments.workers)}
     with tempfile.TemporaryDirectory() as name, contextlib.ExitStack() as stack:
         folder = Path(name)
-        payload = folder / "digit.png"
-        payload.write_bytes(encode_png(255 - dataset.x_test[0]))  # the payload of bench.throughput
-        script = folder / "upload.lua"
-        script.write_text(UPLOAD_SCRIPT + SUMMARY)
+        payload, script, _ = write_mnist_upload(folder, arguments.data)
         services = {
             THIS: stack.enter_context(start_service(folder / "this.log", environment, directory=PROJECT_ROOT)),
             OTHER: stack.enter_context(

@@ -106,6 +106,25 @@ def run_wrk(url: str, script: Path, payload: Path, clients: int, seconds: float)
     )
 
 
+def wrk_missing() -> bool:
+    """True, with a line on stderr saying how to install it, when `wrk` is not on the PATH."""
+    if shutil.which("wrk") is not None:
+        return False
+    print("wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk", file=sys.stderr)
+    return True
+
+
+def write_mnist_upload(folder: Path, data: str | None) -> tuple[Path, Path, int]:
+    """The load of the benchmarks: MNIST test digit 0 dark on white paper as a 28x28 PNG in `folder`, the wrk script
+    that uploads it, and its digit."""
+    dataset = load_mnist(data)
+    payload = folder / "digit.png"
+    payload.write_bytes(encode_png(255 - dataset.x_test[0]))
+    script = folder / "upload.lua"
+    script.write_text(UPLOAD_SCRIPT + SUMMARY)
+    return payload, script, int(dataset.y_test[0])
+
+
 def check_answer(service: RunningService, payload: bytes, digit: int) -> None:
     """One request by hand first: the service must read the benchmark's digit right."""
     response = requests.post(
@@ -258,18 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-usual", action="store_true", help="measure this service only")
     parser.add_argument("--no-soak", action="store_true", help="skip the 20,000-request memory check")
     arguments = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk (Debian/Ubuntu) or brew install wrk", file=sys.stderr)
+    if wrk_missing():
         return 2
 
-    dataset = load_mnist(arguments.data)
-    digit = int(dataset.y_test[0])
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        payload = folder / "digit.png"
-        payload.write_bytes(encode_png(255 - dataset.x_test[0]))  # a dark digit on white paper, 28x28
-        scripts = {"upload": folder / "upload.lua", "json": folder / "json.lua"}
-        scripts["upload"].write_text(UPLOAD_SCRIPT + SUMMARY)
+        payload, upload_script, digit = write_mnist_upload(folder, arguments.data)
+        scripts = {"upload": upload_script, "json": folder / "json.lua"}
         scripts["json"].write_text(JSON_SCRIPT + SUMMARY)
         print(
             f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {arguments.workers} gunicorn workers each, "

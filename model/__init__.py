@@ -21,3 +21,9 @@ def card_path_for(model_path: str | Path) -> Path:
 def tflite_path_for(model_path: str | Path) -> Path:
     """The TensorFlow Lite export beside the model file: digits.keras -> digits.tflite."""
     return Path(model_path).with_suffix(".tflite")
+
+
+def served_file(model_path: str | Path, runtime: str) -> Path:
+    """The file a runtime serves for the network named by its .keras path: the .tflite beside it for `litert`, the
+    .keras itself for `keras` (a slug may hold only the served ones, see .slugignore)."""
+    return tflite_path_for(model_path) if runtime == "litert" else Path(model_path)

@@ -23,7 +23,7 @@ from model import (
     DEFAULT_MODEL_PATH,
     DEFAULT_WHOLENESS_PATH,
     card_path_for,
-    tflite_path_for,
+    served_file,
 )
 from model.batching import MicroBatcher
 from model.decoding import PixelBudget, preprocess
@@ -271,17 +271,17 @@ class Classifier:
         path = Path(path)
         engine, card, model_sha256 = _load_network(path, runtime)
         detector, detector_card = None, None
-        if detector_path is not None and Path(detector_path).exists():
+        if detector_path is not None and served_file(detector_path, runtime).exists():
             detector, detector_card, _ = _load_network(Path(detector_path), runtime)
         else:
             logger.warning("no digit detector at %s: every picture counts as a digit", detector_path)
         wholeness, wholeness_card = None, None
-        if wholeness_path is not None and Path(wholeness_path).exists():
+        if wholeness_path is not None and served_file(wholeness_path, runtime).exists():
             wholeness, wholeness_card, _ = _load_network(Path(wholeness_path), runtime)
         elif wholeness_path is not None:
             logger.warning("no wholeness network at %s: numbers are split by the reader alone", wholeness_path)
         line_reader, line_reader_card = None, None
-        if line_reader_path is not None and Path(line_reader_path).exists():
+        if line_reader_path is not None and served_file(line_reader_path, runtime).exists():
             line_reader, line_reader_card, _ = _load_network(Path(line_reader_path), runtime)
         elif line_reader_path is not None:
             logger.warning("no line reader at %s: numbers are split without it", line_reader_path)
@@ -491,7 +491,7 @@ def _as_batch(images: np.ndarray) -> np.ndarray:
 
 def _load_network(path: Path, runtime: str) -> tuple[object, dict, str]:
     """A network file for `runtime` (the .keras, or the .tflite beside it), its card and the served file's sha256."""
-    served = tflite_path_for(path) if runtime == "litert" else path
+    served = served_file(path, runtime)
     engine = LiteRTRuntime(served) if runtime == "litert" else KerasRuntime(served)
     card_file = card_path_for(path)
     card = json.loads(card_file.read_text()) if card_file.exists() else {}

@@ -11,6 +11,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 CANVAS_SEVEN = encode(draw_digit(7, background=None))
 
+# Tests that read a process's memory from Linux's /proc (as the workers do): skipped, with this reason, elsewhere.
+NEEDS_PROC = pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads memory from Linux's /proc")
+
 
 def data_url(data: bytes, media_type: str = "image/png") -> str:
     """A data URL like the one canvas.toDataURL() returns."""

@@ -228,11 +228,11 @@ def test_settings_come_from_the_environment_with_defaults():
     tuned = settings_from_environment({"MICRO_BATCH_SIZE": "16", "MICRO_BATCH_WAIT_MS": "1.5"})
     assert tuned["MICRO_BATCH_SIZE"] == 16 and tuned["MICRO_BATCH_WAIT_MS"] == 1.5
     configured = settings_from_environment(
-        {"MAX_UPLOAD_BYTES": "1000", "ENABLE_DEBUG_ROUTES": "1", "HEROKU_SLUG_COMMIT": "abc123", "PORT": "8080"}
+        {"MAX_UPLOAD_BYTES": "1000", "ENABLE_DEBUG_ROUTES": "1", "HEROKU_BUILD_COMMIT": "abc123", "PORT": "8080"}
     )
     assert configured["MAX_CONTENT_LENGTH"] == 1000 and configured["ENABLE_DEBUG_ROUTES"] is True
-    assert configured["SENTRY_RELEASE"] == "abc123" and configured["PORT"] == 8080
-    assert settings_from_environment({"SENTRY_RELEASE": "v7", "HEROKU_SLUG_COMMIT": "abc"})["SENTRY_RELEASE"] == "v7"
+    assert configured["SENTRY_RELEASE"] == "" and configured["PORT"] == 8080  # Heroku's variable: the SDK reads it
+    assert settings_from_environment({"SENTRY_RELEASE": "v7", "HEROKU_BUILD_COMMIT": "abc"})["SENTRY_RELEASE"] == "v7"
 
 
 # --- batch requests ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import base64
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ def service(sentry, tmp_path_factory):
         "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1",
         "SENTRY_ENVIRONMENT": "e2e",
         "SENTRY_RELEASE": "e2e-release",
+        "HEROKU_BUILD_COMMIT": "0123456789abcdef0123456789abcdef01234567",  # SENTRY_RELEASE wins over it
         "ENABLE_DEBUG_ROUTES": "1",
         "MAX_UPLOAD_BYTES": str(2 * 1024 * 1024),
     }
@@ -154,6 +156,8 @@ def test_crash_reaches_sentry_with_request_context_and_client_errors_do_not(serv
     assert event["request"]["url"].endswith("/_debug/error") and event["request"]["method"] == "GET"
     assert event["environment"] == "e2e" and event["release"] == "e2e-release"
     assert event["tags"]["request_id"] == "crash-e2e-1"  # the same id as in the answer and the log line
+    # SENTRY_TRACES_SAMPLE_RATE unset: no tracing, so not one transaction for all the requests above
+    assert "transaction" not in sentry.item_types and "span" not in sentry.item_types, sentry.item_types
 
 
 def has_tensorflow(pid: int) -> bool:
@@ -269,6 +273,44 @@ def test_metrics_add_up_every_workers_requests(service):
         r'^digits_model_info\{model="digit_cnn",runtime="litert",sha256="[0-9a-f]{12}"\} 1\.0$', text, re.M
     )
     assert re.search(r"^digits_http_requests_in_flight 1\.0$", text, re.M)  # the scrape itself, in one worker
+
+
+def memory_series(url: str) -> dict[int, float]:
+    """The workers' resident memory on GET /metrics, as {pid: bytes}."""
+    text = requests.get(url + "/metrics", timeout=5).text
+    found = re.findall(r'^digits_worker_resident_memory_bytes\{pid="(\d+)"\} (\S+)$', text, re.M)
+    return {int(pid): float(value) for pid, value in found}
+
+
+def resident_now(pid: int) -> float:
+    """A process's resident memory right now, in bytes, as the kernel tells it."""
+    return float(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def every_worker_shown(running, leaving: int = 0) -> tuple[list[int], dict[int, float]]:
+    """Wait until GET /metrics shows the memory of exactly the master's two workers (`leaving` no longer among them)."""
+    deadline = time.monotonic() + 60
+    while True:
+        workers = worker_pids(running.process.pid)
+        series = memory_series(running.url)
+        if len(workers) == 2 and leaving not in workers and set(series) == set(workers):
+            return workers, series
+        assert time.monotonic() < deadline, (workers, series)
+        time.sleep(0.2)
+
+
+def test_metrics_show_each_live_workers_memory_from_its_start(tmp_path):
+    with start_service(tmp_path / "memory.log", {"WEB_CONCURRENCY": "2"}) as running:
+        workers, series = every_worker_shown(running)  # each worker's, set as it starts (tests/test_gunicorn_conf.py)
+        for pid, resident in series.items():
+            assert 20 * 2**20 < resident < 600 * 2**20, (pid, resident)  # tens of MB to a few hundred
+            assert resident == pytest.approx(resident_now(pid), rel=0.25)
+        # a worker killed by the system: its series goes with it, and its replacement's comes at its start
+        victim = workers[0]
+        os.kill(victim, signal.SIGKILL)
+        workers, series = every_worker_shown(running, leaving=victim)
+        assert victim not in series and set(series) == set(workers), (victim, series, workers)
+        assert all(20 * 2**20 < resident < 600 * 2**20 for resident in series.values()), series
 
 
 def test_request_id_over_http(service):

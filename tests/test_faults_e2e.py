@@ -23,6 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 SEVEN = encode(draw_digit(7, background=None))
 API_KEY = "operators-own-key-4f1c2d9e8b7a"
+# The commit a Heroku dyno's HEROKU_BUILD_COMMIT names.
+HEROKU_COMMIT = "4f1c2d9e8b7a4f1c2d9e8b7a4f1c2d9e8b7a4f1c"
 # A line gunicorn writes: "[2026-12-04 21:58:53 +0000] [8416] [INFO] Starting gunicorn 27.0.1".
 GUNICORN_LINE = re.compile(
     r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] \S"
@@ -117,11 +119,15 @@ def test_a_bad_setting_stops_the_service_with_one_line_naming_it(variable, value
 
 @pytest.fixture(scope="module")
 def service(sentry, tmp_path_factory):
-    """Two workers, Sentry on (to a local receiver), API keys required, the debug routes on."""
+    """Two workers, Sentry on (to a local receiver, with the SDK's defaults, as on a Heroku dyno), API keys required,
+    the debug routes on."""
     environment = {
         "WEB_CONCURRENCY": "2",
         "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1",
-        "SENTRY_ENVIRONMENT": "faults",
+        # Heroku's build metadata (runtime-dyno-build-metadata); no .git, as in a slug, so that the SDK's first guess
+        # at the release (`git rev-parse HEAD`) finds nothing
+        "HEROKU_BUILD_COMMIT": HEROKU_COMMIT,
+        "GIT_DIR": "/nonexistent",
         "API_KEYS": API_KEY,
         "ENABLE_DEBUG_ROUTES": "1",
     }
@@ -136,17 +142,36 @@ def test_a_crash_on_a_data_url_upload_sends_neither_the_image_nor_the_key_to_sen
         service.url + "/_debug/error", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
     )
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal"
-    events = wait_for(lambda: [event for event in sentry.events if "exception" in event])
-    event = events[0]
-    assert event["exception"]["values"][-1]["type"] == "RuntimeError"
-    assert event["request"]["method"] == "POST" and event["request"]["url"].endswith("/_debug/error")
-    assert not event["request"].get("data")  # the body, which the SDK would send up to 10 kB by default
-    sent = json.dumps(sentry.events)
-    # not the image, nor any stretch of its base64 or its bytes (local variables would hold them), nor the key
-    for secret in (payload[:24], payload[len(payload) // 2 :][:24], API_KEY, repr(SEVEN[:16])[2:-1]):
+    # and a form, with a field of the client's own beside the picture
+    note = "client-note-7f3a9c1e5b2d"
+    response = requests.post(
+        service.url + "/_debug/error",
+        files={"image": ("seven.png", SEVEN, "image/png")},
+        data={"note": note},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=10,
+    )
+    assert response.status_code == 500
+
+    def both_crashes():
+        crashes = [event for event in sentry.events if "exception" in event]
+        return len(crashes) >= 2 and crashes
+
+    events = wait_for(both_crashes)
+    for event in events:
+        assert event["exception"]["values"][-1]["type"] == "RuntimeError"
+        assert event["request"]["method"] == "POST" and event["request"]["url"].endswith("/_debug/error")
+        assert not event["request"].get("data")  # the body, which the SDK would send up to 10 kB by default
+        # the SDK's own conventions: the release from Heroku's variable, its default environment
+        assert event["release"] == HEROKU_COMMIT and event["environment"] == "production"
+        frames = [frame for value in event["exception"]["values"] for frame in value["stacktrace"]["frames"]]
+        assert frames and not any("vars" in frame for frame in frames)
+    assert "transaction" not in sentry.item_types, sentry.item_types  # no tracing without SENTRY_TRACES_SAMPLE_RATE
+    sent = json.dumps(sentry.events) + b"".join(sentry.envelopes).decode("utf-8", "replace")
+    # not the image, nor any stretch of its base64 or its bytes (local variables would hold them), nor the key, nor
+    # the form's field or the file's name
+    for secret in (payload[:24], payload[len(payload) // 2 :][:24], API_KEY, repr(SEVEN[:16])[2:-1], note, "seven.png"):
         assert secret not in sent, secret
-    frames = [frame for value in event["exception"]["values"] for frame in value["stacktrace"]["frames"]]
-    assert frames and not any("vars" in frame for frame in frames)
     log = service.log.read_text()
     assert payload[:24] not in log and API_KEY not in log
 

@@ -1,18 +1,24 @@
-"""The OpenAPI description matches the real app: every route, every input style, every answer's shape."""
+"""The OpenAPI description matches the real app: every route, every input style, every answer's shape; it names its
+operations, version and licence for generated clients, and /docs renders it cleanly."""
 
 import base64
 import io
 import json
 import re
+import tomllib
 
 import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image
 
+from bench.slug_size import SLUGIGNORE, ignore_patterns, ignored
 from server import create_app
 from tests.drawing import encode
-from tests.helpers import CANVAS_SEVEN, data_url
+from tests.helpers import CANVAS_SEVEN, PROJECT_ROOT, data_url
+from tests.test_generated_client_e2e import generate_client
 from web.errors import CODE_BY_STATUS, ERRORS
+from web.openapi import markdown_html
+from web.version import VERSION
 
 # The routes Flask adds itself, and the methods it answers on every route.
 IGNORED_ENDPOINTS = {"static"}
@@ -89,14 +95,16 @@ def test_every_error_code_the_app_can_answer_is_in_the_document():
 
 
 def upload_bodies() -> dict:
-    """One request of each documented body type carrying the canvas 7 (fresh file objects on each call)."""
+    """Requests of each documented body type carrying the canvas 7 (fresh file objects on each call)."""
     encoded = base64.b64encode(CANVAS_SEVEN).decode()
     return {
-        "multipart/form-data": {"data": {"image": (io.BytesIO(CANVAS_SEVEN), "seven.png")}},
-        "application/x-www-form-urlencoded": {"data": {"image": data_url(CANVAS_SEVEN)}},
-        "application/json": {"json": {"image": encoded}},
-        "image/*": {"data": CANVAS_SEVEN, "content_type": "image/png"},
-        "application/octet-stream": {"data": CANVAS_SEVEN, "content_type": "application/octet-stream"},
+        "multipart/form-data": [
+            {"data": {"image": (io.BytesIO(CANVAS_SEVEN), "seven.png")}},
+            {"data": {"image": data_url(CANVAS_SEVEN)}, "content_type": "multipart/form-data"},
+        ],
+        "application/x-www-form-urlencoded": [{"data": {"image": data_url(CANVAS_SEVEN)}}],
+        "application/json": [{"json": {"image": encoded}}, {"json": {"images": [encoded]}}],
+        "application/octet-stream": [{"data": CANVAS_SEVEN, "content_type": "application/octet-stream"}],
     }
 
 
@@ -107,10 +115,27 @@ def test_each_documented_request_body_works(client, path, field, expected):
     document = client.get("/openapi.json").get_json()
     content = document["paths"][path]["post"]["requestBody"]["content"]
     assert set(content) == set(upload_bodies())
-    for media_type, arguments in upload_bodies().items():
-        response = client.post(path, **arguments)
-        assert response.status_code == 200 and response.get_json()[field] == expected, media_type
-        assert_matches_document(document, path, "post", response)
+    for media_type, variants in upload_bodies().items():
+        for arguments in variants:
+            response = client.post(path, **arguments)
+            assert response.status_code == 200, media_type
+            answer = response.get_json()
+            assert (answer["results"][0] if "images" in arguments.get("json", {}) else answer)[field] == expected
+            assert_matches_document(document, path, "post", response)
+            if "json" in arguments:  # what was sent is exactly one of the described JSON bodies
+                schema = {**content[media_type]["schema"], "components": document["components"]}
+                Draft202012Validator(schema).validate(arguments["json"])
+
+
+def test_a_raw_body_of_any_image_type_is_still_read_and_the_description_says_so(client):
+    """Raw bodies are described as application/octet-stream only (client generators do not handle a range such as
+    image/*), but every image/* type is read as before, and the body's description says so."""
+    document = client.get("/openapi.json").get_json()
+    for path, field, expected in [("/recognize.json", "digit", 7), ("/recognize/number.json", "number", "7")]:
+        assert "any `image/*` type" in document["paths"][path]["post"]["requestBody"]["description"]
+        for media_type in ("image/png", "image/jpeg", "image/x-anything"):
+            response = client.post(path, data=CANVAS_SEVEN, content_type=media_type)
+            assert response.status_code == 200 and response.get_json()[field] == expected, media_type
 
 
 def test_real_answers_match_the_document(classifier):
@@ -177,3 +202,91 @@ def test_the_docs_page_shows_every_route_and_needs_nothing_from_elsewhere(client
         assert f"<code>{path}</code>" in html
     assert not re.search(r'<(script|link|img|iframe)\b[^>]*(src|href)="(https?:)?//', html)
     assert "@import" not in html and "<script" not in html
+
+
+def test_every_operation_is_named_and_tagged_for_generated_clients(app_and_document):
+    _, document = app_and_document
+    operations = [op for ops in document["paths"].values() for op in ops.values()]
+    names = [op["operationId"] for op in operations]
+    assert len(set(names)) == len(names) and all(re.fullmatch(r"[a-z][A-Za-z]+", name) for name in names)
+    declared = [tag["name"] for tag in document["tags"]]
+    assert all(len(op["tags"]) == 1 and op["tags"][0] in declared for op in operations)
+    assert set(declared) == {op["tags"][0] for op in operations}  # no tag without operations
+    assert {
+        document["paths"][path]["post"]["operationId"] for path in ("/recognize.json", "/recognize/number.json")
+    } == {
+        "recognizeDigit",
+        "recognizeNumber",
+    }
+
+
+def test_the_document_names_its_version_licence_and_servers(app_and_document):
+    _, document = app_and_document
+    with open(PROJECT_ROOT / "pyproject.toml", "rb") as file:
+        project = tomllib.load(file)["project"]
+    assert document["info"]["version"] == VERSION == project["version"] and re.fullmatch(r"\d+\.\d+\.\d+", VERSION)
+    assert document["info"]["license"] == {"name": "MIT", "identifier": "MIT"} and project["license"] == "MIT"
+    licence = (PROJECT_ROOT / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "Copyright (c) 2026 the digit-recognition authors" in licence
+    assert document["servers"][0]["url"] == "/"  # relative: the deployment that serves the document
+    # the service reads its version from pyproject.toml at start (web/version.py): Heroku's slug must keep the file
+    assert not ignored("pyproject.toml", ignore_patterns(PROJECT_ROOT / SLUGIGNORE))
+
+
+def test_the_changelog_has_an_entry_for_this_version():
+    changelog = (PROJECT_ROOT / "CHANGELOG.md").read_text()
+    assert "[Keep a Changelog](https://keepachangelog.com/en/1.1.0/)" in changelog
+    assert re.search(rf"^## \[{re.escape(VERSION)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.MULTILINE)
+
+
+def test_the_model_card_names_the_service_version(client):
+    card = client.get("/model.json").get_json()
+    assert card["service_version"] == VERSION and card["name"] != VERSION
+
+
+def test_every_request_body_type_is_a_named_schema(app_and_document):
+    _, document = app_and_document
+    for path, operations in document["paths"].items():
+        for op in operations.values():
+            for media_type, content in op.get("requestBody", {}).get("content", {}).items():
+                schemas = content["schema"].get("oneOf", [content["schema"]])
+                for schema in schemas:
+                    assert list(schema) == ["$ref"], (path, media_type)
+                    assert schema["$ref"].removeprefix("#/components/schemas/") in document["components"]["schemas"]
+
+
+def test_a_python_client_generates_from_the_document_without_a_warning(app_and_document, tmp_path):
+    _, document = app_and_document
+    package = generate_client(document, tmp_path)
+    for ops in document["paths"].values():
+        for op in ops.values():
+            name = re.sub(r"(?<!^)(?=[A-Z])", "_", op["operationId"]).lower()
+            assert (package / "api" / op["tags"][0] / f"{name}.py").is_file(), name
+    for name in ("image_file_form", "image_text_form", "image_json", "image_batch_json", "prediction", "number"):
+        assert (package / "models" / f"{name}.py").is_file(), name
+
+
+def test_markdown_is_rendered_and_everything_else_escaped():
+    assert markdown_html("One `code` and **strong**.\n\n- `a`: x\n- b <i>") == (
+        "<p>One <code>code</code> and <strong>strong</strong>.</p>\n<ul><li><code>a</code>: x</li><li>b &lt;i&gt;</li></ul>"
+    )
+    assert (
+        markdown_html("`<script>` & <b>**x</b>**")
+        == "<p><code>&lt;script&gt;</code> &amp; &lt;b&gt;<strong>x&lt;/b&gt;</strong></p>"
+    )
+
+
+def test_the_docs_page_shows_no_raw_markdown_and_its_examples_post_files_that_exist(app_and_document):
+    app, document = app_and_document
+    html = app.test_client().get("/docs", headers={"Host": "digits.example"}).get_data(as_text=True)
+    assert "`" not in html and "**" not in html
+    assert f"<small>{VERSION}</small>" in html and "licence MIT" in html
+    assert "<li><code>missing_image</code>: No image in the request.</li>" in html  # one error per line
+    examples = re.search(r'<h2 id="try-it">.*?<pre>(.*?)</pre>', html, re.DOTALL)[1]
+    files = re.findall(r"@(\S+) ", examples)
+    assert set(files) == {"examples/three.png", "examples/number.png"}
+    assert all((PROJECT_ROOT / name).is_file() for name in files)
+    assert "http://digits.example/recognize.json" in examples
+    assert ("$API_KEY" in examples) == bool(app.config["API_KEYS"])
+    for name in document["components"]["schemas"]:
+        assert f'id="schema-{name}"' in html

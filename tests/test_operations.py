@@ -9,6 +9,7 @@ import pytest
 from server import create_app
 from tests.helpers import CANVAS_SEVEN, assert_answer, assert_error
 from web.access import bearer_token, key_is_valid
+from web.settings import REQUEST_TIME_LIMIT
 
 KEYS = ("first-key-0123456789", "second-key-9876543210")
 
@@ -193,6 +194,13 @@ def test_metrics_count_requests_latency_inference_and_the_model(classifier):
     assert metric_value(text, "digits_inference_batch_size_sum") == 7
     assert metric_value(text, "digits_inference_batch_size_bucket", le="1.0") == 3
     assert metric_value(text, "digits_http_requests_in_flight") == 1  # the /metrics request itself
+    # the latency buckets reach the longest a request may take (gunicorn's timeout), and no further
+    buckets = re.findall(
+        r'^digits_http_request_duration_seconds_bucket\{le="([^"]+)",route="/recognize.json"\}', text, re.M
+    )
+    assert buckets[-2:] == [f"{float(REQUEST_TIME_LIMIT)}", "+Inf"]
+    # outside gunicorn no hook reads the worker's memory: the gauge is left out rather than shown as 0
+    assert "digits_worker_resident_memory_bytes" not in text
     assert (
         metric_value(text, "digits_model_info", runtime=classifier.runtime_name, sha256=classifier.model_sha256[:12])
         == 1

@@ -1,10 +1,9 @@
-"""The drawing page in a real browser: Debian's Chromium driven by Playwright, against the Procfile's gunicorn.
+"""The drawing page in a real browser: Chromium driven by Playwright, against the Procfile's gunicorn.
 
 Screenshots land in test-artifacts/page/ (ignored by git) for people to look at.
 """
 
 import re
-import shutil
 
 import playwright.sync_api as playwright_api
 import pytest
@@ -17,7 +16,6 @@ from training.numbers import number_set
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "page"
 # Where a digit's strokes go on the canvas, as shares of its size: a box like the one people draw in.
 DIGIT_BOX = (0.3, 0.15, 0.4, 0.7)  # left, top, width, height
@@ -37,15 +35,10 @@ def service(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium (Playwright downloads no browser here)."""
-    if CHROMIUM is None:
-        pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does)")
+def browser(chromium):
+    """Headless Chromium (tests/conftest.py: skipped without one, failed under REQUIRE_BROWSER=1), screenshots' folder made."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
+    return chromium
 
 
 @pytest.fixture
@@ -482,3 +475,30 @@ def test_number_mode_reads_an_uploaded_picture_and_boxes_its_digits(page, tmp_pa
     playwright_api.expect(page.get_by_test_id("prediction")).to_have_text(re.compile(r"^\d$"), timeout=10_000)
     page.get_by_test_id("undo").click()  # the picture goes
     playwright_api.expect(page.get_by_test_id("message")).to_have_text("Nothing drawn yet")
+
+
+def test_the_idle_hint_is_in_the_texts_colour_and_errors_in_the_error_colour(page, tmp_path):
+    expect = playwright_api.expect
+    message = page.get_by_test_id("message")
+
+    def colour() -> str:
+        return message.evaluate("element => getComputedStyle(element).color")
+
+    text_colour = page.evaluate("() => getComputedStyle(document.body).color")
+    error_colour = page.evaluate(
+        "() => { const probe = document.createElement('span'); probe.style.color = 'var(--error)'; "
+        "document.body.append(probe); const colour = getComputedStyle(probe).color; probe.remove(); return colour; }"
+    )
+    assert error_colour != text_colour
+    expect(message).to_have_text("Nothing drawn yet")  # what a newcomer sees first: a hint, not an error
+    expect(message).to_be_visible()
+    assert colour() == text_colour
+    page.screenshot(path=ARTIFACTS / "desktop-idle.png")
+    notes = tmp_path / "notes.png"
+    notes.write_text("shopping list: milk, eggs")
+    page.get_by_test_id("upload").set_input_files(str(notes))
+    expect(message).to_have_text("That file is not an image", timeout=10_000)
+    assert colour() == error_colour
+    page.get_by_test_id("clear").click()  # idle again: the hint, in the text's colour again
+    expect(message).to_have_text("Nothing drawn yet")
+    assert colour() == text_colour

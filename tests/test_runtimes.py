@@ -9,6 +9,7 @@ import pytest
 
 from bench.service import PROJECT_ROOT
 from model.classifier import Classifier
+from tests.helpers import NEEDS_PROC
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,7 @@ def test_unknown_runtime_is_refused():
         Classifier.load(runtime="onnx")
 
 
+@NEEDS_PROC
 def test_the_service_keeps_numpy_to_one_thread_per_worker():
     """Workers each fill a core; BLAS threads of their own would spin and slow the other workers."""
     program = (

@@ -8,15 +8,27 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT
 from web.errors import ERRORS
-from web.settings import SETTINGS, SettingError, current_settings, main, read_settings
+from web.settings import (
+    SETTINGS,
+    SettingError,
+    core_count,
+    current_settings,
+    fitting_workers,
+    main,
+    memory_limit,
+    read_settings,
+)
+
+MB = 2**20
 
 
 def test_every_default_is_allowed_and_the_defaults_are_what_the_readme_says():
     settings = read_settings({})
-    assert settings["MAX_CONTENT_LENGTH"] == 10 * 1024 * 1024 and settings["WEB_CONCURRENCY"] == 1
+    assert settings["MAX_CONTENT_LENGTH"] == 10 * 1024 * 1024
+    assert settings["WEB_CONCURRENCY"] == fitting_workers({}) and 1 <= settings["WEB_CONCURRENCY"] <= core_count()
     # each default, written out as an operator would, reads back as itself
     for item in SETTINGS:
-        if callable(item.default) or item.name in ("API_KEYS", "CORS_ORIGINS"):
+        if callable(item.default) or item.default is None or item.name in ("API_KEYS", "CORS_ORIGINS"):
             continue
         written = str(int(item.default)) if isinstance(item.default, bool) else str(item.default)
         assert item.read({item.name: written}) == item.default, item.name
@@ -75,7 +87,7 @@ def test_allowed_values_are_read():
     )
     assert settings["PORT"] == 8080 and settings["MAX_NUMBER_GROUPS"] == 2000
     assert settings["CORS_ORIGINS"] == ("https://a.example.com", "http://localhost:3000")
-    assert read_settings({"SOURCE_VERSION": "build-1"})["SENTRY_RELEASE"] == "build-1"
+    assert read_settings({"SENTRY_TRACES_SAMPLE_RATE": "0"})["SENTRY_TRACES_SAMPLE_RATE"] == 0.0  # asked for: kept
 
 
 def test_a_process_reads_its_settings_once_and_cannot_change_them(monkeypatch):
@@ -107,7 +119,7 @@ def test_the_readme_configuration_table_lists_every_setting_with_its_default():
     rows = {match[1]: match[2] for match in re.finditer(r"^\| `([A-Z_]+)` \| ([^|]+) \|", section, re.M)}
     for item in SETTINGS:
         assert item.name in rows, item.name
-        if callable(item.default) or item.default in ((), "", False):
+        if callable(item.default) or item.default in ((), "", False, None):
             continue
         default = item.default
         if isinstance(default, float) and default.is_integer():
@@ -122,3 +134,78 @@ def test_the_api_docs_errors_table_lists_every_error_code_with_its_status():
     section = api.split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
     rows = {match[2]: int(match[1]) for match in re.finditer(r"^\| (\d{3}) \| `([a-z_]+)` \|", section, re.M)}
     assert rows == {code: error.status for code, error in ERRORS.items()}
+
+
+def cgroup(folder: Path, memory: int | None = None, quota: str = "max 100000", version: int = 2) -> Path:
+    """A container's cgroup files as the kernel writes them: its memory limit (None: none) and CPU quota, v2 or v1."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if version == 2:
+        (folder / "memory.max").write_text(f"{memory if memory is not None else 'max'}\n")
+        (folder / "cpu.max").write_text(quota + "\n")
+    else:
+        (folder / "memory").mkdir()
+        (folder / "memory" / "memory.limit_in_bytes").write_text(f"{memory or 9223372036854771712}\n")
+        (folder / "cpu").mkdir()
+        quota_us, period_us = quota.replace("max", "-1").split()
+        (folder / "cpu" / "cpu.cfs_quota_us").write_text(quota_us + "\n")
+        (folder / "cpu" / "cpu.cfs_period_us").write_text(period_us + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize(
+    ("dyno", "memory", "cores", "workers"),
+    [
+        # Heroku's dynos: standard ones run on 8 shared cores, performance ones on their own
+        ("standard-1X", 512 * MB, 8, 2),
+        ("standard-2X", 1024 * MB, 8, 4),
+        ("performance-M", 2560 * MB, 2, 2),
+        ("performance-L", 14 * 1024 * MB, 8, 8),
+        ("a container of 200 MB", 200 * MB, 4, 1),
+    ],
+)
+def test_the_default_worker_count_is_one_per_core_as_many_as_the_memory_holds(
+    monkeypatch, tmp_path, version, dyno, memory, cores, workers
+):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    limits = cgroup(tmp_path, memory, version=version)
+    assert memory_limit(limits) == memory and core_count(limits) == cores
+    assert fitting_workers({}, limits) == workers, dyno
+
+
+def test_a_cpu_quota_and_threads_and_keras_mean_fewer_workers(monkeypatch, tmp_path):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
+    limits = cgroup(tmp_path, 14 * 1024 * MB, quota="250000 100000")  # 2.5 CPUs
+    assert core_count(limits) == 3 and fitting_workers({}, limits) == 3
+    assert fitting_workers({"MODEL_RUNTIME": "keras"}, cgroup(tmp_path / "1GB", 1024 * MB)) == 1
+    assert fitting_workers({"WEB_THREADS": "4"}, cgroup(tmp_path / "1GB-threads", 1024 * MB)) == 1
+
+
+def test_no_memory_limit_means_the_machines_memory(tmp_path):
+    assert memory_limit(cgroup(tmp_path / "v2", None)) == memory_limit(cgroup(tmp_path / "v1", None, version=1))
+    assert 0 < memory_limit(tmp_path / "nowhere") < 2**40
+
+
+def test_a_worker_count_a_buildpack_chose_is_set_aside_and_the_operators_is_obeyed():
+    fit = fitting_workers({})
+    # Heroku's classic Python buildpack: 2 x cores + 1 on performance dynos, 33 on performance-2XL (over the limit)
+    for chosen in ("5", "17", "33"):
+        environ = {"WEB_CONCURRENCY": chosen, "WEB_CONCURRENCY_SET_BY": "heroku/python"}
+        assert read_settings(environ)["WEB_CONCURRENCY"] == fit
+    assert read_settings({"WEB_CONCURRENCY": "3"})["WEB_CONCURRENCY"] == 3
+    assert read_settings({"WEB_CONCURRENCY": "3", "WEB_CONCURRENCY_SET_BY": ""})["WEB_CONCURRENCY"] == 3
+    with pytest.raises(SettingError, match="WEB_CONCURRENCY='33' is not allowed"):
+        read_settings({"WEB_CONCURRENCY": "33"})
+
+
+def test_litert_needs_only_the_tflite_export_and_keras_its_keras_file(tmp_path):
+    for name in ("digits.tflite", "digits.json"):
+        (tmp_path / name).write_bytes((PROJECT_ROOT / "model" / name).read_bytes())
+    model = str(tmp_path / "digits.keras")  # not there, as in the slug (.slugignore)
+    assert read_settings({"MODEL_PATH": model})["MODEL_PATH"] == model
+    with pytest.raises(SettingError) as raised:
+        read_settings({"MODEL_PATH": model, "MODEL_RUNTIME": "keras"})
+    assert str(raised.value).startswith(f"MODEL_PATH={model!r} is not allowed with MODEL_RUNTIME=keras: ")
+    (tmp_path / "digits.tflite").unlink()
+    with pytest.raises(SettingError, match="MODEL_PATH="):
+        read_settings({"MODEL_PATH": model})

@@ -1,5 +1,6 @@
 """The application factory, as Flask's tutorial has it: each concern set up by its own module, in order."""
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from flask import Flask
 from web import classifier, debug, error_handlers, hooks, logs, metrics, openapi, reporting, routes
 from web.settings import current_settings
 from web.uploads import UploadRequest
+from web.version import VERSION
 
 # The app's name, which Flask gives its own logger ("ERROR server: Exception on ..."): the one it had in server.py.
 APP_NAME = "server"
@@ -36,4 +38,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if app.config["ENABLE_DEBUG_ROUTES"]:
         app.register_blueprint(debug.bp)
     error_handlers.init_app(app)
+    # one line per gunicorn worker (each makes its app): which release it serves
+    logs.logger.info("digit-recognition %s ready in process %s", VERSION, os.getpid())
     return app

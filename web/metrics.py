@@ -27,16 +27,19 @@ from prometheus_client import (
     values,
 )
 
+from web.settings import REQUEST_TIME_LIMIT
+
 logger = logging.getLogger(__name__)
 
-# Request latency buckets, seconds: a 28x28 upload takes milliseconds, a phone photo a tenth of a second.
-LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Request latency buckets, seconds: a 28x28 upload takes milliseconds, a phone photo a tenth of a second, a page of
+# numbers seconds; up to the longest a request may take before gunicorn aborts it.
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float(REQUEST_TIME_LIMIT))
 # Network call buckets, seconds: one image takes about a millisecond, a batch of 64 some tens.
 INFERENCE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 # Images per network call: 1 for a single upload, up to the batch limit.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 # The files a worker writes in the shared folder, by the prefix prometheus_client gives each kind of metric.
-SHARED_FILE_PREFIXES = ("counter", "histogram", "gauge_livesum", "gauge_max")
+SHARED_FILE_PREFIXES = ("counter", "histogram", "gauge_livesum", "gauge_max", "gauge_liveall")
 # Bytes reserved on disk for each of them: far more than this service's few label values take (prometheus_client
 # would grow a fuller file, which could then meet a full disk).
 SHARED_FILE_BYTES = 1024 * 1024
@@ -88,7 +91,7 @@ def reserve_shared_files(folder: str) -> str | None:
 
 
 class Metrics:
-    """The service's metrics: requests, latency, network calls, batch sizes, requests in flight, the model."""
+    """The service's metrics: requests, latency, network calls, batch sizes, requests in flight, memory, the model."""
 
     def __init__(self, model: dict[str, str]) -> None:
         self.folder = multiprocess_folder()
@@ -158,6 +161,9 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.model.labels(**model).set(1)
+        # the worker's resident memory, made at its first reading (gunicorn.conf.py's hooks: at the worker's start,
+        # then after each request), so that no 0 stands in for it before, nor in a process outside gunicorn
+        self.memory: Gauge | None = None
         # (method, route, status) -> the labelled counter and histogram: few, since routes are patterns
         self._children: dict[tuple[str, str, int], tuple] = {}
 
@@ -172,6 +178,17 @@ class Metrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_memory(self, resident_bytes: int) -> None:
+        """Record this worker's resident memory, in bytes."""
+        if self.memory is None:
+            self.memory = Gauge(
+                "digits_worker_resident_memory_bytes",
+                "Resident memory of each worker (a series per live worker, by pid), at its start and after each request.",
+                registry=self.registry,
+                multiprocess_mode="liveall",
+            )
+        self.memory.set(resident_bytes)
 
     def observe_inference(self, images: int, seconds: float) -> None:
         """Record one call of the network: how many images and how long it took."""

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from web.answers import answer_body, batch_body, included_extras, number_body
 from web.errors import RETRY_AFTER_SECONDS, ApiError
 from web.uploads import request_upload
+from web.version import VERSION
 
 bp = Blueprint("api", __name__)
 
@@ -57,8 +58,8 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/model.json")
 def model_card() -> ResponseReturnValue:
-    """The model card and the model file's sha256."""
-    return jsonify(current_app.extensions["classifier"].describe())
+    """The model card, the model file's sha256, and the service's version (the web layer's, not the model's)."""
+    return jsonify({**current_app.extensions["classifier"].describe(), "service_version": VERSION})
 
 
 @bp.get("/metrics")

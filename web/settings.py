@@ -10,6 +10,7 @@ tests. Each value is checked at start:
 """
 
 import functools
+import math
 import os
 import re
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from model import DEFAULT_MODEL_PATH, tflite_path_for
+from model import DEFAULT_MODEL_PATH, served_file, tflite_path_for
 from model.limits import (
     DEFAULT_MAX_DECODED_BYTES,
     DEFAULT_MAX_GROUPS,
@@ -30,6 +31,9 @@ from model.limits import (
 
 # Seconds a connection has to deliver its request (head and body): REQUEST_READ_TIMEOUT's default.
 DEFAULT_READ_TIMEOUT = 10.0
+# Seconds a request may take before gunicorn aborts its worker (the client gets 504): gunicorn.conf.py's `timeout`,
+# Heroku's router limit; the latency histogram's last bucket (web/metrics.py).
+REQUEST_TIME_LIMIT = 30
 # The largest request body: MAX_UPLOAD_BYTES's default.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # The largest MAX_UPLOAD_BYTES allowed: a worker holds up to two parked uploads and one being read.
@@ -45,6 +49,18 @@ ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 API_KEY = re.compile(r"^[!-+\--~]+$")
 # A Sentry DSN: scheme://public_key@host[:port]/[path/]project_id.
 SENTRY_DSN = re.compile(r"^https?://[^@/\s]+@[^/\s]+/(\S+/)?\d+$")
+# WEB_CONCURRENCY when the operator did not choose it: one worker per core, as many as the memory holds at their peak
+# (docs/PERFORMANCE.md, "Memory and dyno sizes": the master holds about 27 MB; a worker rests at about 111-114 MB with
+# LiteRT, about 550 MB with Keras; a request at the limits adds up to about 110 MB while it runs, one per thread).
+MASTER_BYTES = 30 * 2**20
+WORKER_RESTING_BYTES = MappingProxyType({"litert": 115 * 2**20, "keras": 600 * 2**20})
+REQUEST_PEAK_BYTES = 110 * 2**20
+# The most workers WEB_CONCURRENCY may ask for.
+MOST_WORKERS = 32
+# The container's limits: cgroup v2 files at this root, cgroup v1 files in its controllers' folders.
+CGROUP = Path("/sys/fs/cgroup")
+# A cgroup v1 memory limit above this means none (the kernel then writes about 8 EiB; Heroku's buildpack reads it so).
+NO_MEMORY_LIMIT = 2**40
 
 
 class SettingError(ValueError):
@@ -62,6 +78,8 @@ class Setting:
     meaning: str
     key: str = ""  # the app.config key, when it is not the variable's name
     secret: bool = False  # never shown: a bad value is named, not printed
+    # who set the variable when a platform did, not the operator ("" for the operator): such a value is read as unset
+    set_by_platform: Callable[[Mapping[str, str]], str] | None = None
 
     @property
     def config_key(self) -> str:
@@ -69,8 +87,9 @@ class Setting:
         return self.key or self.name
 
     def read(self, environ: Mapping[str, str]) -> Any:
-        """The value from the environment, or the default; SettingError for a value that is not allowed."""
-        if self.name not in environ:
+        """The value from the environment, or the default (also for a value a platform set); SettingError for a value
+        that is not allowed."""
+        if self.name not in environ or (self.set_by_platform is not None and self.set_by_platform(environ)):
             return self.default(environ) if callable(self.default) else self.default
         text = environ[self.name]
         try:
@@ -155,10 +174,65 @@ def plain_text(text: str) -> str:
 
 
 def model_file(text: str) -> str:
-    """A .keras model file with its TensorFlow Lite export beside it (each runtime serves one of the two)."""
-    if not Path(text).is_file() or not tflite_path_for(text).is_file():
+    """A model's .keras path where a runtime's file lies: the .keras itself or its TensorFlow Lite export beside it.
+
+    Which of the two must be there depends on MODEL_RUNTIME: read_settings checks that one (served_file), so that a
+    slug without the .keras files (.slugignore) serves with LiteRT.
+    """
+    if not Path(text).is_file() and not tflite_path_for(text).is_file():
         raise ValueError(text)
     return text
+
+
+def memory_limit(cgroup: Path = CGROUP) -> int:
+    """Bytes this container may use: its cgroup's memory limit (v2, else v1), never more than the machine has."""
+    try:
+        machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not told on this system
+        machine = NO_MEMORY_LIMIT
+    for path in (cgroup / "memory.max", cgroup / "memory" / "memory.limit_in_bytes"):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < NO_MEMORY_LIMIT:
+            return min(int(text), machine)
+    return machine
+
+
+def core_count(cgroup: Path = CGROUP) -> int:
+    """CPU cores this process may use: those it may run on (as `nproc` counts), fewer under a cgroup CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    v1 = cgroup / "cpu"
+    quotas = (
+        lambda: (cgroup / "cpu.max").read_text().split(),  # v2: "<quota> <period>", or "max <period>"
+        lambda: [(v1 / "cpu.cfs_quota_us").read_text(), (v1 / "cpu.cfs_period_us").read_text()],  # v1: -1 for none
+    )
+    for read in quotas:
+        try:
+            quota, period = (int(field) for field in read())
+        except (OSError, ValueError):  # absent, or no quota
+            continue
+        if quota > 0 and period > 0:
+            return max(1, min(cores, math.ceil(quota / period)))
+    return max(1, cores)
+
+
+def fitting_workers(environ: Mapping[str, str], cgroup: Path = CGROUP) -> int:
+    """WEB_CONCURRENCY's default: one worker per core, no more than the memory holds at their peak, at least one."""
+    try:
+        runtime, threads = SETTING["MODEL_RUNTIME"].read(environ), SETTING["WEB_THREADS"].read(environ)
+    except SettingError:  # read_settings names the bad value itself
+        runtime, threads = "litert", 1
+    worker = WORKER_RESTING_BYTES[runtime] + threads * REQUEST_PEAK_BYTES
+    by_memory = (memory_limit(cgroup) - MASTER_BYTES) // worker
+    return max(1, min(core_count(cgroup), by_memory, MOST_WORKERS))
+
+
+def concurrency_set_by(environ: Mapping[str, str]) -> str:
+    """Who set WEB_CONCURRENCY when a buildpack did, not the operator: its WEB_CONCURRENCY_SET_BY (Heroku's buildpacks
+    write their name there, e.g. heroku/python, beside the value they chose for the dyno); "" otherwise."""
+    return environ.get("WEB_CONCURRENCY_SET_BY", "").strip() if "WEB_CONCURRENCY" in environ else ""
 
 
 def log_level(text: str) -> str:
@@ -166,11 +240,6 @@ def log_level(text: str) -> str:
     if text.upper() not in LOG_LEVELS:
         raise ValueError(text)
     return text.upper()
-
-
-def release(environ: Mapping[str, str]) -> str:
-    """The Sentry release when SENTRY_RELEASE is unset: Heroku's slug commit (dyno metadata), else the build's."""
-    return environ.get("HEROKU_SLUG_COMMIT") or environ.get("SOURCE_VERSION", "")
 
 
 SETTINGS = (
@@ -184,10 +253,12 @@ SETTINGS = (
     ),
     Setting(
         "WEB_CONCURRENCY",
-        1,
-        whole(1, 32),
-        "a whole number of workers from 1 to 32",
-        "gunicorn worker processes (Heroku's buildpack sets it per dyno size); each loads its own copy of the networks",
+        fitting_workers,
+        whole(1, MOST_WORKERS),
+        f"a whole number of workers from 1 to {MOST_WORKERS}",
+        "gunicorn worker processes, each with its own copy of the networks (unset, or set by Heroku's buildpack: one "
+        "per core, as many as the memory holds)",
+        set_by_platform=concurrency_set_by,
     ),
     Setting(
         "WEB_THREADS",
@@ -214,7 +285,7 @@ SETTINGS = (
         "MODEL_PATH",
         str(DEFAULT_MODEL_PATH),
         model_file,
-        "a .keras model file with its .tflite export beside it",
+        "a .keras model path with the file its runtime serves: the .keras itself, or for litert the .tflite beside it",
         "the model to serve; its card (`.json`) and TensorFlow Lite export (`.tflite`) lie beside it",
     ),
     Setting(
@@ -300,20 +371,26 @@ SETTINGS = (
         "turns on error reporting to Sentry",
         secret=True,
     ),
-    Setting("SENTRY_ENVIRONMENT", "production", plain_text, "a name on one line", "Sentry environment"),
     Setting(
-        "SENTRY_RELEASE",
-        release,
+        "SENTRY_ENVIRONMENT",
+        "",
         plain_text,
         "a name on one line",
-        "Sentry release (unset: `$HEROKU_SLUG_COMMIT`, else `$SOURCE_VERSION`, else none)",
+        "Sentry environment (unset: the SDK's own, `production`)",
+    ),
+    Setting(
+        "SENTRY_RELEASE",
+        "",
+        plain_text,
+        "a name on one line",
+        "Sentry release (unset: the SDK's own choice, on Heroku `$HEROKU_BUILD_COMMIT`)",
     ),
     Setting(
         "SENTRY_TRACES_SAMPLE_RATE",
-        0.0,
+        None,
         number(0.0, 1.0),
         "a number from 0 to 1",
-        "share of requests traced for Sentry performance",
+        "share of requests traced for Sentry performance (unset: no tracing)",
     ),
     Setting(
         "API_KEYS",
@@ -355,9 +432,19 @@ SETTINGS = (
 )
 
 
+# Each setting by its variable's name.
+SETTING = MappingProxyType({setting.name: setting for setting in SETTINGS})
+
+
 def read_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     """Every setting from the environment, checked, keyed as app.config has them; SettingError names the first bad one."""
-    return {setting.config_key: setting.read(environ) for setting in SETTINGS}
+    settings = {setting.config_key: setting.read(environ) for setting in SETTINGS}
+    if not served_file(settings["MODEL_PATH"], settings["MODEL_RUNTIME"]).is_file():
+        raise SettingError(
+            f"MODEL_PATH={settings['MODEL_PATH']!r} is not allowed with MODEL_RUNTIME={settings['MODEL_RUNTIME']}: "
+            f"{SETTING['MODEL_PATH'].allowed}."
+        )
+    return settings
 
 
 @functools.cache

@@ -37,8 +37,6 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
-from http import HTTPStatus
 
 from gunicorn.http.body import Body, ChunkedReader
 from gunicorn.http.errors import (
@@ -61,11 +59,10 @@ from gunicorn.http.errors import (
     ParseException,
     UnsupportedTransferCoding,
 )
-from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.sync import SyncWorker
 
 from web.access import request_id
-from web.errors import RETRY_AFTER_SECONDS, raw_error_response, status_of
+from web.errors import RETRY_AFTER_SECONDS, raw_error_response
 from web.settings import DEFAULT_READ_TIMEOUT, current_settings
 
 # How long a worker waits for a new connection's request before parking it as a slow client.
@@ -704,27 +701,12 @@ class GuardedSyncWorker(SyncWorker):
             )
         else:
             code, message = next((code, message) for kinds, code, message in REFUSALS if isinstance(exc, kinds))
-            if req is None and isinstance(exc, (InvalidHeader, InvalidHeaderName)):
-                req = getattr(exc, "req", None)  # a bad header: the request read so far, for the access log
             self.log.warning("Invalid request from ip=%s: %s", addr[0], printable(str(exc)))
         answer = raw_error_response(code, message, headers)
         try:
             client.sendall(answer)
         except Exception:  # the client is gone
             self.log.debug("Failed to send error message.")
-        if req is not None:
-            try:
-                self.log_access(req, client, addr, status_of(code), len(answer))
-            except Exception:  # a log line must not take the worker down
-                self.log.exception("Could not write the access log line")
-
-    def log_access(self, req, client, addr: tuple, status: int, length: int) -> None:
-        """An access log line for an answer written here, as gunicorn writes one for its own error pages."""
-        environ = default_environ(req, client, self.cfg)
-        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = addr[0], str(addr[1])
-        response = Response(req, client, self.cfg)
-        response.status, response.response_length = f"{status} {HTTPStatus(status).phrase}", length
-        self.log.access(response, req, environ, timedelta(seconds=time.monotonic() - self.request_started))
 
     # --- the hard time limit ---
 
