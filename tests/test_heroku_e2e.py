@@ -50,6 +50,7 @@ NEEDED = (
     "gunicorn.conf.py",
     "server.py",
     "app.json",
+    "project.toml",
     "examples/three.png",
 )
 
@@ -71,6 +72,12 @@ def test_app_json_deploys_the_service_with_no_setting_required(client):
     for environment in app.get("environments", {}).values():
         read_settings(environment.get("env", {}))  # every value it sets is allowed
     assert client.get(app["success_url"]).status_code == 200
+
+
+def test_firs_project_descriptor_leaves_out_what_the_slugignore_does():
+    descriptor = tomllib.loads((PROJECT_ROOT / "project.toml").read_text())
+    assert descriptor["_"]["schema-version"] == "0.2"
+    assert descriptor["io"]["buildpacks"]["exclude"] == ignore_patterns(PROJECT_ROOT / SLUGIGNORE)
 
 
 def test_the_ignore_patterns_read_as_git_and_heroku_read_them():
