@@ -13,8 +13,10 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
+from web.logs import log_value
 from web.settings import (
     REQUEST_TIME_LIMIT,
     concurrency_set_by,
@@ -95,7 +97,7 @@ def on_starting(server):
     current_settings.cache_clear()  # the workers read their settings again, this folder among them
 
 
-def when_ready(server):
+def when_ready(server: Arbiter) -> None:
     """Say how many workers start, and who chose that: the operator (WEB_CONCURRENCY), or the service for this machine."""
     count, cores, megabytes = server.num_workers, core_count(), memory_limit() // 2**20
     set_by = concurrency_set_by(os.environ)
@@ -107,9 +109,12 @@ def when_ready(server):
         else:
             server.log.info("workers: %d (WEB_CONCURRENCY)", count)
         return
-    unused = f"; the WEB_CONCURRENCY={os.environ['WEB_CONCURRENCY'].strip()} that {set_by} set is not used"
+    # unset (Fir's buildpack, a local run) or the buildpack's choice, which is named but not used
+    unused = (
+        f"; the WEB_CONCURRENCY={os.environ['WEB_CONCURRENCY'].strip()} that {set_by} set is not used" if set_by else ""
+    )
     message = "workers: %d, one per core, as many as the memory holds (%d cores, %d MB)%s"
-    server.log.info(message, count, cores, megabytes, unused if set_by else "")
+    server.log.info(message, count, cores, megabytes, unused)
 
 
 def resident_bytes(statm: int) -> int:
@@ -150,7 +155,7 @@ def post_request(worker, req, environ, resp):
             "worker holds %d MB after %s %s (%d MB at rest): restarting it to give the memory back",
             held // 2**20,
             req.method,
-            req.path,
+            log_value(req.path),
             worker.resting_bytes // 2**20,
         )
         worker.alive = False

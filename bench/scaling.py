@@ -7,13 +7,12 @@ in turn, and loads each with `wrk` (one thread, as in `bench.throughput`) at eac
 concurrent clients: every request a multipart upload of an MNIST test digit as a PNG with a fresh
 boundary. Prints requests/s, p50/p99, errors and total RSS (master + workers) per worker count, and
 the requests/s against one worker's. A worker reads one image at a time on one core, so the
-figures grow with the workers up to the machine's cores (`os.cpu_count()`, printed; wrk takes part
-of one), and no further: more dynos or replicas, each with its own cores, are how to go past that
+figures grow with the workers up to the cores the service may use (`core_count()`, printed: the CPU
+affinity, fewer under a cgroup CPU quota; wrk takes part of one), and no further: more dynos or replicas, each with its own cores, are how to go past that
 (docs/PERFORMANCE.md, "Scaling out").
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from bench.service import start_service
 from bench.throughput import Load, check_answer, memory, run_wrk, write_mnist_upload, wrk_missing
+from model.machine import core_count
 
 # seconds of load at 8 clients after a start and before measuring, not reported
 WARM_UP_SECONDS = 2
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(name)
         payload, script, digit = write_mnist_upload(folder, arguments.data)
         print(
-            f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {arguments.duration} s per load, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {core_count()} cores for the service, {arguments.duration} s per load, "
             f"payload: MNIST test digit {digit} as a {payload.stat().st_size}-byte 28x28 PNG\n",
             flush=True,
         )

@@ -23,7 +23,7 @@ def tflite_path_for(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".tflite")
 
 
+# A slug may hold only the served files (.slugignore): the .tflite exports without their .keras files.
 def served_file(model_path: str | Path, runtime: str) -> Path:
-    """The file a runtime serves for the network named by its .keras path: the .tflite beside it for `litert`, the
-    .keras itself for `keras` (a slug may hold only the served ones, see .slugignore)."""
+    """The file a runtime serves for a network named by its .keras path: the .tflite beside it (litert), or the .keras."""
     return tflite_path_for(model_path) if runtime == "litert" else Path(model_path)

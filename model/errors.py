@@ -1,4 +1,10 @@
-"""Domain errors of the model package; the web layer maps each to an HTTP status."""
+"""Domain errors of the model package, and the one JSON shape of every error; the web layer maps each to an HTTP
+status."""
+
+
+def error_answer(code: str, message: str) -> dict:
+    """The one JSON shape of every error, the API's and the offline reader's: {"error": {"code", "message"}}."""
+    return {"error": {"code": code, "message": message}}
 
 
 class RecognitionError(Exception):

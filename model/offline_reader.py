@@ -1,4 +1,4 @@
-"""Read a folder (or a list) of image files offline, with the service's decoding, networks and limits, on every core.
+"""Read a folder (or a list) of image files offline, with the service's decoding, networks and limits, on its cores.
 
     python -m model.offline_reader scans/ [--numbers] [--format csv|jsonl] [--output FILE] [--workers N]
 
@@ -14,6 +14,8 @@ import collections
 import concurrent.futures
 import contextlib
 import csv
+import errno
+import itertools
 import json
 import logging
 import multiprocessing
@@ -24,16 +26,19 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any
 
 from PIL import Image
 from tqdm import tqdm
 
 from model import DEFAULT_MODEL_PATH
-from model.classifier import Classifier, NumberDigit, Prediction, number_text
+from model.answers import number_answer
+from model.classifier import Classifier
 from model.decoding import READABLE_FORMATS
-from model.errors import ImageTooLargeError, RecognitionError
+from model.errors import ImageTooLargeError, RecognitionError, error_answer
 from model.limits import DEFAULT_LIMITS, NumberLimits
+from model.machine import CGROUP, MEMBERSHIP, core_count, memory_limit
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +48,13 @@ RUNTIME = "litert"
 # never meets one (its uploads are bytes), so this code is the offline reader's own, not one of web/errors.py's.
 UNREADABLE_FILE = "unreadable_file"
 # The error code of a file whose reading raised something unexpected or ended its process (a crash in a decoder): the
-# API's code for its own bugs.
+# API's code for its own bugs (web/errors.py's ERRORS holds it; tests/test_offline_reader.py checks that it does).
 INTERNAL = "internal"
+# Memory one reading process holds at most: about 110 MB with the networks loaded and small images, up to 200 MB while
+# it reads the largest photos the limits allow ("Speed and memory" in docs/OFFLINE.md); and the parent, which lists the
+# files and writes the rows (about 63 MB). The default --workers is as many as the memory holds at that.
+READER_BYTES = 200 * 2**20
+PARENT_BYTES = 70 * 2**20
 # Files handed to the pool ahead of the row being written, per worker: enough to keep every worker busy, few enough
 # that a million files never become a million pending tasks.
 QUEUED_PER_WORKER = 4
@@ -52,13 +62,26 @@ QUEUED_PER_WORKER = 4
 DIGIT_COLUMNS = ("file", "digit", "confidence", "is_digit", "error", "message")
 NUMBER_COLUMNS = ("file", "number", "lines", "error", "message")
 FORMATS = ("csv", "jsonl")
-# Exit statuses: every file read; some file's row is an error; the command line is wrong (argparse's); the networks
-# cannot be loaded; interrupted.
+# Exit statuses, each with its meaning in EXIT_STATUSES (--help and docs/OFFLINE.md's table, which a test compares).
 EXIT_ALL_READ = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NO_NETWORKS = 3
+EXIT_NO_FILES = 4
 EXIT_INTERRUPTED = 130
+# The reader of the output went away (| head): 128 + SIGPIPE, as a shell reports a command that a closed pipe ended.
+EXIT_BROKEN_PIPE = 141
+EXIT_STATUSES = MappingProxyType(
+    {
+        EXIT_ALL_READ: "every file was read (pictures that are not digits included)",
+        EXIT_SOME_FAILED: "some file's row is an error (its code and message say why; docs/OFFLINE.md lists the codes)",
+        EXIT_USAGE: "a wrong command line",
+        EXIT_NO_NETWORKS: "the networks cannot be loaded",
+        EXIT_NO_FILES: "no file to read (folders without image files, an empty list)",
+        EXIT_INTERRUPTED: "interrupted",
+        EXIT_BROKEN_PIPE: "the output's reader went away (| head): the rest is not read",
+    }
+)
 
 # A pool process's classifier and limits, set once by the pool's initializer (`start_worker`), or why it failed.
 _classifier: Classifier | None = None
@@ -70,14 +93,10 @@ class NetworksUnavailable(RuntimeError):
     """A pool process could not load the networks: no file can be read, so the run stops (not a row per file)."""
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity, as a container's CPU set limits it), at least 1."""
-    process_cpu_count = getattr(os, "process_cpu_count", None)  # Python 3.13+
-    if process_cpu_count is not None:
-        return process_cpu_count() or 1
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+def default_workers(cgroup: Path = CGROUP, membership: Path = MEMBERSHIP) -> int:
+    """--workers' default: one process per core this process may use, as many as its memory limit holds, at least 1."""
+    by_memory = (memory_limit(cgroup, membership) - PARENT_BYTES) // READER_BYTES
+    return max(1, min(core_count(cgroup, membership), by_memory))
 
 
 def image_suffixes() -> frozenset[str]:
@@ -85,9 +104,10 @@ def image_suffixes() -> frozenset[str]:
     return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in READABLE_FORMATS)
 
 
+# A folder gives its image files (by name ending, hidden ones left out) sorted by name, and its subfolders' in their place
+# when `recursive`; any other path is read as given, whatever it is (its row tells).
 def list_files(paths: Iterable[str], recursive: bool = False) -> list[str]:
-    """The files to read, in order: a folder's image files (by name ending, hidden ones left out) sorted by name, its
-    subfolders' after them in place when `recursive`; any other path as given, whatever it is (its row tells)."""
+    """The files to read, in order: the folders' image files, and every other path as given."""
     suffixes = image_suffixes()
     files: list[str] = []
     for path in paths:
@@ -116,17 +136,22 @@ def _walk(folder: str, suffixes: frozenset[str], recursive: bool) -> list[str]:
     return files
 
 
+# The size is told before any byte is read, and never more than `max_bytes` + 1 bytes are read. What is not a readable
+# regular file raises OSError: FileNotFoundError, PermissionError, IsADirectoryError, or a FIFO's, device's or socket's.
 def read_bytes(path: str, max_bytes: int) -> bytes:
-    """A regular file's bytes, refused (ImageTooLargeError) when over `max_bytes`, from its size before any is read, and
-    never more than that read; raises OSError (FileNotFoundError, PermissionError, ...) for what is not a readable
-    regular file."""
+    """A regular file's bytes; ImageTooLargeError when it holds over `max_bytes`, OSError when it cannot be read."""
     # non-blocking, so that opening a FIFO with no writer returns at once instead of waiting forever
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with open(descriptor, "rb") as file:  # a directory: IsADirectoryError
+    try:
         status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):  # os.open opens a folder read-only all the same
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
         if not stat.S_ISREG(status.st_mode):
             raise OSError(0, "Not a regular file (a FIFO, a device or a socket)")
-        data = file.read(max_bytes + 1) if status.st_size <= max_bytes else b""
+        with open(descriptor, "rb", closefd=False) as file:
+            data = file.read(max_bytes + 1) if status.st_size <= max_bytes else b""
+    finally:
+        os.close(descriptor)
     size = max(status.st_size, len(data))  # a file that grew while it was read counts as read
     if size > max_bytes:
         raise ImageTooLargeError(
@@ -136,55 +161,33 @@ def read_bytes(path: str, max_bytes: int) -> bytes:
     return data
 
 
+# Each file is read as one request of one image: under the decode limits (and, as a number, the read budget) of
+# `limits`, with the file's size capped at `limits.max_decoded_bytes`. Only reading the file can make it
+# `unreadable_file`: an OSError from the reading itself (LiteRT, NumPy) is a bug, `internal`.
 def read_file(classifier: Classifier, path: str, numbers: bool, limits: NumberLimits = DEFAULT_LIMITS) -> dict:
-    """One file's answer, as the API would give it: a digit's (or a number's) fields, or {"error": {code, message}}.
-
-    Each file is read as one request of one image: under the decode limits (and, as a number, the read budget) of
-    `limits`, with the file's size capped at `limits.max_decoded_bytes`."""
+    """One file's answer, as the API would give it: a digit's (or a number's) fields, or {"error": {code, message}}."""
     try:
         data = read_bytes(path, limits.max_decoded_bytes)
-        if numbers:
-            return number_fields(classifier.read_number(data, limits))
-        return digit_fields(classifier.read_digit(data, limits))
     except RecognitionError as error:
-        return error_fields(error.code, error.message)
+        return error_answer(error.code, error.message)
     except OSError as error:
-        return error_fields(UNREADABLE_FILE, f"The file cannot be read: {error.strerror or error}.")
+        return error_answer(UNREADABLE_FILE, f"The file cannot be read: {error.strerror or error}.")
+    try:
+        if numbers:
+            return number_answer(classifier.read_number(data, limits))
+        return classifier.read_digit(data, limits).as_dict()
+    except RecognitionError as error:
+        return error_answer(error.code, error.message)
     except Exception as error:  # a bug, as the API's 500: this file's row says so, and the others are still read
         logger.exception("reading %s failed", path)
-        return error_fields(INTERNAL, f"Reading the file failed unexpectedly ({type(error).__name__}).")
+        return error_answer(INTERNAL, f"Reading the file failed unexpectedly ({type(error).__name__}).")
 
 
-def digit_fields(prediction: Prediction) -> dict:
-    """A digit's answer: the API's fields (digit, confidence, is_digit, probabilities)."""
-    return prediction.as_dict()
-
-
-def number_fields(digits: list[NumberDigit]) -> dict:
-    """A number's answer, as the API's: the number, its lines, and every mark with its line and box."""
-    last_line = max(item.line for item in digits)
-    lines = [number_text([item for item in digits if item.line == line]) for line in range(last_line + 1)]
-    marks = [
-        {
-            **item.prediction.as_dict(),
-            "read_in_line": item.read_in_line,
-            "line": item.line,
-            "box": dict(zip(("x", "y", "width", "height"), item.box, strict=True)),
-        }
-        for item in digits
-    ]
-    return {"number": "".join(lines), "lines": lines, "digits": marks}
-
-
-def error_fields(code: str, message: str) -> dict:
-    """An error's answer, in the API's one shape."""
-    return {"error": {"code": code, "message": message}}
-
-
+# Ctrl-C is the parent's to handle. The networks are loaded quietly: LiteRT announces its CPU delegate on the standard
+# error, over the progress bar. A failure is kept for the first file to report: raised here, it would break the pool as
+# a crash does.
 def start_worker(limits: NumberLimits, model_path: str | Path = DEFAULT_MODEL_PATH) -> None:
-    """A pool process's start: Ctrl-C is the parent's to handle, and the networks are loaded once, quietly (LiteRT
-    announces its CPU delegate on the standard error, over the progress bar). A failure is kept for the first file to
-    report: raised here, it would break the pool, as a crash does, and every file would be tried again alone."""
+    """A pool process's start: its limits set, the networks loaded once."""
     global _classifier, _limits, _load_failure
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limits = limits
@@ -215,6 +218,11 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+# A few files per worker are queued ahead, so that every worker stays busy and memory stays flat. Should a file end its
+# process (a crash in a native decoder), the pool breaks: the files it had finished keep their answers, and the others
+# it held are read again one at a time in a pool of one, where a file that ends its process again gets an `internal`
+# row; then a fresh pool reads on. A process that dies while it starts, before it reads a file (the networks' loading
+# crashed), stops the run with NetworksUnavailable, as a load that fails does.
 def read_in_order(
     read: Callable[..., dict],
     paths: Iterable[str],
@@ -223,13 +231,7 @@ def read_in_order(
     initializer: Callable[..., None],
     initargs: tuple,
 ) -> Iterator[tuple[str, dict]]:
-    """(path, answer) for each path, in order, read by `read(path, *arguments)` in a pool of `workers` processes.
-
-    A few files per worker are queued ahead, so that every worker stays busy and memory stays flat. Should a file end
-    its process (a crash in a native decoder), the pool breaks and every queued file fails with it: those files are
-    read again one at a time in a pool of one, where a file that ends its process again gets an `internal` error row,
-    then a fresh pool reads on.
-    """
+    """(path, answer) for each path, in order, read by `read(path, *arguments)` in a pool of `workers` processes."""
     context = multiprocessing.get_context("spawn")  # nothing inherited from the parent's threads (tqdm's monitor)
 
     def new_pool(size: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -238,39 +240,76 @@ def read_in_order(
         )
 
     remaining = iter(paths)
-    queued: collections.deque[tuple[str, concurrent.futures.Future]] = collections.deque()
+    # each path with its future, or None where the pool had broken before it could be handed over
+    queued: collections.deque[tuple[str, concurrent.futures.Future | None]] = collections.deque()
+    started = False  # whether a pool process has started and answered: the initializer works
     pool = new_pool(workers)
     try:
         while True:
-            for path in remaining:
-                queued.append((path, pool.submit(read, path, *arguments)))
-                if len(queued) >= workers * QUEUED_PER_WORKER:
+            for path in itertools.islice(remaining, workers * QUEUED_PER_WORKER - len(queued)):
+                queued.append((path, _submit(pool, read, path, arguments)))
+                if queued[-1][1] is None:
                     break
             if not queued:
                 return
-            path, future = queued.popleft()
-            try:
-                yield path, future.result()
-            except BrokenProcessPool:
-                again = [path, *(queued_path for queued_path, _ in queued)]
-                queued.clear()
-                pool.shutdown(wait=True)
-                pool = new_pool(1)
-                for path in again:
-                    try:
-                        answer = pool.submit(read, path, *arguments).result()
-                    except BrokenProcessPool:
-                        logger.error("reading %s ended its process", path)
-                        answer = error_fields(INTERNAL, "Reading the file ended the process that read it.")
-                        pool.shutdown(wait=True)
-                        pool = new_pool(1)
-                    yield path, answer
-                pool.shutdown(wait=True)
-                pool = new_pool(workers)
+            path, future = queued[0]
+            if not _broke(future):
+                queued.popleft()
+                answer = future.result()  # an exception `read` raised is the caller's (NetworksUnavailable)
+                started = True
+                yield path, answer
+                continue
+            again = list(queued)
+            queued.clear()
+            pool.shutdown(wait=True)
+            pool = new_pool(1)
+            started = started or any(not _broke(future) for _, future in again) or _starts(pool)
+            for path, future in again:
+                if not _broke(future):  # finished before the pool broke: kept, not read again
+                    yield path, future.result()
+                    continue
+                try:
+                    answer = pool.submit(read, path, *arguments).result()
+                except BrokenProcessPool:
+                    logger.error("reading %s ended its process", path)
+                    answer = error_answer(INTERNAL, "Reading the file ended the process that read it.")
+                    pool.shutdown(wait=True)
+                    pool = new_pool(1)
+                yield path, answer
+            pool.shutdown(wait=True)
+            pool = new_pool(workers)
     finally:
         # queued files dropped, the running ones (bounded by the limits) awaited: not waiting leaves Python 3.11's exit
         # handler writing to the closed pool's pipe ("Bad file descriptor")
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(
+    pool: concurrent.futures.ProcessPoolExecutor, read: Callable[..., dict], path: str, arguments: tuple
+) -> concurrent.futures.Future | None:
+    """`read(path, *arguments)` handed to the pool; None when the pool has broken (a process died since the last look)."""
+    try:
+        return pool.submit(read, path, *arguments)
+    except BrokenProcessPool:
+        return None
+
+
+def _broke(future: concurrent.futures.Future | None) -> bool:
+    """Whether a file's reading was lost to a broken pool (waiting for it to finish or fail), not answered."""
+    return future is None or isinstance(future.exception(), BrokenProcessPool)
+
+
+def _starts(pool: concurrent.futures.ProcessPoolExecutor) -> bool:
+    """True when a process of the pool starts and runs a task; NetworksUnavailable when starting ends it."""
+    try:
+        pool.submit(_started).result()
+    except BrokenProcessPool:
+        raise NetworksUnavailable("loading them ended the process that loaded them (a crash, not an error)") from None
+    return True
+
+
+def _started() -> None:
+    """A task that does nothing: whether a fresh pool process gets as far as running it."""
 
 
 class RowWriter:
@@ -315,11 +354,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
             f"files ({', '.join(sorted(image_suffixes()))}; hidden ones left out), sorted by name; files named on the "
             "command line or in --files-from are read whatever their name."
         ),
-        epilog=(
-            "Exit status: 0 when every file was read (pictures that are not digits included), 1 when some file's row "
-            "is an error (no_digit, invalid_image, too_large, too_many_marks, unreadable_file, internal), 2 for a "
-            "wrong command line, 3 when the networks cannot be loaded, 130 when interrupted. See docs/OFFLINE.md."
-        ),
+        epilog="Exit status: "
+        + "; ".join(f"{status}: {meaning}" for status, meaning in EXIT_STATUSES.items())
+        + ". See docs/OFFLINE.md.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files and folders to read")
     parser.add_argument(
@@ -346,10 +383,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "-j",
         "--workers",
         type=_positive,
-        default=available_cores(),
+        default=default_workers(),
         metavar="N",
-        help="processes reading files at once, each with the networks loaded (110-200 MB each; default: every core "
-        "this process may use, %(default)s here)",
+        help="processes reading files at once, each with the networks loaded (110-200 MB each; default: one per core "
+        "this process may use, as many as its memory holds, container limits included: %(default)s here)",
     )
     parser.add_argument(
         "--progress",
@@ -375,8 +412,7 @@ def _positive(text: str) -> int:
 
 
 def _listed_files(list_path: str) -> list[str]:
-    """The paths of a --files-from list, one a line, as the file system names them (bytes that are not UTF-8 kept);
-    blank lines left out."""
+    """The paths of a --files-from list, one a line (blank ones left out), bytes that are not UTF-8 kept."""
     if list_path == "-":
         listing = sys.stdin.buffer.read()
     else:
@@ -399,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"offline_reader: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
     if not files:
-        print("offline_reader: no image files found", file=sys.stderr)
+        print("offline_reader: no files to read (no image files in the folders, nothing listed)", file=sys.stderr)
+        return EXIT_NO_FILES
     try:
         failed = _write_rows(files, arguments)
     except NetworksUnavailable as error:
@@ -411,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # the reader of the output went away (| head): say nothing more, and let Python's own flush at exit not fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_SOME_FAILED
+        return EXIT_BROKEN_PIPE
     if failed:
         print(f"offline_reader: {failed} of {len(files)} files not read (see their rows)", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_ALL_READ

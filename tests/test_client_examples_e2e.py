@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.service import RunningService, start_service
-from tests.helpers import PROJECT_ROOT
-from tests.test_readme import FENCE, README
+from tests.helpers import FENCE, PROJECT_ROOT, README
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -74,6 +74,26 @@ def assert_error(answer: bytes, status: int, code: str) -> dict:
     return body
 
 
+def request_lines(log: Path, request_id: str, timeout: float = 2.0) -> list[str]:
+    """The log lines of the request with this id (web/logs.py's format), once there is one (or after `timeout`)."""
+    ends = time.monotonic() + timeout
+    while True:
+        lines = [line for line in log.read_text().splitlines() if f" request_id={request_id} " in line + " "]
+        if lines or time.monotonic() > ends:
+            return lines
+        time.sleep(0.05)
+
+
+def assert_logged_once(log: Path, answer: bytes, method: str = "-", path: str = "-") -> str:
+    """The worker's answer has exactly one log line: its request id, method, path, status and code; that line."""
+    status, headers, body = parse_answer(answer)
+    lines = request_lines(log, headers["x-request-id"])
+    assert len(lines) == 1, lines
+    assert f"INFO digit_recognition.requests: method={method} path={path} status={status} duration_ms=" in lines[0]
+    assert lines[0].endswith(f" code={body['error']['code']}"), lines[0]
+    return lines[0]
+
+
 def accept_queue(port: int) -> int:
     """How many connections wait in the accept queue of the socket listening on `port` (Linux: /proc/net/tcp)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -167,6 +187,7 @@ def test_a_malformed_chunked_body_gets_a_json_400_at_once(service, body):
         answer = read_until_closed(connection)
     assert time.monotonic() - started < 1.0  # not at the read deadline
     assert "malformed" in assert_error(answer, 400, "bad_request")["error"]["message"]
+    assert_logged_once(service.log, answer, "POST", "/recognize.json")
 
 
 def test_a_chunked_body_gunicorns_reader_refuses_is_answered_in_json_not_by_the_app(service):
@@ -180,6 +201,7 @@ def test_a_chunked_body_gunicorns_reader_refuses_is_answered_in_json_not_by_the_
         answer = read_until_closed(connection)
     assert_error(answer, 431, "headers_too_large")
     assert "unhandled error" not in service.log.read_text()
+    assert_logged_once(service.log, answer, "POST", "/recognize.json")
 
 
 def test_a_chunked_body_cut_short_gets_a_json_408_at_the_deadline(service):
@@ -192,33 +214,50 @@ def test_a_chunked_body_cut_short_gets_a_json_408_at_the_deadline(service):
         answer = read_until_closed(connection)
     assert READ_TIMEOUT - 0.5 < time.monotonic() - started < READ_TIMEOUT + 2.0
     assert_error(answer, 408, "request_timeout")
+    line = assert_logged_once(service.log, answer, "POST", "/recognize.json")
+    assert float(re.search(r" duration_ms=([\d.]+) ", line)[1]) >= (READ_TIMEOUT - 0.5) * 1000  # from its accept
+
+
+# What the client sends in the requests gunicorn refuses, which the log must not show.
+CLIENT_TEXT = b"client-text-5e1d"
 
 
 @pytest.mark.parametrize(
-    "request_bytes, status, code",
+    "request_bytes, status, code, logged",
     [
-        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "bad_request"),
+        (b"GARBAGE-%s\r\n\r\n" % CLIENT_TEXT, 400, "bad_request", "method=- path=-"),
         (
-            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: %s\r\n\r\n" % CLIENT_TEXT,
             400,
             "bad_request",
+            "method=- path=-",  # gunicorn's parser gives up on the header without handing over the request line
         ),
-        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+        (
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nX-Request-ID: client-chosen-1\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nabc",
+            400,
+            "bad_request",
+            "method=POST path=/recognize.json",  # the headers were read: the client's plain X-Request-ID is kept
+        ),
+        (b"GET /" + CLIENT_TEXT * 600 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long", "method=- path=-"),
         (
             b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(150)) + b"\r\n",
             431,
             "headers_too_large",
+            "method=- path=-",
         ),
         (
-            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: compress2, chunked\r\n\r\n0\r\n\r\n",
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s, chunked\r\n\r\n0\r\n\r\n"
+            % CLIENT_TEXT,
             501,
             "not_implemented",
+            "method=- path=-",
         ),
         (
-            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nExpect: a-pony\r\nContent-Length: 0\r\n\r\n",
+            b"POST /recognize.json HTTP/1.1\r\nHost: x\r\nExpect: %s\r\nContent-Length: 0\r\n\r\n" % CLIENT_TEXT,
             417,
             "expectation_failed",
+            "method=- path=-",
         ),
     ],
     ids=[
@@ -231,14 +270,20 @@ def test_a_chunked_body_cut_short_gets_a_json_408_at_the_deadline(service):
         "expect",
     ],
 )
-def test_gunicorns_own_refusals_are_json(service, request_bytes, status, code):
+def test_gunicorns_own_refusals_are_json_and_logged_in_one_line_without_the_clients_text(
+    service, request_bytes, status, code, logged
+):
     with connect(service.url) as connection:
         connection.sendall(request_bytes)
         answer = read_until_closed(connection)
     assert b"<html" not in answer.lower()
     assert_error(answer, status, code)
+    method, path = (value.partition("=")[2] for value in logged.split())
+    assert_logged_once(service.log, answer, method, path)
+    if b"X-Request-ID: client-chosen-1" in request_bytes:
+        assert parse_answer(answer)[1]["x-request-id"] == "client-chosen-1"
     log = service.log.read_text()
-    assert "Invalid request from ip=127.0.0.1" in log and "<html" not in log.lower()
+    assert CLIENT_TEXT.decode() not in log and "Invalid request" not in log and "<html" not in log.lower()
 
 
 def test_expect_100_continue_is_answered_when_the_head_arrives(service):
@@ -328,9 +373,54 @@ def test_a_request_past_the_hard_time_limit_gets_a_json_504(tmp_path):
             time.sleep(0.1)
         assert len(set(worker_pids(running.process.pid)) - workers) == 1
         log = running.log.read_text()
-        line = re.search(r"Request GET /_debug/sleep passed the 3 s time limit after (\d+\.\d) s .*answered 504", log)
+        request_id = answer.headers["X-Request-ID"]
+        line = re.search(
+            rf"ERROR\] Request GET /_debug/sleep passed the 3 s time limit after (\d+\.\d) s \(request_id={request_id}\)"
+            r": answered 504",
+            log,
+        )
         assert line and float(line.group(1)) >= HARD_TIMEOUT - 0.5, log[-2000:]
+        # and the request's one line, as for any answer
+        lines = request_lines(running.log, request_id)
+        assert len(lines) == 1 and "method=GET path=/_debug/sleep status=504 " in lines[0], lines
+        assert lines[0].endswith(" code=worker_timeout") and "seconds=30" not in log  # no query string
         assert "<html" not in log.lower() and "Internal Server Error" not in log
+
+
+def test_a_worker_timeout_reaches_sentry_without_the_clients_text(tmp_path, sentry):
+    secret = "client-secret-3b7e"
+    environment = {
+        "WEB_CONCURRENCY": "1",  # one worker: it logs the refusals below, then times out
+        "ENABLE_DEBUG_ROUTES": "1",
+        "SENTRY_DSN": f"http://publickey@127.0.0.1:{sentry.port}/1",
+    }
+    command = f"{procfile_command()} --timeout {HARD_TIMEOUT}"
+    with start_service(tmp_path / "output.log", environment, command=command) as running:
+        # the worker's log lines for requests it refuses itself, with a path of the client's: the ERROR line of the
+        # timeout is an event outside any request, which would carry the worker's earlier lines as breadcrumbs
+        refused = b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc"
+        for _ in range(3):
+            with connect(running.url) as connection:
+                connection.sendall(refused % secret.encode())
+                assert_error(read_until_closed(connection), 400, "bad_request")
+        answer = requests.get(
+            running.url + "/_debug/sleep",
+            params={"seconds": 30, "token": secret},
+            headers={"User-Agent": f"{secret}-agent", "X-Secret-Thing": secret},
+            timeout=30,
+        )
+        assert answer.status_code == 504
+        request_id = answer.headers["X-Request-ID"]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(request_id in json.dumps(event) for event in sentry.events):
+            time.sleep(0.1)
+        time.sleep(1.0)  # anything else the SDK was sending has arrived
+    timeouts = [event for event in sentry.events if "time limit" in json.dumps(event.get("logentry", {}))]
+    assert timeouts and request_id in json.dumps(timeouts), [event.get("logentry") for event in sentry.events]
+    for event in sentry.events:
+        assert set(event.get("request", {})) <= {"method", "url"}, event["request"]
+    sent = b"".join(sentry.envelopes)
+    assert secret.encode() not in sent and b"X-Secret-Thing" not in sent
 
 
 def test_sigterm_answers_every_connection_before_the_workers_exit(tmp_path):
@@ -384,3 +474,7 @@ def test_sigterm_answers_every_connection_before_the_workers_exit(tmp_path):
     assert exited_after < 20  # within the graceful timeout: nobody was killed
     log = running.log.read_text()
     assert "Worker exiting: answered 503 to" in log
+    # each answer the workers wrote on their way out has its one line; the parked upload's head had been read
+    assert_logged_once(running.log, answers[0], "POST", "/recognize/number.json")
+    for answer in answers[3:]:
+        assert_logged_once(running.log, answer, "POST", "/recognize/number.json")

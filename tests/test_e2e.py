@@ -4,6 +4,7 @@ import base64
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -158,6 +159,50 @@ def test_crash_reaches_sentry_with_request_context_and_client_errors_do_not(serv
     assert event["tags"]["request_id"] == "crash-e2e-1"  # the same id as in the answer and the log line
     # SENTRY_TRACES_SAMPLE_RATE unset: no tracing, so not one transaction for all the requests above
     assert "transaction" not in sentry.item_types and "span" not in sentry.item_types, sentry.item_types
+
+
+def test_a_crash_sends_sentry_its_method_path_and_id_and_nothing_else_the_client_sent(service, sentry):
+    secret = "client-secret"
+    url = service["url"]
+    host, port = url.removeprefix("http://").split(":")
+    # requests the workers refuse themselves, with a path of the client's: their log lines are no breadcrumbs
+    for _ in range(4):
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(
+                f"POST /{secret}-path HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "abc".encode()
+            )
+            assert connection.recv(65536).startswith(b"HTTP/1.1 400 ")
+    response = requests.get(
+        url + f"/_debug/error?token={secret}",
+        headers={"X-Secret-Thing": secret, "User-Agent": f"{secret}-agent", "X-Request-ID": "crash-e2e-private"},
+        cookies={"session": secret},
+        timeout=10,
+    )
+    assert response.status_code == 500 and response.headers["X-Request-ID"] == "crash-e2e-private"
+
+    def the_crash() -> list[dict]:
+        return [
+            event
+            for event in sentry.events
+            if "exception" in event and event.get("tags", {}).get("request_id") == "crash-e2e-private"
+        ]
+
+    deadline = time.monotonic() + 15
+    while not the_crash() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # anything else the SDK was sending has arrived
+    [event] = the_crash()
+    assert event["request"] == {"method": "GET", "url": url + "/_debug/error"}
+    assert "user" not in event
+    sent = b"".join(sentry.envelopes)
+    for text in (secret, "X-Secret-Thing", "x-secret-thing"):
+        assert text.encode() not in sent, text
+    assert "transaction" not in sentry.item_types and "span" not in sentry.item_types, sentry.item_types
+    # the log has the crash's line and the refusals', without the query string or the headers
+    log = service["log"].read_text()
+    assert "method=GET path=/_debug/error status=500 " in log and f"token={secret}" not in log
+    assert f"{secret}-agent" not in log and "X-Secret-Thing" not in log
 
 
 def has_tensorflow(pid: int) -> bool:

@@ -162,6 +162,7 @@ def test_a_crash_on_a_data_url_upload_sends_neither_the_image_nor_the_key_to_sen
         assert event["exception"]["values"][-1]["type"] == "RuntimeError"
         assert event["request"]["method"] == "POST" and event["request"]["url"].endswith("/_debug/error")
         assert not event["request"].get("data")  # the body, which the SDK would send up to 10 kB by default
+        assert set(event["request"]) == {"method", "url"}  # no headers (the key's among them), cookies or env
         # the SDK's own conventions: the release from Heroku's variable, its default environment
         assert event["release"] == HEROKU_COMMIT and event["environment"] == "production"
         frames = [frame for value in event["exception"]["values"] for frame in value["stacktrace"]["frames"]]
@@ -177,14 +178,20 @@ def test_a_crash_on_a_data_url_upload_sends_neither_the_image_nor_the_key_to_sen
 
 
 def test_every_line_gunicorn_or_the_app_writes_is_well_formed(service):
-    # gunicorn's own lines written from a worker: a refused request line, and the workers' exits below
+    # a request line the worker refuses itself: its one line is the app's format, without what the client sent
     with contextlib.closing(
         __import__("socket").create_connection(("127.0.0.1", int(service.url.rsplit(":", 1)[1])))
     ) as raw:
-        raw.sendall(b"NOT A REQUEST\r\n\r\n")
+        raw.sendall(b"NOT A REQUEST client-text-91c4\r\n\r\n")
         raw.settimeout(5)
-        while raw.recv(65536):
-            pass
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    refused_id = re.search(rb"\r\nX-Request-ID: (\w+)\r\n", answer)[1].decode()
+    lines = [line for line in service.log.read_text().splitlines() if refused_id in line]
+    assert len(lines) == 1 and APP_LINE.match(lines[0]), lines
+    assert " INFO digit_recognition.requests: method=- path=- status=400 " in lines[0]
+    assert "client-text-91c4" not in service.log.read_text()
     assert requests.get(service.url + "/healthz", timeout=5).status_code == 200
     response = requests.post(
         service.url + "/recognize.json",

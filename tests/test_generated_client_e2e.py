@@ -14,38 +14,22 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import requests
 
 from bench.service import PROJECT_ROOT, start_service
+from tests.helpers import CLIENT_PACKAGE, generate_client
 from web.version import VERSION
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-# The generated package's name (from the document's title).
-PACKAGE = "digit_recognition_client"
-# The generator's settings: no post-hooks (they run ruff over the generated code, which importing it does not need).
-GENERATOR_CONFIG = "post_hooks: []\n"
 # The API key the service is started with; the generated AuthenticatedClient sends it as a bearer token.
 API_KEY = "e2e-client-key"
 # The pictures the examples post: a 3, and the number 2024.
 THREE = (PROJECT_ROOT / "examples" / "three.png").read_bytes()
 NUMBER = (PROJECT_ROOT / "examples" / "number.png").read_bytes()
-
-
-def generate_client(document: dict, folder: Path) -> Path:
-    """Generate the client package of `document` into folder/PACKAGE with openapi-python-client; any warning fails."""
-    (folder / "openapi.json").write_text(json.dumps(document))
-    (folder / "generator.yaml").write_text(GENERATOR_CONFIG)
-    command = [sys.executable, "-m", "openapi_python_client", "generate", "--path", str(folder / "openapi.json")]
-    command += ["--output-path", str(folder / PACKAGE), "--meta", "none", "--config", str(folder / "generator.yaml")]
-    result = subprocess.run([*command, "--fail-on-warning"], capture_output=True, text=True, timeout=120)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0 and "warning" not in output.lower(), output
-    return folder / PACKAGE
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +49,14 @@ def generated(service, tmp_path_factory):
     generate_client(document.json(), folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(folder))
-        yield importlib.import_module(PACKAGE)
-    for name in [name for name in sys.modules if name == PACKAGE or name.startswith(PACKAGE + ".")]:
+        yield importlib.import_module(CLIENT_PACKAGE)
+    for name in [name for name in sys.modules if name == CLIENT_PACKAGE or name.startswith(CLIENT_PACKAGE + ".")]:
         del sys.modules[name]
 
 
 def module(name: str) -> ModuleType:
     """A module of the generated package, e.g. "api.recognition.recognize_digit"."""
-    return importlib.import_module(f"{PACKAGE}.{name}")
+    return importlib.import_module(f"{CLIENT_PACKAGE}.{name}")
 
 
 @pytest.fixture
@@ -151,6 +135,20 @@ def test_the_generated_client_needs_the_key_and_reads_the_model_card(generated, 
     assert card.service_version == VERSION and card.runtime == models.ModelCardRuntime.LITERT
     assert card["parameters"] == 1_199_882  # the card's own fields, beyond the described ones
     assert module("api.service.get_health").sync(client=anonymous).status == "ok"
+
+
+def test_the_generated_client_reads_an_answer_the_worker_gives_itself(generated, service):
+    """The worker's own answers are documented on every operation: a request with too many headers, which gunicorn
+    refuses with 431 before any route, is parsed as an Error, not raised as an unexpected status."""
+    models = module("models")
+    crowded = generated.Client(
+        base_url=service.url,
+        headers={f"X-Filler-{number}": "x" for number in range(150)},
+        raise_on_unexpected_status=True,
+    )
+    refused = module("api.service.get_health").sync_detailed(client=crowded)
+    assert refused.status_code == 431 and isinstance(refused.parsed, models.Error), refused.content[:200]
+    assert refused.parsed.error.code == models.ErrorErrorCode.HEADERS_TOO_LARGE
 
 
 def test_the_docs_examples_run_as_written(service):

@@ -71,7 +71,8 @@ def test_a_worker_whose_metrics_files_were_lost_restarts_after_its_request(confi
     worker = booted_worker(config, SimpleNamespace(files_lost=lambda: True, observe_memory=lambda resident: None))
     finish_request(config, worker)
     assert not worker.alive
-    os.close(worker.statm)
+    if worker.statm is not None:  # None where there is no /proc: the check does not need it
+        os.close(worker.statm)
 
 
 def memory_gauge(metrics) -> float | None:
@@ -123,6 +124,13 @@ def master(workers: int) -> SimpleNamespace:
 
 
 def test_the_master_says_who_chose_the_worker_count(config, monkeypatch, caplog):
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)  # unset, as on Fir or a laptop: the service's own choice
+    monkeypatch.delenv("WEB_CONCURRENCY_SET_BY", raising=False)
+    with caplog.at_level(logging.INFO):
+        config.when_ready(master(2))
+    assert caplog.records[-1].getMessage().startswith("workers: 2, one per core, as many as the memory holds (")
+    assert "not used" not in caplog.text
+    caplog.clear()
     monkeypatch.setenv("WEB_CONCURRENCY", "17")
     monkeypatch.setenv("WEB_CONCURRENCY_SET_BY", "heroku/python")
     with caplog.at_level(logging.INFO):

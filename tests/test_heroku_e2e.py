@@ -21,12 +21,13 @@ from web.settings import SETTING, core_count, fitting_workers, read_settings
 # The Pythons Heroku's buildpacks support (devcenter.heroku.com/articles/python-support), as of 2026.
 HEROKU_PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 # What Heroku's classic Python buildpack exports at a dyno's boot (its profile.d scripts: vendor/WEB_CONCURRENCY.sh
-# and python.gunicorn.sh) and what dyno metadata adds; start_service sets PORT. 17 is its choice for a performance-L
-# dyno (2 x 8 cores + 1), far more workers than the test machine's cores.
+# and python.gunicorn.sh) and what dyno metadata adds; start_service sets PORT. Its worker count is 2 x cores + 1 (17
+# on a performance-L dyno), more workers than the machine's cores, whatever machine the tests run on.
+BUILDPACK_WORKERS = str(max(17, 2 * core_count() + 1))
 BUILDPACK_ENVIRONMENT = {
     "GUNICORN_CMD_ARGS": "--access-logfile -",
     "FORWARDED_ALLOW_IPS": "*",
-    "WEB_CONCURRENCY": "17",
+    "WEB_CONCURRENCY": BUILDPACK_WORKERS,
     "WEB_CONCURRENCY_SET_BY": "heroku/python",
     "DYNO_RAM": "14336",
     "PYTHONUNBUFFERED": "true",
@@ -156,18 +157,22 @@ def test_each_request_logs_exactly_one_line_although_the_buildpack_asks_gunicorn
         response = requests.request(method, dyno.url + path, headers=headers, timeout=10, **arguments)
         assert response.headers["X-Request-ID"] == request_id
         ids[request_id] = (method, path, response.status_code)
-    # a request gunicorn's parser refuses never reaches the app: the worker answers it, and logs it once
+    # a request gunicorn's parser refuses never reaches the app: the worker answers it, and logs it once, in the same
+    # format, without the client's text (here a bad method token)
     token = uuid.uuid4().hex
     port = int(dyno.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(f"bad{token} / HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         refused = connection.recv(65536)
     assert refused.startswith(b"HTTP/1.1 400 ")
+    refused_id = re.search(rb"\r\nX-Request-ID: ([0-9a-f]+)\r\n", refused)[1].decode()
     time.sleep(0.5)  # the workers' lines reach the log file
     for request_id, (method, path, status) in ids.items():
         lines = lines_with(dyno.log, request_id)
         assert len(lines) == 1 and f"method={method} path={path} status={status} " in lines[0], (path, lines)
-    assert len(lines_with(dyno.log, token)) == 1
+    lines = lines_with(dyno.log, refused_id)
+    assert len(lines) == 1 and "method=- path=- status=400 " in lines[0] and lines[0].endswith(" code=bad_request")
+    assert not lines_with(dyno.log, token)
     assert not [line for line in dyno.log.read_text().splitlines() if GUNICORN_ACCESS_LINE.search(line)]
 
 
@@ -175,14 +180,14 @@ def test_each_request_logs_exactly_one_line_although_the_buildpack_asks_gunicorn
 @pytest.mark.slow
 def test_the_workers_fit_the_machine_and_not_the_buildpacks_choice(dyno):
     expected = fitting_workers(BUILDPACK_ENVIRONMENT)
-    assert 1 <= expected <= core_count() < 17
+    assert 1 <= expected <= core_count() < int(BUILDPACK_WORKERS)
     deadline = time.monotonic() + 30
     while len(worker_pids(dyno.process.pid)) != expected and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)  # none more comes
     assert len(worker_pids(dyno.process.pid)) == expected
     assert lines_with(dyno.log, f"workers: {expected}, one per core, as many as the memory holds")
-    assert lines_with(dyno.log, "the WEB_CONCURRENCY=17 that heroku/python set is not used")
+    assert lines_with(dyno.log, f"the WEB_CONCURRENCY={BUILDPACK_WORKERS} that heroku/python set is not used")
 
 
 @pytest.mark.e2e
@@ -204,3 +209,21 @@ def test_an_operators_worker_count_is_obeyed_under_the_buildpack(slug, tmp_path)
         time.sleep(1.0)
         assert len(worker_pids(running.process.pid)) == 1
         assert lines_with(running.log, "workers: 1 (WEB_CONCURRENCY)")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_with_no_worker_count_set_as_on_fir_the_service_starts_one_worker_per_core(slug, tmp_path, monkeypatch):
+    for name in ("WEB_CONCURRENCY", "WEB_CONCURRENCY_SET_BY", "GUNICORN_CMD_ARGS", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(name, raising=False)  # Fir's buildpack sets none of these
+    environment = {"DYNO": "web.1", "PYTHONUNBUFFERED": "true"}
+    with start_service(tmp_path / "output.log", environment, directory=slug) as running:
+        expected = fitting_workers({})
+        deadline = time.monotonic() + 30
+        while len(worker_pids(running.process.pid)) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(worker_pids(running.process.pid)) == expected
+        assert lines_with(running.log, f"workers: {expected}, one per core, as many as the memory holds (")
+        with open(slug / "examples" / "three.png", "rb") as image:
+            response = requests.post(running.url + "/recognize.json", files={"image": image}, timeout=10)
+        assert response.status_code == 200 and response.json()["digit"] == 3

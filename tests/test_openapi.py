@@ -1,6 +1,7 @@
 """The OpenAPI description matches the real app: every route, every input style, every answer's shape; it names its
 operations, version and licence for generated clients, and /docs renders it cleanly."""
 
+import ast
 import base64
 import io
 import json
@@ -10,19 +11,27 @@ import tomllib
 import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from bench.slug_size import SLUGIGNORE, ignore_patterns, ignored
 from server import create_app
 from tests.drawing import encode
-from tests.helpers import CANVAS_SEVEN, PROJECT_ROOT, data_url
-from tests.test_generated_client_e2e import generate_client
+from tests.helpers import CANVAS_SEVEN, PROJECT_ROOT, data_url, generate_client
 from web.errors import CODE_BY_STATUS, ERRORS
 from web.openapi import markdown_html
 from web.version import VERSION
+from web.worker import REFUSALS
 
 # The routes Flask adds itself, and the methods it answers on every route.
 IGNORED_ENDPOINTS = {"static"}
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
+# Where the validators find the document, so that its "#/components/..." references resolve in it.
+DOCUMENT_URI = "urn:digit-recognition:openapi"
+# The headers the service sets on purpose on some answers: each must be described where it is sent.
+DELIBERATE_HEADERS = ("X-Request-ID", "Retry-After", "WWW-Authenticate")
+# A code at the start of a line of an error response's description ("`code`: meaning").
+LISTED_CODE = re.compile(r"^(?:- )?`(\w+)`:", re.MULTILINE)
 
 
 def documented_routes(document: dict) -> dict[str, set[str]]:
@@ -39,6 +48,20 @@ def app_routes(app) -> dict[str, set[str]]:
     return routes
 
 
+def validator(document: dict, *pointer: str) -> Draft202012Validator:
+    """A JSON Schema 2020-12 validator of the schema at `pointer` (its keys) in the document, whose $refs resolve in
+    the document itself (as OpenAPI 3.1 reads them), through a registry."""
+    resource = Resource.from_contents(document, default_specification=DRAFT202012)
+    escaped = "/".join(key.replace("~", "~0").replace("/", "~1") for key in pointer)
+    registry = Registry().with_resource(DOCUMENT_URI, resource)
+    return Draft202012Validator({"$ref": f"{DOCUMENT_URI}#/{escaped}"}, registry=registry)
+
+
+def listed_codes(response: dict) -> list[str]:
+    """The error codes a described response lists."""
+    return [code for code in LISTED_CODE.findall(response["description"]) if code in ERRORS]
+
+
 def assert_matches_document(document: dict, path: str, method: str, response) -> None:
     """The answer's status, content type, headers and body are as the document describes them."""
     described = document["paths"][path][method]["responses"]
@@ -47,10 +70,26 @@ def assert_matches_document(document: dict, path: str, method: str, response) ->
     )
     answer = described[str(response.status_code)]
     assert response.mimetype in answer["content"], (response.mimetype, list(answer["content"]))
-    assert "X-Request-ID" in answer["headers"] and response.headers["X-Request-ID"]
+    assert response.headers["X-Request-ID"]
+    sent = [name for name in DELIBERATE_HEADERS if name in response.headers]
+    assert set(sent) <= set(answer["headers"]), (path, response.status_code, sent, list(answer["headers"]))
     if response.mimetype == "application/json":
-        schema = {**answer["content"]["application/json"]["schema"], "components": document["components"]}
-        Draft202012Validator(schema).validate(response.get_json())
+        body = response.get_json()
+        status = str(response.status_code)
+        validator(
+            document, "paths", path, method, "responses", status, "content", "application/json", "schema"
+        ).validate(body)
+        if "error" in body:
+            assert body["error"]["code"] in listed_codes(answer), (path, status, body)
+
+
+def codes_the_worker_answers() -> set[str]:
+    """Every error code web/worker.py names, each a string literal: its REFUSALS and the answers it writes itself
+    (a body cut short, a failure, a restart, the time limit)."""
+    tree = ast.parse((PROJECT_ROOT / "web" / "worker.py").read_text())
+    named = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in ERRORS}
+    assert {code for _, code, _ in REFUSALS} <= named and {"overloaded", "worker_timeout"} <= named
+    return named
 
 
 @pytest.fixture(params=[{}, {"API_KEYS": ("k1",), "ENABLE_DEBUG_ROUTES": True}], ids=["default", "keys-and-debug"])
@@ -102,9 +141,29 @@ def upload_bodies() -> dict:
             {"data": {"image": (io.BytesIO(CANVAS_SEVEN), "seven.png")}},
             {"data": {"image": data_url(CANVAS_SEVEN)}, "content_type": "multipart/form-data"},
         ],
-        "application/x-www-form-urlencoded": [{"data": {"image": data_url(CANVAS_SEVEN)}}],
-        "application/json": [{"json": {"image": encoded}}, {"json": {"images": [encoded]}}],
+        "application/x-www-form-urlencoded": [
+            {"data": {"image": data_url(CANVAS_SEVEN)}},
+            {"data": {"image": encoded}},
+        ],
+        "application/json": [
+            {"json": {"image": encoded}},
+            {"json": {"image": data_url(CANVAS_SEVEN)}},
+            {"json": {"images": [encoded, data_url(CANVAS_SEVEN)]}},
+        ],
         "application/octet-stream": [{"data": CANVAS_SEVEN, "content_type": "application/octet-stream"}],
+    }
+
+
+def as_instance(arguments: dict):
+    """A request body as JSON Schema sees it under OpenAPI 3.1: JSON as is; a form as an object of its fields; a
+    file's bytes (a form's file part, a raw body) as a string."""
+    if "json" in arguments:
+        return arguments["json"]
+    if isinstance(arguments["data"], bytes):
+        return arguments["data"].decode("latin-1")
+    fields = arguments["data"].items()
+    return {
+        name: value[0].getvalue().decode("latin-1") if isinstance(value, tuple) else value for name, value in fields
     }
 
 
@@ -116,15 +175,34 @@ def test_each_documented_request_body_works(client, path, field, expected):
     content = document["paths"][path]["post"]["requestBody"]["content"]
     assert set(content) == set(upload_bodies())
     for media_type, variants in upload_bodies().items():
+        described = validator(document, "paths", path, "post", "requestBody", "content", media_type, "schema")
         for arguments in variants:
+            # what is sent is valid under its media type's schema (the message leaves the file's bytes out)
+            errors = [error.message[-160:] for error in described.iter_errors(as_instance(arguments))]
+            assert not errors, (path, media_type, errors)
             response = client.post(path, **arguments)
             assert response.status_code == 200, media_type
             answer = response.get_json()
             assert (answer["results"][0] if "images" in arguments.get("json", {}) else answer)[field] == expected
             assert_matches_document(document, path, "post", response)
-            if "json" in arguments:  # what was sent is exactly one of the described JSON bodies
-                schema = {**content[media_type]["schema"], "components": document["components"]}
-                Draft202012Validator(schema).validate(arguments["json"])
+
+
+def test_the_request_body_schemas_refuse_what_the_service_refuses(client):
+    """The body schemas are not vacuous: a body without its image, of the wrong type, or an empty or oversized batch
+    is invalid under them (the service answers each with a 400 or 413)."""
+    document = client.get("/openapi.json").get_json()
+    too_many = ["x"] * (client.application.config["MAX_BATCH_IMAGES"] + 1)
+    invalid = {
+        "multipart/form-data": [{}, {"image": 5}, {"picture": "x"}],
+        "application/x-www-form-urlencoded": [{}, {"image": ["x"]}],
+        "application/json": [{}, {"image": 5}, {"images": []}, {"images": too_many}, {"images": "x"}, [1]],
+        "application/octet-stream": [5, None],
+    }
+    for path in ("/recognize.json", "/recognize/number.json"):
+        for media_type, bodies in invalid.items():
+            described = validator(document, "paths", path, "post", "requestBody", "content", media_type, "schema")
+            for body in bodies:
+                assert not described.is_valid(body), (path, media_type, body)
 
 
 def test_a_raw_body_of_any_image_type_is_still_read_and_the_description_says_so(client):
@@ -172,6 +250,8 @@ def test_real_answers_match_the_document(classifier):
         ("/recognize/number.json", "post", {"data": b"%PDF-1.4", "content_type": "image/png"}, 400),
         ("/recognize/number.json", "post", {"data": blank, "content_type": "image/png"}, 422),
         ("/_debug/error", "get", {}, 500),
+        ("/_debug/error", "post", {"data": b"x" * 300_000, "content_type": "image/png"}, 413),
+        ("/_debug/sleep?seconds=-1", "get", {}, 400),
     ]
     for path, method, arguments, status in calls:
         response = client.open(path, method=method.upper(), **arguments)
@@ -185,13 +265,69 @@ def test_real_answers_match_the_document(classifier):
     )
 
 
-def test_a_401_matches_the_document(classifier):
+def test_a_401_matches_the_document_with_its_www_authenticate_header(classifier):
     client = create_app({"TESTING": True, "CLASSIFIER": classifier, "API_KEYS": ("k1",)}).test_client()
     document = client.get("/openapi.json").get_json()
     for path, method in [("/recognize.json", "post"), ("/model.json", "get"), ("/metrics", "get")]:
         response = client.open(path, method=method.upper())
-        assert response.status_code == 401
+        assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer ")
         assert_matches_document(document, path, method, response)
+
+
+def test_a_503_of_a_full_queue_matches_the_document_with_its_retry_after_header(classifier):
+    client = create_app({"TESTING": True, "CLASSIFIER": classifier, "WAITING_PER_WORKER": lambda: 10**6}).test_client()
+    document = client.get("/openapi.json").get_json()
+    for path in ("/recognize.json", "/recognize/number.json"):
+        response = client.post(path, data=CANVAS_SEVEN, content_type="image/png")
+        assert response.status_code == 503 and response.headers["Retry-After"]
+        assert_matches_document(document, path, "post", response)
+
+
+def test_every_answer_the_worker_gives_itself_is_documented_on_every_operation(app_and_document):
+    """The gunicorn worker answers before or around the app, whatever the route (a malformed request, a body cut
+    short, a restart, the time limit): a generated client must know each of those statuses on every operation."""
+    app, document = app_and_document
+    worker_codes = codes_the_worker_answers()
+    assert len(worker_codes) >= 8  # the scan finds the worker's answers
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            for code in worker_codes:
+                response = op["responses"].get(str(ERRORS[code].status))
+                assert response and code in listed_codes(response), (method, path, code)
+            assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
+            if "security" in op:
+                assert "WWW-Authenticate" in op["responses"]["401"]["headers"], (method, path)
+            else:
+                assert "401" not in op["responses"], (method, path)
+
+
+def test_each_operation_lists_only_the_codes_its_route_can_give(app_and_document):
+    """Besides the worker's answers, routing's 404 and 405 and the 401 of the keys, each route lists its own codes
+    only: no upload errors where nothing is uploaded, too_many_marks for numbers, metrics_unavailable for /metrics."""
+    app, document = app_and_document
+    keys = {"unauthorized"} if app.config["API_KEYS"] else set()
+    everywhere = codes_the_worker_answers() | {"not_found", "method_not_allowed"}
+    upload = {code for code, error in ERRORS.items() if error.status in (400, 408, 413, 415)}
+    expected = {
+        ("/recognize.json", "post"): everywhere | keys | upload | {"no_digit", "overloaded"},
+        ("/recognize/number.json", "post"): everywhere | keys | upload | {"no_digit", "too_many_marks", "overloaded"},
+        ("/model.json", "get"): everywhere | keys,
+        ("/metrics", "get"): everywhere | keys | {"metrics_unavailable"},
+        ("/healthz", "get"): everywhere,
+        ("/openapi.json", "get"): everywhere,
+        ("/docs", "get"): everywhere,
+        ("/", "get"): everywhere,
+        ("/_debug/error", "get"): everywhere | keys,
+        ("/_debug/error", "post"): everywhere | keys | upload,
+        ("/_debug/sleep", "get"): everywhere | keys | {"bad_request", "worker_timeout"},
+    }
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            errors = {status: response for status, response in op["responses"].items() if not status.startswith("2")}
+            listed = [code for response in errors.values() for code in listed_codes(response)]
+            assert sorted(listed) == sorted(expected[path, method]), (method, path)  # each once
+            assert all(str(ERRORS[code].status) == status for status, r in errors.items() for code in listed_codes(r))
+            assert list(op["responses"]) == sorted(op["responses"], key=int)
 
 
 def test_the_docs_page_shows_every_route_and_needs_nothing_from_elsewhere(client):
@@ -255,6 +391,7 @@ def test_every_request_body_type_is_a_named_schema(app_and_document):
                     assert schema["$ref"].removeprefix("#/components/schemas/") in document["components"]["schemas"]
 
 
+@pytest.mark.slow
 def test_a_python_client_generates_from_the_document_without_a_warning(app_and_document, tmp_path):
     _, document = app_and_document
     package = generate_client(document, tmp_path)
@@ -290,3 +427,10 @@ def test_the_docs_page_shows_no_raw_markdown_and_its_examples_post_files_that_ex
     assert ("$API_KEY" in examples) == bool(app.config["API_KEYS"])
     for name in document["components"]["schemas"]:
         assert f'id="schema-{name}"' in html
+    # the multipart field is a file or a text field; a 503 says when to retry, a 401 how to authenticate
+    image_field = re.search(r"<tr><td><code>image</code> \(required\)</td><td>(.*?)</td>", html)[1]
+    assert image_field == (
+        '<a href="#schema-ImageFile"><code>ImageFile</code></a> or <a href="#schema-ImageString"><code>ImageString</code></a>'
+    )
+    assert "With <code>Retry-After</code>." in html
+    assert ("With <code>WWW-Authenticate</code>." in html) == bool(app.config["API_KEYS"])

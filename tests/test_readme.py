@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT_ROOT
+from tests.helpers import FENCE, PROJECT_ROOT, README
 from web.errors import ERRORS
 
-README = PROJECT_ROOT / "README.md"
 DOCS = sorted((PROJECT_ROOT / "docs").glob("*.md"))
 # The files whose links must resolve: the README, the docs, and the trials log they link to.
 LINKED_FILES = [README, *DOCS, PROJECT_ROOT / "bench" / "TRIALS.md"]
@@ -29,8 +28,6 @@ LINKED_FILES = [README, *DOCS, PROJECT_ROOT / "bench" / "TRIALS.md"]
 README_MAX_BYTES = 15 * 1024
 # The local service the examples' curl commands talk to (`python server.py`).
 SERVICE_URL = "http://127.0.0.1:5000"
-# A fenced block: its language and its text.
-FENCE = re.compile(r"^```(?P<language>[\w-]*)\n(?P<text>.*?)^```\n?", re.M | re.S)
 # A shell substitution the examples use to put a file's base64 into a JSON body.
 BASE64_OF_FILE = re.compile(r"\$\(base64 -w0 (?P<path>[\w./-]+)\)")
 # A markdown link or image: its target (no spaces), after the text in brackets.

@@ -4,7 +4,8 @@ import base64
 
 from flask import Request
 
-from model.classifier import NumberDigit, Prediction, number_text
+from model.answers import number_answer
+from model.classifier import NumberDigit, Prediction
 from model.decoding import encode_png
 from model.errors import RecognitionError
 from web.access import split_list
@@ -33,20 +34,7 @@ def answer_body(prediction: Prediction, include_input: bool) -> dict:
 
 def number_body(digits: list[NumberDigit], include_input: bool) -> dict:
     """The answer for a number: the digits read (non-digit marks left out), per line, and every mark with its box."""
-    entries = []
-    for item in digits:
-        x, y, width, height = item.box
-        entries.append(
-            {
-                **answer_body(item.prediction, include_input),
-                "read_in_line": item.read_in_line,
-                "line": item.line,
-                "box": {"x": x, "y": y, "width": width, "height": height},
-            }
-        )
-    last_line = max(item.line for item in digits)
-    lines = [number_text([item for item in digits if item.line == line]) for line in range(last_line + 1)]
-    return {"number": "".join(lines), "lines": lines, "digits": entries}
+    return number_answer(digits, lambda prediction: answer_body(prediction, include_input))
 
 
 def result_body(result: Prediction | list[NumberDigit] | RecognitionError, include_input: bool) -> dict:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import NamedTuple
 
+from model.errors import error_answer
+
 
 class ErrorCode(NamedTuple):
     """An error code's HTTP status and when a client gets it."""
@@ -112,9 +114,8 @@ def status_of(code: str) -> int:
     return ERRORS[code].status
 
 
-def error_body(code: str, message: str) -> dict:
-    """The one JSON shape of every error."""
-    return {"error": {"code": code, "message": message}}
+# The one JSON shape of every error, defined beside the model's errors (the offline reader writes it too).
+error_body = error_answer
 
 
 def raw_error_response(code: str, message: str, headers: Mapping[str, str] | None = None) -> bytes:

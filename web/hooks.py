@@ -7,7 +7,7 @@ from flask import Flask, Response, g, request
 
 from web.access import bearer_token, cors_headers, key_is_valid, request_id
 from web.errors import RETRY_AFTER_SECONDS, ApiError
-from web.logs import log_value, request_logger
+from web.logs import log_request
 from web.worker import waiting_per_worker
 
 # Routes anyone may call when API keys are required: the drawing page, the health check and the API's description.
@@ -87,17 +87,8 @@ class RequestHooks:
         seconds = time.perf_counter() - g.started
         route = request.url_rule.rule if request.url_rule else "unmatched"  # not the raw path: labels stay few
         self.metrics.observe_request(request.method, route, response.status_code, seconds)
-        # one logfmt line per request, cheaper than gunicorn's access log (which builds every header into a
-        # dict); the method is an HTTP token and the request id plain, so only the path may need quoting
-        request_logger.info(
-            "method=%s path=%s status=%s duration_ms=%.1f request_id=%s%s",
-            request.method,
-            log_value(request.path),
-            response.status_code,
-            seconds * 1000,
-            g.request_id,
-            g.log_detail,
-        )
+        # one logfmt line per request, cheaper than gunicorn's access log (which builds every header into a dict)
+        log_request(request.method, request.path, response.status_code, seconds, g.request_id, g.log_detail)
         return response
 
     def end_request(self, error: BaseException | None) -> None:

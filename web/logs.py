@@ -29,3 +29,17 @@ def init_app(app: Flask) -> None:
 def log_value(text: str) -> str:
     """A logfmt value: as it is when plain, else quoted and escaped, so that a log line stays one line."""
     return text if PLAIN_LOG_VALUE.match(text) else json.dumps(text)
+
+
+def log_request(method: str, path: str, status: int, seconds: float, request_id: str, detail: str = "") -> None:
+    """Write a request's one logfmt line, the app's (web/hooks.py) and the worker's for what it answers itself."""
+    # `method` and `path` are "-" where they were not read; `detail` is more ` name=value` pairs of the service's own
+    request_logger.info(
+        "method=%s path=%s status=%s duration_ms=%.1f request_id=%s%s",
+        log_value(method),
+        log_value(path),
+        status,
+        seconds * 1000,
+        request_id,
+        detail,
+    )

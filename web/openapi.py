@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 from web.errors import ERRORS
 from web.version import VERSION
+from web.worker import REFUSALS
 
 # The document's title, version, licence and what the API does.
 API_INFO = {
@@ -153,7 +154,6 @@ ERROR_SCHEMA = {
     },
 }
 # What GET /model.json always holds, besides the card's own fields.
-# What GET /model.json always holds, besides the card's own fields.
 MODEL_CARD_SCHEMA = {
     "type": "object",
     "required": ["runtime", "sha256", "service_version"],
@@ -179,6 +179,29 @@ INCLUDE_PARAMETER = {
 }
 # The Retry-After header of a 503.
 RETRY_AFTER_HEADER = {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}
+# The WWW-Authenticate header of a 401.
+WWW_AUTHENTICATE_HEADER = {
+    "description": "How to authenticate: the `Bearer` scheme, with the service's realm.",
+    "schema": {"type": "string"},
+}
+# The headers an error answer carries besides X-Request-ID, by its code.
+ERROR_HEADERS = {
+    "unauthorized": {"WWW-Authenticate": WWW_AUTHENTICATE_HEADER},
+    "overloaded": {"Retry-After": RETRY_AFTER_HEADER},
+    "metrics_unavailable": {"Retry-After": RETRY_AFTER_HEADER},
+}
+# What the gunicorn worker answers itself, before or around the app, on any route: gunicorn's refusals of a
+# malformed request (REFUSALS), a chunked body cut short (408), a failure outside the app (500), a restart (503)
+# and the hard time limit (504). tests/test_openapi.py checks this against the codes web/worker.py names.
+WORKER_CODES = (
+    *dict.fromkeys(code for _, code, _ in REFUSALS),
+    "request_timeout",
+    "internal",
+    "overloaded",
+    "worker_timeout",
+)
+# What Flask's routing answers on any route.
+ROUTING_CODES = ("not_found", "method_not_allowed")
 # Inline CommonMark that markdown_html renders: `code` and **strong**.
 MARKDOWN_INLINE = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*")
 
@@ -189,13 +212,30 @@ def error_list(codes: list[str]) -> str:
     return lines[0] if len(lines) == 1 else "\n".join(f"- {line}" for line in lines)
 
 
-def error_response(status: str, codes: list[str] | None = None) -> dict:
-    """A response of the shared error shape, listing the codes it carries: `codes`, else all of this status's."""
+def error_response(codes: list[str]) -> dict:
+    """A response of the shared error shape listing the codes it carries (of one status), with their headers."""
+    headers: dict[str, dict] = {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}
+    for code in codes:
+        headers.update(ERROR_HEADERS.get(code, {}))
     return {
-        "description": error_list(codes or [code for code, error in ERRORS.items() if error.status == int(status)]),
-        "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
+        "description": error_list(codes),
+        "headers": headers,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
+
+
+def error_responses(codes: set[str]) -> dict[str, dict]:
+    """{status: response} for these codes, by status and in the table's order, each listing its codes."""
+    by_status: dict[int, list[str]] = {}
+    for code, error in ERRORS.items():
+        if code in codes:
+            by_status.setdefault(error.status, []).append(code)
+    return {str(status): error_response(by_status[status]) for status in sorted(by_status)}
+
+
+def codes_of(*statuses: int) -> set[str]:
+    """Every code of these statuses (for a route that can give each of them)."""
+    return {code for code, error in ERRORS.items() if error.status in statuses}
 
 
 def json_response(description: str, schema: dict) -> dict:
@@ -257,7 +297,9 @@ def upload_schemas(max_batch: int) -> dict[str, dict]:
             "required": ["image"],
             "properties": {
                 "image": {
-                    "oneOf": [schema_ref("ImageFile"), schema_ref("ImageString")],
+                    # anyOf, not oneOf: both are strings (format and contentMediaType only annotate), so every value
+                    # is valid under both, and oneOf would refuse them all
+                    "anyOf": [schema_ref("ImageFile"), schema_ref("ImageString")],
                     "description": "The image file, or a text field with base64 or a data URL.",
                 }
             },
@@ -310,19 +352,22 @@ def operation(
     responses: dict,
     protected: bool,
     keys_required: bool,
+    errors: set[str] | None = None,
     extra_parameters: list[dict] | None = None,
     **extra: Any,
 ) -> dict:
-    """One operation, named for generated clients, with the request id parameter, its errors and, when keys are
-    required, the bearer scheme."""
-    errors = ["401", "404", "405", "500"] if protected and keys_required else ["404", "405", "500"]
+    """One operation, named for generated clients, with the request id parameter and, when keys are required, the
+    bearer scheme; its errors are the route's own (`errors`), routing's, 401 when it needs a key, and the worker's."""
+    codes = {*(errors or ()), *ROUTING_CODES, *WORKER_CODES}
+    if protected and keys_required:
+        codes.add("unauthorized")
     described = {
         "operationId": operation_id,
         "tags": [tag],
         "summary": summary,
         "description": description,
         "parameters": [{"$ref": "#/components/parameters/RequestId"}, *(extra_parameters or [])],
-        "responses": {**responses, **{status: error_response(status) for status in errors}},
+        "responses": {**responses, **error_responses(codes)},
         **extra,
     }
     if protected and keys_required:
@@ -363,10 +408,8 @@ def recognition_paths(settings: Mapping[str, Any], keys_required: bool) -> dict[
         settings["MAX_DECODED_BYTES"],
         settings["MAX_REQUEST_PIXELS"],
     )
-    number_errors = {status: error_response(status) for status in ("400", "408", "413", "415", "422")}
-    number_errors["503"] = error_response("503", ["overloaded"])
-    number_errors["503"]["headers"]["Retry-After"] = RETRY_AFTER_HEADER
-    digit_errors = {**number_errors, "422": error_response("422", ["no_digit"])}
+    digit_errors = codes_of(400, 408, 413, 415) | {"no_digit", "overloaded"}
+    number_errors = digit_errors | {"too_many_marks"}
     return {
         "/recognize.json": {
             "post": operation(
@@ -384,10 +427,10 @@ def recognition_paths(settings: Mapping[str, Any], keys_required: bool) -> dict[
                         "The reading (or, for a batch, one reading or error per image, in order).",
                         {"oneOf": [schema_ref("Prediction"), schema_ref("BatchResult")]},
                     ),
-                    **digit_errors,
                 },
                 protected=True,
                 keys_required=keys_required,
+                errors=digit_errors,
                 extra_parameters=[INCLUDE_PARAMETER],
                 requestBody=upload_body(),
             ),
@@ -407,10 +450,10 @@ def recognition_paths(settings: Mapping[str, Any], keys_required: bool) -> dict[
                         "The number (or, for a batch, one number or error per image, in order).",
                         {"oneOf": [schema_ref("Number"), schema_ref("NumberBatchResult")]},
                     ),
-                    **number_errors,
                 },
                 protected=True,
                 keys_required=keys_required,
+                errors=number_errors,
                 extra_parameters=[INCLUDE_PARAMETER],
                 requestBody=upload_body(),
             ),
@@ -446,16 +489,10 @@ def service_paths(keys_required: bool) -> dict[str, dict]:
                         "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    "503": {
-                        **error_response("503", ["metrics_unavailable"]),
-                        "headers": {
-                            "X-Request-ID": {"$ref": "#/components/headers/RequestId"},
-                            "Retry-After": RETRY_AFTER_HEADER,
-                        },
-                    },
                 },
                 protected=True,
                 keys_required=keys_required,
+                errors={"metrics_unavailable"},
             )
         },
         "/": {
@@ -532,8 +569,12 @@ def debug_paths(keys_required: bool) -> dict[str, dict]:
                 {},
                 protected=True,
                 keys_required=keys_required,
+                errors=upload_errors,
             )
-            for method, operation_id in (("get", "raiseDebugError"), ("post", "raiseDebugErrorAfterUpload"))
+            for method, operation_id, upload_errors in (
+                ("get", "raiseDebugError", set()),
+                ("post", "raiseDebugErrorAfterUpload", codes_of(400, 408, 413, 415)),  # reading the upload can fail
+            )
         },
         "/_debug/sleep": {
             "get": operation(
@@ -552,10 +593,10 @@ def debug_paths(keys_required: bool) -> dict[str, dict]:
                             "properties": {"slept": {"type": "number"}},
                         },
                     ),
-                    **{status: error_response(status) for status in ("400", "504")},
                 },
                 protected=True,
                 keys_required=keys_required,
+                errors={"bad_request", "worker_timeout"},
                 extra_parameters=[
                     {
                         "name": "seconds",

@@ -10,7 +10,6 @@ tests. Each value is checked at start:
 """
 
 import functools
-import math
 import os
 import re
 import sys
@@ -28,6 +27,7 @@ from model.limits import (
     DEFAULT_MAX_READ_PIXELS,
     DEFAULT_MAX_REQUEST_PIXELS,
 )
+from model.machine import CGROUP, core_count, memory_limit  # gunicorn.conf.py imports the two from here
 
 # Seconds a connection has to deliver its request (head and body): REQUEST_READ_TIMEOUT's default.
 DEFAULT_READ_TIMEOUT = 10.0
@@ -57,10 +57,6 @@ WORKER_RESTING_BYTES = MappingProxyType({"litert": 115 * 2**20, "keras": 600 * 2
 REQUEST_PEAK_BYTES = 110 * 2**20
 # The most workers WEB_CONCURRENCY may ask for.
 MOST_WORKERS = 32
-# The container's limits: cgroup v2 files at this root, cgroup v1 files in its controllers' folders.
-CGROUP = Path("/sys/fs/cgroup")
-# A cgroup v1 memory limit above this means none (the kernel then writes about 8 EiB; Heroku's buildpack reads it so).
-NO_MEMORY_LIMIT = 2**40
 
 
 class SettingError(ValueError):
@@ -86,9 +82,9 @@ class Setting:
         """The key of app.config that holds this setting's value."""
         return self.key or self.name
 
+    # The default also stands for a value a platform set (`set_by_platform`), as if the variable were unset.
     def read(self, environ: Mapping[str, str]) -> Any:
-        """The value from the environment, or the default (also for a value a platform set); SettingError for a value
-        that is not allowed."""
+        """The value from the environment, or the default; SettingError for a value that is not allowed."""
         if self.name not in environ or (self.set_by_platform is not None and self.set_by_platform(environ)):
             return self.default(environ) if callable(self.default) else self.default
         text = environ[self.name]
@@ -173,49 +169,13 @@ def plain_text(text: str) -> str:
     return text
 
 
+# Which of the two files must be there depends on MODEL_RUNTIME: read_settings checks that one (served_file), so that a
+# slug without the .keras files (.slugignore) serves with LiteRT.
 def model_file(text: str) -> str:
-    """A model's .keras path where a runtime's file lies: the .keras itself or its TensorFlow Lite export beside it.
-
-    Which of the two must be there depends on MODEL_RUNTIME: read_settings checks that one (served_file), so that a
-    slug without the .keras files (.slugignore) serves with LiteRT.
-    """
+    """A model's .keras path where a runtime's file lies: the .keras itself or its TensorFlow Lite export beside it."""
     if not Path(text).is_file() and not tflite_path_for(text).is_file():
         raise ValueError(text)
     return text
-
-
-def memory_limit(cgroup: Path = CGROUP) -> int:
-    """Bytes this container may use: its cgroup's memory limit (v2, else v1), never more than the machine has."""
-    try:
-        machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):  # not told on this system
-        machine = NO_MEMORY_LIMIT
-    for path in (cgroup / "memory.max", cgroup / "memory" / "memory.limit_in_bytes"):
-        try:
-            text = path.read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < NO_MEMORY_LIMIT:
-            return min(int(text), machine)
-    return machine
-
-
-def core_count(cgroup: Path = CGROUP) -> int:
-    """CPU cores this process may use: those it may run on (as `nproc` counts), fewer under a cgroup CPU quota."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    v1 = cgroup / "cpu"
-    quotas = (
-        lambda: (cgroup / "cpu.max").read_text().split(),  # v2: "<quota> <period>", or "max <period>"
-        lambda: [(v1 / "cpu.cfs_quota_us").read_text(), (v1 / "cpu.cfs_period_us").read_text()],  # v1: -1 for none
-    )
-    for read in quotas:
-        try:
-            quota, period = (int(field) for field in read())
-        except (OSError, ValueError):  # absent, or no quota
-            continue
-        if quota > 0 and period > 0:
-            return max(1, min(cores, math.ceil(quota / period)))
-    return max(1, cores)
 
 
 def fitting_workers(environ: Mapping[str, str], cgroup: Path = CGROUP) -> int:
@@ -229,9 +189,10 @@ def fitting_workers(environ: Mapping[str, str], cgroup: Path = CGROUP) -> int:
     return max(1, min(core_count(cgroup), by_memory, MOST_WORKERS))
 
 
+# Heroku's buildpacks write their name (e.g. heroku/python) into WEB_CONCURRENCY_SET_BY beside the value they chose for
+# the dyno; an operator's WEB_CONCURRENCY has no such mark.
 def concurrency_set_by(environ: Mapping[str, str]) -> str:
-    """Who set WEB_CONCURRENCY when a buildpack did, not the operator: its WEB_CONCURRENCY_SET_BY (Heroku's buildpacks
-    write their name there, e.g. heroku/python, beside the value they chose for the dyno); "" otherwise."""
+    """Who set WEB_CONCURRENCY when a buildpack did, not the operator (its WEB_CONCURRENCY_SET_BY); "" otherwise."""
     return environ.get("WEB_CONCURRENCY_SET_BY", "").strip() if "WEB_CONCURRENCY" in environ else ""
 
 

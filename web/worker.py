@@ -24,7 +24,10 @@
   shape (web/errors.py) instead of gunicorn's HTML pages.
 - gunicorn's hard time limit (--timeout): when the master aborts a worker stuck in a request,
   the client gets a JSON 504 worker_timeout, the metric digits_worker_timeouts_total counts it
-  and one log line names the request and its duration.
+  and an ERROR line names the request and its duration.
+- Logs: every answer the worker writes itself gets the request's one logfmt line, as the app's
+  (web/logs.py `log_request`), with its error code: the method and path only where they were
+  read and checked, never the client's other text nor a parser's complaint (which quotes it).
 - Exit (SIGTERM on a deploy or restart, the time limit, max requests): the request in flight
   is finished; then every parked connection and, on shutdown, every connection still waiting
   in the accept queue is answered 503 overloaded with Retry-After (the service is restarting),
@@ -37,6 +40,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from gunicorn.http.body import Body, ChunkedReader
 from gunicorn.http.errors import (
@@ -61,8 +65,9 @@ from gunicorn.http.errors import (
 )
 from gunicorn.workers.sync import SyncWorker
 
-from web.access import request_id
-from web.errors import RETRY_AFTER_SECONDS, raw_error_response
+from web.access import request_id, request_id_from
+from web.errors import RETRY_AFTER_SECONDS, raw_error_response, status_of
+from web.logs import log_request, log_value
 from web.settings import DEFAULT_READ_TIMEOUT, current_settings
 
 # How long a worker waits for a new connection's request before parking it as a slow client.
@@ -92,8 +97,8 @@ FAREWELL_MAX_BYTES = 1024 * 1024
 EXIT_MARGIN = 1.0
 # Connections taken from the accept queue in one pass on the way out (the pass repeats while time is left).
 MAX_DRAIN_PASS = 1024
-# Characters of a client's text (a path, a parser's complaint) written into one log line at most.
-MAX_LOGGED_TEXT = 200
+# What a request's log line says of a method or path that was not read (or did not read cleanly).
+NOT_READ = "-"
 HEAD_END = b"\r\n\r\n"
 CRLF = b"\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -101,6 +106,10 @@ CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*(?=\r\n)", re
 # Chunked when the last coding of a Transfer-Encoding field is chunked (else gunicorn refuses the head).
 CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*\bchunked[ \t]*(?=\r\n)", re.IGNORECASE)
 EXPECT_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
+# A request line as the log takes it from bytes gunicorn has not parsed: a method of capitals and an origin-form
+# target of visible ASCII (RFC 9112 section 3), else neither is logged.
+REQUEST_LINE = re.compile(rb"([A-Z]{3,20}) (/[!-~]*) HTTP/1\.[01]\r\n")
+X_REQUEST_ID = re.compile(rb"\r\nx-request-id:[ \t]*([!-~]*?)[ \t]*(?=\r\n)", re.IGNORECASE)
 # RFC 9112 section 7.1: chunk-size = 1*HEXDIG; chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ),
 # the name a token, the value a token or a quoted-string (RFC 9110 section 5.6).
 HEX_SIZE = re.compile(rb"[0-9A-Fa-f]+")
@@ -193,10 +202,26 @@ def waiting_per_worker() -> float | None:
     return None if waiting is None else waiting / _workers
 
 
-def printable(text: str, limit: int = MAX_LOGGED_TEXT) -> str:
-    """A client's text made safe for one log line: control and non-ASCII characters escaped, and cut at `limit`."""
-    escaped = text.encode("unicode_escape").decode("ascii")
-    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
+def logged_path(target: str | None) -> str:
+    """A request's path as the app logs it (percent-decoded, without query or fragment); NOT_READ without one."""
+    path = (target or "").partition("?")[0].partition("#")[0]
+    return unquote(path, errors="replace") or NOT_READ
+
+
+def parsed_request(req) -> tuple[str, str]:
+    """The method and path of a request gunicorn's parser read and checked; NOT_READ where it gave up before."""
+    if req is None or not getattr(req, "method", None):
+        return NOT_READ, NOT_READ
+    return req.method, logged_path(req.path)
+
+
+def read_request_line(received: bytes | bytearray) -> tuple[str, str, str | None]:
+    """The method, path and plain X-Request-ID of a request's first bytes where they read cleanly (NOT_READ, None)."""
+    line = REQUEST_LINE.match(received)
+    method, path = (NOT_READ, NOT_READ) if line is None else (line[1].decode(), logged_path(line[2].decode()))
+    head_end = received.find(HEAD_END)
+    ids = X_REQUEST_ID.findall(received[: head_end + 2] if head_end >= 0 else received)
+    return method, path, request_id_from(ids[0].decode()) if len(ids) == 1 else None
 
 
 def chunk_size(line: bytes) -> int | None:
@@ -451,6 +476,7 @@ class Arrival:
     progress: RequestProgress
     received: bytearray = field(default_factory=bytearray)
     continued: bool = False  # whether the worker has sent it `100 Continue`
+    accepted: float = field(default_factory=time.monotonic)
 
     def read_available(self) -> bool:
         """Read what has arrived without waiting; False once the client has closed its side or failed."""
@@ -492,17 +518,20 @@ class Farewell:
         return False
 
 
-def read_what_arrived(connection: socket.socket, limit: int) -> None:
-    """Read and drop up to `limit` bytes a client has sent, without waiting (unread bytes at close reset the answer)."""
-    read = 0
+def read_what_arrived(connection: socket.socket, limit: int) -> bytes:
+    """Read and drop up to `limit` bytes a client has sent, without waiting (unread bytes at close reset the answer);
+    the first piece read (the request's head, usually)."""
+    read, first = 0, b""
     while read < limit:
         try:
             data = connection.recv(READ_CHUNK)
         except OSError:  # nothing more now (BlockingIOError), or the client is gone
-            return
+            break
         if not data:
-            return
+            break
+        first = first or data
         read += len(data)
+    return first
 
 
 def new_request_id(headers: list[tuple[str, str]] | None = None) -> str:
@@ -525,7 +554,7 @@ class GuardedSyncWorker(SyncWorker):
         self.shutting_down = False  # SIGTERM, or the master is gone: the queued connections are answered too
         self.exit_requested_at: float | None = None
         self.timed_out = False  # the master aborted this worker for passing its time limit
-        self.request_started = time.monotonic()
+        self.request_started = self.request_accepted = time.monotonic()
         super().init_process()
 
     # --- taking requests in ---
@@ -580,27 +609,24 @@ class GuardedSyncWorker(SyncWorker):
             self.parked.remove(arrival)
         progress = arrival.progress
         if progress.error is not None:
-            self.log.warning(
-                "Invalid request from ip=%s: malformed chunked body (%s)", arrival.address[0], progress.error
-            )
-            self.refuse(arrival.connection, "bad_request", f"The chunked body is malformed: {progress.error}.")
+            message = f"The chunked body is malformed: {progress.error}."  # the worker's own words, no client text
+            answered = self.refuse(arrival.connection, "bad_request", message, None, arrival.received, arrival.accepted)
+            self.log.debug("Request %s refused: %s", answered, message)
             return
         if progress.chunks is not None and not progress.complete:
-            self.log.info(
-                "Request from ip=%s: chunked body cut short after %d bytes", arrival.address[0], progress.chunks.decoded
+            message = (
+                f"The request body did not arrive in full within {self.read_timeout:g} seconds "
+                f"({progress.chunks.decoded:,} bytes of a chunked body)."
             )
-            self.refuse(
-                arrival.connection,
-                "request_timeout",
-                (
-                    f"The request body did not arrive in full within {self.read_timeout:g} seconds "
-                    f"({progress.chunks.decoded:,} bytes of a chunked body)."
-                ),
+            answered = self.refuse(
+                arrival.connection, "request_timeout", message, None, arrival.received, arrival.accepted
             )
+            self.log.debug("Request %s refused: %s", answered, message)
             return
         arrival.connection.setblocking(True)
         guarded = DeadlineSocket.guard(arrival.connection, arrival.deadline, bytes(arrival.received), self.read_timeout)
         self.request_started = time.monotonic()
+        self.request_accepted = arrival.accepted
         self.handle(listener, guarded, arrival.address)
 
     def handle_request(self, listener, req, client, addr) -> None:
@@ -613,7 +639,8 @@ class GuardedSyncWorker(SyncWorker):
             super().handle_request(listener, req, client, addr)
         except StopIteration:  # the answer had begun when it failed: gunicorn closes the connection
             if self.timed_out:
-                self.note_timeout(req, "the answer was cut")
+                client_id = request_id_from(dict(req.headers).get("X-REQUEST-ID"))
+                self.note_timeout(req, "the answer was cut", client_id or NOT_READ)
             raise
 
     def wait(self, timeout: float) -> list:
@@ -647,20 +674,37 @@ class GuardedSyncWorker(SyncWorker):
 
     # --- answers the worker writes itself ---
 
-    def refuse(self, connection: socket.socket, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        """Answer a connection with an error in the API's shape, then close it gently, without waiting for it."""
-        answer = raw_error_response(code, message, {"X-Request-ID": new_request_id(), **(headers or {})})
+    def refuse(
+        self,
+        connection: socket.socket,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        received: bytes | bytearray = b"",
+        accepted: float | None = None,
+    ) -> str:
+        """Answer a connection with an error in the API's shape and log it, then close it gently, without waiting.
+
+        `received` is what the worker has read of the request (else what has arrived is read now), `accepted` when;
+        the request's id (the client's plain X-Request-ID, else a new one) is returned.
+        """
+        started = time.monotonic() if accepted is None else accepted
+        connection.setblocking(False)
+        arrived = read_what_arrived(connection, FAREWELL_MAX_BYTES)
+        method, path, client_id = read_request_line(received or arrived)
+        answered = client_id or request_id(None)
+        answer = raw_error_response(code, message, {"X-Request-ID": answered, **(headers or {})})
+        log_request(method, path, status_of(code), time.monotonic() - started, answered, f" code={code}")
         try:
-            connection.setblocking(False)
-            read_what_arrived(connection, FAREWELL_MAX_BYTES)
             connection.sendall(answer)  # a few hundred bytes into a send buffer that holds at most `100 Continue`
             connection.shutdown(socket.SHUT_WR)
         except OSError:  # the client is gone (or its window is shut): nothing to answer
             connection.close()
-            return
+            return answered
         self.farewells.append(Farewell(connection, time.monotonic() + FAREWELL_LINGER))
         if len(self.farewells) > MAX_FAREWELLS:
             self.farewells.pop(0).connection.close()
+        return answered
 
     def see_off(self, ready: list) -> None:
         """Read what the half-closed connections still receive; close those whose client closed or whose time is up."""
@@ -674,10 +718,11 @@ class GuardedSyncWorker(SyncWorker):
     def handle_error(self, req, client, addr, exc: BaseException) -> None:
         """Answer what gunicorn refuses, or a request that failed or passed the time limit, in the API's JSON shape.
 
-        gunicorn's own handle_error writes HTML pages; this logs the same (one line for a client's
-        error, the traceback for a failure) and writes the shared error shape instead.
+        gunicorn's own handle_error writes HTML pages and logs the parser's complaint, which quotes
+        the client; this writes the shared error shape and the request's one log line (web/logs.py),
+        with the traceback of a failure as an ERROR besides.
         """
-        addr = addr or ("", -1)  # a unix socket has no address
+        req = req or getattr(exc, "req", None)  # a bad header: the parser had read and checked the request line
         headers = {"X-Request-ID": new_request_id(getattr(req, "headers", None))}
         if isinstance(exc, SystemExit) and self.timed_out:
             code, message = (
@@ -688,21 +733,20 @@ class GuardedSyncWorker(SyncWorker):
         elif isinstance(exc, SystemExit):  # a quick shutdown (SIGINT, SIGQUIT) in the middle of a request
             code, message = "overloaded", f"The service is restarting; try again in {RETRY_AFTER_SECONDS} s."
             headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-            self.log.warning("Request stopped by a quick shutdown: answered 503")
+            self.log.debug("Request %s stopped by a quick shutdown", headers["X-Request-ID"])
         elif not isinstance(exc, ParseException) or isinstance(
             exc, (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem)
         ):
             code, message = "internal", "Something went wrong on our side; it has been logged."
-            self.log.exception(
-                "Error handling request %s %s",
-                printable(getattr(req, "method", "-") or "-"),
-                printable(getattr(req, "uri", "(no URI read)") or "-"),
-                exc_info=exc,
-            )
+            self.log.exception("Error handling request %s", headers["X-Request-ID"], exc_info=exc)
         else:
             code, message = next((code, message) for kinds, code, message in REFUSALS if isinstance(exc, kinds))
-            self.log.warning("Invalid request from ip=%s: %s", addr[0], printable(str(exc)))
+            # the class only: the parser's message quotes what the client sent
+            self.log.debug("Request %s refused by the parser: %s", headers["X-Request-ID"], type(exc).__name__)
         answer = raw_error_response(code, message, headers)
+        method, path = parsed_request(req)
+        elapsed = time.monotonic() - self.request_accepted
+        log_request(method, path, status_of(code), elapsed, headers["X-Request-ID"], f" code={code}")
         try:
             client.sendall(answer)
         except Exception:  # the client is gone
@@ -717,13 +761,14 @@ class GuardedSyncWorker(SyncWorker):
         self.notify()
         super().handle_abort(sig, frame)
 
-    def note_timeout(self, req, outcome: str, request_id: str = "-") -> None:
+    def note_timeout(self, req, outcome: str, request_id: str) -> None:
         """Log why the request ended (method, path, seconds) and count it in digits_worker_timeouts_total."""
         seconds = time.monotonic() - self.request_started
+        method, path = parsed_request(req)
         self.log.error(
             "Request %s %s passed the %s s time limit after %.1f s (request_id=%s): %s; the worker restarts",
-            printable(getattr(req, "method", None) or "-"),
-            printable(getattr(req, "path", None) or "-"),
+            log_value(method),
+            log_value(path),
             self.cfg.timeout,
             seconds,
             request_id,
@@ -772,7 +817,7 @@ class GuardedSyncWorker(SyncWorker):
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         parked, queued = len(self.parked), 0
         for arrival in self.parked:
-            self.refuse(arrival.connection, "overloaded", message, retry)
+            self.refuse(arrival.connection, "overloaded", message, retry, arrival.received, arrival.accepted)
         self.parked = []
         ends = time.monotonic() + FAREWELL_LINGER
         if self.exit_requested_at is not None:
