@@ -38,8 +38,8 @@ bind = [f"0.0.0.0:{current_settings()['PORT']}"]
 workers = current_settings()["WEB_CONCURRENCY"]
 threads = current_settings()["WEB_THREADS"]
 # Sync workers with a read deadline per connection and a view of the accept queue (web/worker.py); gthread workers when
-# WEB_THREADS asks for threads.
-worker_class = "web.worker.GuardedSyncWorker" if threads <= 1 else "gthread"
+# WEB_THREADS asks for threads, which answer refusals in the same JSON shape and log line, without the slow-client guards.
+worker_class = "web.worker.GuardedSyncWorker" if threads <= 1 else "web.worker.GuardedThreadWorker"
 errorlog = "-"
 
 

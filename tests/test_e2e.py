@@ -1,6 +1,7 @@
 """End to end: the Procfile's gunicorn on a free port, real files over real HTTP, real Sentry SDK."""
 
 import base64
+import json
 import os
 import re
 import signal
@@ -252,9 +253,23 @@ def test_threaded_workers_with_micro_batching_answer_concurrent_clients(tmp_path
 
     with start_service(tmp_path / "threads.log", environment) as running, ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(post, range(64)))
-        assert "Using worker: gthread" in running.log.read_text()
+        assert "Using worker: web.worker.GuardedThreadWorker" in running.log.read_text()
+        # what gunicorn's parser refuses: a JSON answer (not gunicorn's HTML page) and one log line without the client's text
+        port = int(running.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(b"bad-client-token / HTTP/1.1\r\nHost: x\r\nX-Request-ID: threadrefusal1\r\n\r\n")
+            refused = b""
+            while chunk := connection.recv(65536):
+                refused += chunk
+        time.sleep(0.5)  # the worker's line reaches the log file
+        log = running.log.read_text()
     assert [answer.status_code for answer in answers] == [200] * 64
     assert [answer.json()["digit"] for answer in answers] == [index % 10 for index in range(64)]
+    head, _, body = refused.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"application/json" in head
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    assert "bad-client-token" not in log
+    assert len([line for line in log.splitlines() if "status=400" in line and "code=bad_request" in line]) == 1
 
 
 def test_each_request_is_logged_in_one_line(service):

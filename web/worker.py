@@ -34,6 +34,7 @@
   and closed without a reset, before the worker exits.
 """
 
+import logging
 import re
 import select
 import socket
@@ -63,6 +64,7 @@ from gunicorn.http.errors import (
     ParseException,
     UnsupportedTransferCoding,
 )
+from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from web.access import request_id, request_id_from
@@ -534,6 +536,30 @@ def read_what_arrived(connection: socket.socket, limit: int) -> bytes:
     return first
 
 
+def refused_or_failed(log: logging.Logger, exc: BaseException, request_id: str) -> tuple[str, str]:
+    """The error code and message for what gunicorn's parser refused (REFUSALS), or `internal` for a failure (logged)."""
+    if not isinstance(exc, ParseException) or isinstance(
+        exc, (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem)
+    ):
+        log.exception("Error handling request %s", request_id, exc_info=exc)
+        return "internal", "Something went wrong on our side; it has been logged."
+    # the class only: the parser's message quotes what the client sent
+    log.debug("Request %s refused by the parser: %s", request_id, type(exc).__name__)
+    return next((code, message) for kinds, code, message in REFUSALS if isinstance(exc, kinds))
+
+
+def answer_error(
+    log: logging.Logger, client: socket.socket, req, code: str, message: str, headers: dict, seconds: float
+) -> None:
+    """Write an error answer in the API's JSON shape to the socket, and the request's one log line (web/logs.py)."""
+    method, path = parsed_request(req)
+    log_request(method, path, status_of(code), seconds, headers["X-Request-ID"], f" code={code}")
+    try:
+        client.sendall(raw_error_response(code, message, headers))
+    except Exception:  # the client is gone
+        log.debug("Failed to send error message.")
+
+
 def new_request_id(headers: list[tuple[str, str]] | None = None) -> str:
     """The client's X-Request-ID if it sent a plain one, else a new id (as the app names requests)."""
     return request_id(dict(headers or ()).get("X-REQUEST-ID"))
@@ -734,23 +760,9 @@ class GuardedSyncWorker(SyncWorker):
             code, message = "overloaded", f"The service is restarting; try again in {RETRY_AFTER_SECONDS} s."
             headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
             self.log.debug("Request %s stopped by a quick shutdown", headers["X-Request-ID"])
-        elif not isinstance(exc, ParseException) or isinstance(
-            exc, (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem)
-        ):
-            code, message = "internal", "Something went wrong on our side; it has been logged."
-            self.log.exception("Error handling request %s", headers["X-Request-ID"], exc_info=exc)
         else:
-            code, message = next((code, message) for kinds, code, message in REFUSALS if isinstance(exc, kinds))
-            # the class only: the parser's message quotes what the client sent
-            self.log.debug("Request %s refused by the parser: %s", headers["X-Request-ID"], type(exc).__name__)
-        answer = raw_error_response(code, message, headers)
-        method, path = parsed_request(req)
-        elapsed = time.monotonic() - self.request_accepted
-        log_request(method, path, status_of(code), elapsed, headers["X-Request-ID"], f" code={code}")
-        try:
-            client.sendall(answer)
-        except Exception:  # the client is gone
-            self.log.debug("Failed to send error message.")
+            code, message = refused_or_failed(self.log, exc, headers["X-Request-ID"])
+        answer_error(self.log, client, req, code, message, headers, time.monotonic() - self.request_accepted)
 
     # --- the hard time limit ---
 
@@ -847,3 +859,19 @@ class GuardedSyncWorker(SyncWorker):
         self.farewells = []
         if parked or queued:
             self.log.info("Worker exiting: answered 503 to %d parked and %d queued connections", parked, queued)
+
+
+class GuardedThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker (WEB_THREADS > 1) answering what it refuses or fails on in the API's JSON shape.
+
+    gunicorn's own handle_error writes an HTML page and logs the parser's complaint, which quotes the client; this
+    writes the shared error shape and the request's one log line, as the sync worker does. (The slow-client guards,
+    the read deadline and the 504 on the time limit are the sync worker's: gthread has its own keep-alive handling.)
+    """
+
+    def handle_error(self, req, client, addr, exc: BaseException) -> None:
+        """Answer a refusal or a failure in the API's JSON shape, with one log line and no client text."""
+        req = req or getattr(exc, "req", None)  # a bad header: the parser had read and checked the request line
+        headers = {"X-Request-ID": new_request_id(getattr(req, "headers", None))}
+        code, message = refused_or_failed(self.log, exc, headers["X-Request-ID"])
+        answer_error(self.log, client, req, code, message, headers, 0.0)  # gthread keeps no accept time
