@@ -16,15 +16,9 @@ import tempfile
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
+from model.machine import core_count, memory_limit
 from web.logs import log_value
-from web.settings import (
-    REQUEST_TIME_LIMIT,
-    concurrency_set_by,
-    core_count,
-    current_settings,
-    fitting_workers,
-    memory_limit,
-)
+from web.settings import REQUEST_TIME_LIMIT, concurrency_set_by, current_settings, fitting_workers
 
 # Heroku's router gives up on a request after 30 s: a worker busy longer than this is aborted (its client gets a JSON
 # 504, web/worker.py). The budgets keep every answer far below it; this is the last line.

@@ -73,6 +73,15 @@ def core_count(cgroup: Path = CGROUP, membership: Path = MEMBERSHIP) -> int:
     return max(1, cores)
 
 
+def processes_that_fit(
+    process_bytes: int, parent_bytes: int, cgroup: Path = CGROUP, membership: Path = MEMBERSHIP
+) -> int:
+    """How many processes of `process_bytes` to run beside a parent of `parent_bytes`: one per core, as memory allows, at
+    least one."""
+    by_memory = (memory_limit(cgroup, membership) - parent_bytes) // process_bytes
+    return max(1, min(core_count(cgroup, membership), by_memory))
+
+
 def _cpu_quotas(cgroup: Path, own: dict[str, str]) -> Iterator[tuple[int, int]]:
     """(quota, period) in microseconds of each of the process's cgroups that sets both (v2 cpu.max, v1 cpu.cfs_*)."""
     for folder in cgroup_folders(cgroup, own.get("", "/")):

@@ -38,7 +38,7 @@ from model.classifier import Classifier
 from model.decoding import READABLE_FORMATS
 from model.errors import ImageTooLargeError, RecognitionError, error_answer
 from model.limits import DEFAULT_LIMITS, NumberLimits
-from model.machine import CGROUP, MEMBERSHIP, core_count, memory_limit
+from model.machine import CGROUP, MEMBERSHIP, processes_that_fit
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ class NetworksUnavailable(RuntimeError):
 
 def default_workers(cgroup: Path = CGROUP, membership: Path = MEMBERSHIP) -> int:
     """--workers' default: one process per core this process may use, as many as its memory limit holds, at least 1."""
-    by_memory = (memory_limit(cgroup, membership) - PARENT_BYTES) // READER_BYTES
-    return max(1, min(core_count(cgroup, membership), by_memory))
+    return processes_that_fit(READER_BYTES, PARENT_BYTES, cgroup, membership)
 
 
 def image_suffixes() -> frozenset[str]:

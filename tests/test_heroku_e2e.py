@@ -16,7 +16,8 @@ import requests
 
 from bench.service import PROJECT_ROOT, start_service, worker_pids
 from bench.slug_size import SLUGIGNORE, copy_slug, ignore_patterns, ignored
-from web.settings import SETTING, core_count, fitting_workers, read_settings
+from model.machine import core_count
+from web.settings import SETTING, fitting_workers, read_settings
 
 # The Pythons Heroku's buildpacks support (devcenter.heroku.com/articles/python-support), as of 2026.
 HEROKU_PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")

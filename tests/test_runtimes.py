@@ -17,6 +17,13 @@ def litert_classifier():
     return Classifier.load(runtime="litert")
 
 
+def run_python(program: str, environment: dict[str, str] | None = None) -> str:
+    """What a Python program prints, run in a fresh interpreter from the project's folder (as the service starts)."""
+    return subprocess.run(
+        [sys.executable, "-c", program], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True
+    ).stdout
+
+
 @pytest.mark.needs_tensorflow
 def test_both_runtimes_agree_on_every_mnist_test_image(keras_classifier, litert_classifier, mnist):
     images = mnist["x_test"] / 255.0
@@ -52,9 +59,7 @@ def test_the_litert_runtime_never_imports_tensorflow():
         "classifier = Classifier.load(runtime='litert'); "
         "print(classifier.raw_probabilities(__import__('numpy').zeros((2, 28, 28))).shape, 'tensorflow' in sys.modules)"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    output = run_python(program)
     assert output.strip() == "(2, 10) False"
 
 
@@ -74,9 +79,7 @@ def test_the_service_runs_on_requirements_txt_alone_and_never_loads_training_cod
         "number = client.post('/recognize/number.json', data=open('examples/number.png', 'rb').read(), content_type='image/png')\n"
         "print(answer.status_code, answer.get_json()['digit'], number.status_code)\n"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", program], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    output = run_python(program)
     assert output.strip() == "200 3 200"
 
 
@@ -102,9 +105,7 @@ def test_the_service_keeps_numpy_to_one_thread_per_worker():
         "print(len(os.listdir('/proc/self/task')))\n"
     )
     environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
-    output = subprocess.run(
-        [sys.executable, "-c", program], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True
-    ).stdout
+    output = run_python(program, environment)
     assert output.strip() == "1"
 
 

@@ -6,18 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from model.machine import core_count, memory_limit
 from tests.helpers import PROJECT_ROOT, cgroup
 from web.errors import ERRORS
-from web.settings import (
-    SETTINGS,
-    SettingError,
-    core_count,
-    current_settings,
-    fitting_workers,
-    main,
-    memory_limit,
-    read_settings,
-)
+from web.settings import SETTINGS, SettingError, current_settings, fitting_workers, main, read_settings
 
 MB = 2**20
 

@@ -8,7 +8,7 @@ import pytest
 from model.classifier import Classifier
 from training import digits as digit_training
 from training import evaluate as evaluation
-from training.data import file_sha256, load_mnist
+from training.data import Dataset, file_sha256, load_mnist
 
 pytestmark = [pytest.mark.slow, pytest.mark.training, pytest.mark.needs_tensorflow]
 
@@ -27,6 +27,18 @@ def synthetic_mnist(path, per_class: int = 30, seed: int = 0) -> None:
     x_train, y_train = make(per_class)
     x_test, y_test = make(5)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def mnist_sample(mnist, train_count: int):
+    """The first `train_count` MNIST training digits and 10 test digits, as the training commands load a data set."""
+    return Dataset(
+        mnist["x_train"][:train_count],
+        mnist["y_train"][:train_count],
+        mnist["x_test"][:10],
+        mnist["y_test"][:10],
+        "mnist.npz",
+        "0" * 64,
+    )
 
 
 @pytest.fixture
@@ -161,16 +173,8 @@ def test_calibration_fits_a_temperature_into_the_card_and_the_classifier_uses_it
 
 def test_a_tiny_detector_training_run_saves_a_detector_the_classifier_loads(tmp_path, mnist):
     from training import detector
-    from training.data import Dataset
 
-    dataset = Dataset(
-        mnist["x_train"][:400],
-        mnist["y_train"][:400],
-        mnist["x_test"][:10],
-        mnist["y_test"][:10],
-        "mnist.npz",
-        "0" * 64,
-    )
+    dataset = mnist_sample(mnist, 400)
     output = tmp_path / "digitness.keras"
     card = detector.train(
         dataset,
@@ -201,7 +205,7 @@ def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever
     import importlib
 
     from training import harness
-    from training.data import Dataset, reader_split
+    from training.data import reader_split
 
     module = importlib.import_module(f"training.{command}")
     splits = []
@@ -210,14 +214,7 @@ def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever
         splits.append((validation_size, seed))
         raise StopBeforeTraining
 
-    dataset = Dataset(
-        mnist["x_train"][:100],
-        mnist["y_train"][:100],
-        mnist["x_test"][:10],
-        mnist["y_test"][:10],
-        "mnist.npz",
-        "0" * 64,
-    )
+    dataset = mnist_sample(mnist, 100)
     monkeypatch.setattr(harness, "load_mnist", lambda path: dataset)
     monkeypatch.setattr(harness, "held_out_split", held_out_split)
     with pytest.raises(StopBeforeTraining):
@@ -229,16 +226,8 @@ def test_the_other_networks_hold_out_the_digit_models_validation_digits_whatever
 def tiny_wholeness(tmp_path_factory, mnist):
     """A tiny two-seed wholeness training run, made once for the tests below: its dataset, network file and card."""
     from training import wholeness
-    from training.data import Dataset
 
-    dataset = Dataset(
-        mnist["x_train"][:600],
-        mnist["y_train"][:600],
-        mnist["x_test"][:10],
-        mnist["y_test"][:10],
-        "mnist.npz",
-        "0" * 64,
-    )
+    dataset = mnist_sample(mnist, 600)
     output = tmp_path_factory.mktemp("wholeness") / "wholeness.keras"
     card = wholeness.train(dataset, output, numbers=12, epochs=1, validation_size=100, seeds=(1, 2), verbose=0)
     return dataset, output, card
@@ -288,17 +277,9 @@ def test_a_tiny_line_reader_training_run_saves_a_network_the_splitter_uses(tmp_p
     from model.decoding import encode_png
     from model.number_reader import LINE_PICTURE_SHAPE
     from training import line_reader
-    from training.data import Dataset
     from training.numbers import number_set
 
-    dataset = Dataset(
-        mnist["x_train"][:600],
-        mnist["y_train"][:600],
-        mnist["x_test"][:10],
-        mnist["y_test"][:10],
-        "mnist.npz",
-        "0" * 64,
-    )
+    dataset = mnist_sample(mnist, 600)
     output = tmp_path / "lines.keras"
     card = line_reader.train(dataset, output, numbers=30, epochs=1, validation_size=100, verbose=0)
     assert output.exists() and output.with_suffix(".tflite").exists()

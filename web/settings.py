@@ -27,7 +27,7 @@ from model.limits import (
     DEFAULT_MAX_READ_PIXELS,
     DEFAULT_MAX_REQUEST_PIXELS,
 )
-from model.machine import CGROUP, core_count, memory_limit  # gunicorn.conf.py imports the two from here
+from model.machine import CGROUP, processes_that_fit
 
 # Seconds a connection has to deliver its request (head and body): REQUEST_READ_TIMEOUT's default.
 DEFAULT_READ_TIMEOUT = 10.0
@@ -185,8 +185,7 @@ def fitting_workers(environ: Mapping[str, str], cgroup: Path = CGROUP) -> int:
     except SettingError:  # read_settings names the bad value itself
         runtime, threads = "litert", 1
     worker = WORKER_RESTING_BYTES[runtime] + threads * REQUEST_PEAK_BYTES
-    by_memory = (memory_limit(cgroup) - MASTER_BYTES) // worker
-    return max(1, min(core_count(cgroup), by_memory, MOST_WORKERS))
+    return min(processes_that_fit(worker, MASTER_BYTES, cgroup), MOST_WORKERS)
 
 
 # Heroku's buildpacks write their name (e.g. heroku/python) into WEB_CONCURRENCY_SET_BY beside the value they chose for
