@@ -4,8 +4,10 @@ import json
 import logging
 import re
 import sys
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:  # gunicorn's master imports this module (gunicorn.conf.py) and need not load Flask
+    from flask import Flask
 
 # The service's own log lines (Sentry, unhandled errors) and its one line per request.
 logger = logging.getLogger("digit_recognition")
@@ -16,7 +18,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PLAIN_LOG_VALUE = re.compile(r"^[\w./:@%+-]*$")
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: "Flask") -> None:
     """Log to stderr in LOG_FORMAT unless logging is set up already, at the app's LOG_LEVEL."""
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, format=LOG_FORMAT)
